@@ -1,0 +1,43 @@
+"""The FastAPI application: routers, envelope error handling, body limit, OpenAPI at /v1/openapi.json."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from hookline import __version__
+from hookline.api.envelope import ok
+from hookline.api.errors import install_error_handlers
+from hookline.api.limits import BodyLimitMiddleware
+from hookline.api.routes import event_types, events, tenants, webhooks
+from hookline.api.services import Services
+
+DESCRIPTION = """Self-hosted webhook delivery. Every answer uses one envelope:
+`{"status": true, "code": 200, "message": "...", "data": {...}}`, or for errors
+`{"status": false, "code": 400, "message": "Bad request", "error": "URL must be HTTPS"}`.
+Authenticate with `Authorization: Bearer <key>`: the operator's admin key, or a tenant's API key."""
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="hookline",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        redirect_slashes=False,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
+    for module in (tenants, webhooks, event_types, events):
+        app.include_router(module.router)
+
+    @app.get("/health", tags=["operations"], summary="Liveness and database check")
+    async def health() -> Response:
+        async with services.store.read() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+        return ok({"version": __version__, "database": "ok"}, "hookline is healthy")
+
+    return app

@@ -1,0 +1,63 @@
+"""Who is calling: the operator (admin key) or one tenant (tenant key); and which tenant a call acts on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from hookline.api.envelope import ApiError
+from hookline.api.services import Services, get_services
+from hookline.store.tenants import get_tenant, tenant_for_key
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str | None  # None: the admin key
+
+    @property
+    def is_admin(self) -> bool:
+        return self.tenant_id is None
+
+
+async def authenticate(request: Request, services: Annotated[Services, Depends(get_services)]) -> Principal:
+    header = request.headers.get("authorization", "").strip()
+    if not header:
+        raise ApiError(401, "missing Authorization header (send 'Authorization: Bearer <key>')", _CHALLENGE)
+    scheme, _, rest = header.partition(" ")
+    token = rest.strip() if scheme.lower() == "bearer" else header
+    if services.is_admin_key(token):
+        return Principal(None)
+    async with services.store.read() as conn:
+        tenant_id = await tenant_for_key(conn, token)
+    if tenant_id is None:
+        raise ApiError(401, "invalid or revoked API key", _CHALLENGE)
+    return Principal(tenant_id)
+
+
+def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    if not principal.is_admin:
+        raise ApiError(403, "this operation needs the admin key")
+    return principal
+
+
+async def resolve_tenant(services: Services, principal: Principal, requested: str | None) -> str:
+    """The tenant a call acts on. Tenant keys act on their own tenant; the admin key names one."""
+    if principal.tenant_id is not None:
+        if requested and requested != principal.tenant_id:
+            raise ApiError(403, "a tenant key can only act on its own tenant")
+        return principal.tenant_id
+    if not requested:
+        raise ApiError(400, "tenant_id is required when using the admin key")
+    async with services.store.read() as conn:
+        if await get_tenant(conn, requested) is None:
+            raise ApiError(404, f"tenant '{requested}' not found")
+    return requested
+
+
+Authenticated = Annotated[Principal, Depends(authenticate)]
+Admin = Annotated[Principal, Depends(require_admin)]
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -1,0 +1,97 @@
+"""Every failure becomes an error envelope with a specific message: never a stack trace, never a
+pydantic dump."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from hookline.api.envelope import ApiError, error
+
+log = structlog.get_logger("hookline.api")
+
+
+def _field(loc: Sequence[Any]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += ("." if path else "") + str(part)
+    return path
+
+
+def describe_validation_error(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    where, loc = (err["loc"][0], err["loc"][1:]) if err.get("loc") else ("body", ())
+    field = _field(loc)
+    message = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
+    if kind == "json_invalid":
+        return "request body is not valid JSON"
+    if where == "body" and not field:
+        if kind == "missing":
+            return "request body is required"
+        return "request body must be a JSON object"
+    label = f"query parameter '{field}'" if where == "query" else f"'{field}'"
+    if where == "header":
+        label = f"header '{field}'"
+    if kind == "missing":
+        return f"{label} is required"
+    if kind == "extra_forbidden":
+        return f"unknown field '{field}'"
+    if kind == "value_error":
+        return message
+    return f"{label}: {message[:1].lower()}{message[1:]}"
+
+
+async def _api_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error(exc.code, exc.error, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        text = f"no such route: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        text = f"method {request.method} is not allowed on {request.url.path}"
+    else:
+        text = str(exc.detail)
+    return error(exc.status_code, text, dict(exc.headers) if exc.headers else None)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    content_type = request.headers.get("content-type", "")
+    if errors and errors[0].get("loc", ("",))[0] == "body" and "json" not in content_type:
+        return error(415, "Content-Type must be application/json")
+    return error(400, describe_validation_error(errors[0]) if errors else "invalid request")
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable", path=request.url.path, error=type(exc).__name__)
+    return error(503, "the database is unavailable; try again shortly", {"Retry-After": "5"})
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return await _database_unavailable(request, exc)
+    log.exception("unhandled error", path=request.url.path, method=request.method)
+    return error(500, "an unexpected error occurred; it has been logged")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(ConnectionError, _database_unavailable)
+    app.add_exception_handler(Exception, _unexpected)

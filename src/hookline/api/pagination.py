@@ -1,0 +1,44 @@
+"""Cursor pagination: ``?limit=50&cursor=...``; pages answer ``{"items": [...], "next_cursor": ...}``."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import Query
+
+from hookline.api.envelope import bad_request
+
+Limit = Annotated[int, Query(ge=1, le=250, description="page size")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+
+
+def encode_cursor(value: str | int) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except ValueError:
+        raise bad_request("query parameter 'cursor' is not a cursor this API returned") from None
+
+
+def decode_int_cursor(cursor: str | None) -> int | None:
+    value = decode_cursor(cursor)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise bad_request("query parameter 'cursor' is not a cursor this API returned")
+    return int(value)
+
+
+def page(items: list[Any], limit: int, last_key: str | int | None) -> dict[str, Any]:
+    """``items`` was fetched with ``limit + 1`` rows to learn whether another page exists."""
+    more = len(items) > limit
+    return {
+        "items": items[:limit],
+        "next_cursor": encode_cursor(last_key) if more and last_key is not None else None,
+    }

@@ -1,0 +1,86 @@
+"""/v1/event-types: the catalog endpoints subscribe to (shipped defaults plus custom types)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from jsonschema import SchemaError
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
+from starlette.responses import Response
+
+from hookline.api.auth import Admin, Authenticated, ServicesDep
+from hookline.api.envelope import ApiError, bad_request, not_found, ok
+from hookline.catalog import (
+    EVENT_NAME_PATTERN,
+    MAX_EVENT_NAME_LENGTH,
+    EventType,
+    first_schema_error,
+    suggest,
+    validator_for,
+)
+from hookline.store.event_types import insert_event_type
+
+router = APIRouter(prefix="/v1/event-types", tags=["event types"])
+
+
+class EventTypeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=EVENT_NAME_PATTERN, max_length=MAX_EVENT_NAME_LENGTH)
+    description: str = Field(default="", max_length=1000)
+    group: str = Field(default="", max_length=100)
+    schema_: dict[str, Any] = Field(default_factory=lambda: {"type": "object"}, alias="schema")
+    example: dict[str, Any] = Field(default_factory=dict)
+
+
+def event_type_view(t: EventType) -> dict[str, Any]:
+    return {
+        "name": t.name,
+        "description": t.description,
+        "group": t.group,
+        "source": t.source,
+        "schema": t.schema,
+        "example": t.example,
+    }
+
+
+@router.get("", summary="List event types")
+async def list_event_types(services: ServicesDep, _: Authenticated) -> Response:
+    items = [event_type_view(t) for t in await services.registry.all()]
+    return ok({"items": items, "next_cursor": None}, "Event types retrieved successfully")
+
+
+@router.get("/{name}", summary="Get an event type")
+async def get_event_type(name: str, services: ServicesDep, _: Authenticated) -> Response:
+    found = await services.registry.get(name)
+    if found is None:
+        hints = suggest(name, await services.registry.names())
+        hint = f" (did you mean {', '.join(repr(h) for h in hints)}?)" if hints else ""
+        raise not_found(f"unknown event type '{name}'{hint}")
+    return ok(event_type_view(found), "Event type retrieved successfully")
+
+
+@router.post("", status_code=201, summary="Add a custom event type (admin)")
+async def create_event_type(body: EventTypeCreate, services: ServicesDep, _: Admin) -> Response:
+    try:
+        validator_for(body.schema_)
+    except SchemaError as exc:
+        raise bad_request(f"'schema' is not a valid JSON Schema: {exc.message}") from None
+    if body.example and (problem := first_schema_error(body.schema_, body.example)):
+        raise bad_request(f"'example' does not match 'schema': {problem}")
+    event_type = EventType(
+        name=body.name,
+        description=body.description,
+        schema=body.schema_,
+        example=body.example,
+        group=body.group or body.name.split(".")[0],
+        source="custom",
+    )
+    try:
+        async with services.store.write() as conn:
+            await insert_event_type(conn, event_type, services.now())
+    except IntegrityError:
+        raise ApiError(409, f"event type '{body.name}' already exists") from None
+    services.registry.add(event_type)
+    return ok(event_type_view(event_type), "Event type created successfully", 201)

@@ -1,0 +1,136 @@
+"""/v1/events: the platform posts events; each is stored with its deliveries before we answer 202."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.responses import Response
+
+from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
+from hookline.api.envelope import bad_request, not_found, ok
+from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page
+from hookline.api.routes.webhooks import TenantQuery, _check_channels
+from hookline.catalog import first_schema_error, suggest
+from hookline.ids import new_id
+from hookline.store import events as store
+from hookline.store.events import Event
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+EVENT_ID = r"^[A-Za-z0-9_.:-]{1,200}$"
+
+
+class EventCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event: str = Field(min_length=1, max_length=100, description="the event type, e.g. message.received")
+    data: dict[str, Any]
+    id: str | None = Field(default=None, pattern=EVENT_ID, description="your id; repeated ids are ignored")
+    channels: list[str] | None = None
+    tenant_id: str | None = None
+
+    _channels = field_validator("channels")(_check_channels)
+
+
+def event_view(e: Event) -> dict[str, Any]:
+    body = e.body
+    return {
+        "id": e.id,
+        "event": e.event_type,
+        "timestamp": body["timestamp"],
+        "data": body["data"],
+        "channels": e.channels,
+        "deliveries": e.delivery_count,
+        "created_at": e.created_at,
+    }
+
+
+@router.post("", status_code=202, summary="Post an event for delivery")
+async def create_event(
+    body: EventCreate,
+    services: ServicesDep,
+    principal: Authenticated,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    tenant_id = await resolve_tenant(services, principal, body.tenant_id)
+    event_type = await services.registry.get(body.event)
+    if event_type is None:
+        hints = suggest(body.event, await services.registry.names())
+        hint = f" (did you mean {', '.join(repr(h) for h in hints)}?)" if hints else ""
+        raise bad_request(f"unknown event type '{body.event}'{hint}")
+    if problem := first_schema_error(event_type.schema, body.data):
+        raise bad_request(problem)
+    accepted = await store.ingest(
+        services.store,
+        tenant_id=tenant_id,
+        event_id=body.id or new_id("evt"),
+        client_id=body.id is not None,
+        event_type=body.event,
+        data=body.data,
+        channels=body.channels,
+        idempotency_key=idempotency_key or None,
+        now=services.now(),
+    )
+    data = {"id": accepted.id, "event": accepted.event, "deliveries": accepted.deliveries}
+    if accepted.created:
+        return ok(data, "Event accepted for delivery", 202)
+    return ok(data, "Event already accepted; nothing new was created", 202, {"Idempotent-Replayed": "true"})
+
+
+@router.get("", summary="List events, newest first")
+async def list_events(
+    services: ServicesDep,
+    principal: Authenticated,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    event: Annotated[str | None, Query(description="only this event type")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tenant_id: str | None = TenantQuery,
+) -> Response:
+    tenant = await resolve_tenant(services, principal, tenant_id)
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise bad_request(f"query parameter '{name}' needs a timezone (e.g. 2025-01-01T00:00:00Z)")
+    async with services.store.read() as conn:
+        rows = await store.list_events(
+            conn,
+            tenant,
+            before=decode_int_cursor(cursor),
+            limit=limit + 1,
+            event_type=event,
+            since=since,
+            until=until,
+        )
+    last = rows[limit - 1].seq if len(rows) > limit else None
+    return ok(page([event_view(e) for e in rows], limit, last), "Events retrieved successfully")
+
+
+@router.get("/{event_id}", summary="Get an event and the state of its deliveries")
+async def get_event(
+    event_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+) -> Response:
+    tenant = await resolve_tenant(services, principal, tenant_id)
+    async with services.store.read() as conn:
+        found = await store.get_event(conn, tenant, event_id)
+        deliveries = await store.deliveries_of(conn, found.seq) if found else []
+    if found is None:
+        raise not_found(f"event '{event_id}' not found")
+    view = event_view(found)
+    view["delivery_status"] = [
+        {
+            "id": d.id,
+            "webhook_id": d.endpoint_id,
+            "status": d.status,
+            "attempts": d.attempts,
+            "next_attempt_at": d.next_attempt_at if d.status == "pending" else None,
+            "last_status_code": d.last_status_code,
+            "last_error": d.last_error,
+            "created_at": d.created_at,
+            "completed_at": d.completed_at,
+        }
+        for d in deliveries
+    ]
+    return ok(view, "Event retrieved successfully")

@@ -1,0 +1,230 @@
+"""/v1/webhooks: a tenant's endpoints (seed 002's shape), their secrets and subscriptions."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.responses import Response
+
+from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
+from hookline.api.envelope import bad_request, not_found, ok
+from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page
+from hookline.api.services import Services
+from hookline.catalog import UnknownEventType, normalize_subscription
+from hookline.egress import UrlRejected, check_webhook_url
+from hookline.signing import generate_secret, validate_secret
+from hookline.store import endpoints as store
+from hookline.store.endpoints import Endpoint
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+CHANNEL = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
+# Headers hookline sets itself; an endpoint's custom headers may not replace them.
+RESERVED_HEADERS = {"content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection"}
+RESERVED_PREFIXES = ("webhook-", "x-webhook-")
+MAX_METADATA_BYTES = 8192
+
+
+def _check_channels(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    if len(value) > 10:
+        raise ValueError("'channels' may list at most 10 channels")
+    for channel in value:
+        if not CHANNEL.match(channel):
+            raise ValueError(f"invalid channel {channel!r} (1-128 of A-Z a-z 0-9 _ . : -)")
+    return list(dict.fromkeys(value)) or None
+
+
+def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if len(value) > 20:
+        raise ValueError("'headers' may hold at most 20 headers")
+    for name, text in value.items():
+        if not HEADER_NAME.match(name):
+            raise ValueError(f"invalid header name {name!r}")
+        lowered = name.lower()
+        if lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_PREFIXES):
+            raise ValueError(f"header '{name}' is set by hookline and cannot be overridden")
+        if any(c in text for c in "\r\n\0") or len(text) > 4096:
+            raise ValueError(f"invalid value for header '{name}'")
+    return value
+
+
+def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+        raise ValueError(f"'metadata' is larger than {MAX_METADATA_BYTES} bytes")
+    return value
+
+
+class _EndpointFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[str] | None = Field(default=None, max_length=100)
+    description: str | None = Field(default=None, max_length=1000)
+    channels: list[str] | None = None
+    headers: dict[str, str] | None = None
+    metadata: dict[str, Any] | None = None
+
+    _channels = field_validator("channels")(_check_channels)
+    _headers = field_validator("headers")(_check_headers)
+    _metadata = field_validator("metadata")(_check_metadata)
+
+
+class WebhookCreate(_EndpointFields):
+    url: str = Field(max_length=4096)
+    secret: str | None = None
+    tenant_id: str | None = None
+
+
+class WebhookUpdate(_EndpointFields):
+    url: str | None = Field(default=None, max_length=4096)
+    active: bool | None = None
+
+
+def webhook_view(e: Endpoint) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "url": e.url,
+        "events": e.events,
+        "active": e.active,
+        "created_at": e.created_at,
+        "updated_at": e.updated_at,
+        "tenant_id": e.tenant_id,
+        "description": e.description,
+        "channels": e.channels,
+        "headers": e.headers,
+        "metadata": e.metadata,
+        "disabled_reason": e.disabled_reason,
+    }
+
+
+def _url(services: Services, url: str) -> str:
+    try:
+        return check_webhook_url(url, services.url_policy)
+    except UrlRejected as exc:
+        raise bad_request(str(exc)) from None
+
+
+async def _events(services: Services, patterns: list[str]) -> list[str]:
+    try:
+        return normalize_subscription(patterns, await services.registry.names())
+    except (UnknownEventType, ValueError) as exc:
+        raise bad_request(str(exc)) from None
+
+
+def _endpoint_id(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise not_found(f"webhook '{raw}' not found")
+    return int(raw)
+
+
+async def _get(services: Services, tenant_id: str, raw_id: str) -> Endpoint:
+    async with services.store.read() as conn:
+        endpoint = await store.get_endpoint(conn, tenant_id, _endpoint_id(raw_id))
+    if endpoint is None:
+        raise not_found(f"webhook '{raw_id}' not found")
+    return endpoint
+
+
+TenantQuery = Query(default=None, description="the tenant to act on (admin key only)")
+
+
+@router.post("", status_code=201, summary="Register a webhook endpoint")
+async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: Authenticated) -> Response:
+    tenant_id = await resolve_tenant(services, principal, body.tenant_id)
+    url = _url(services, body.url)
+    if body.secret is not None and (problem := validate_secret(body.secret)):
+        raise bad_request(problem)
+    events = await _events(services, body.events if body.events is not None else ["*"])
+    secret = body.secret or generate_secret()
+    async with services.store.write() as conn:
+        endpoint = await store.insert_endpoint(
+            conn,
+            tenant_id=tenant_id,
+            now=services.now(),
+            url=url,
+            description=body.description or "",
+            secret=secret,
+            events=events,
+            channels=body.channels,
+            headers=body.headers or {},
+            metadata=body.metadata or {},
+            active=True,
+        )
+    return ok({**webhook_view(endpoint), "secret": secret}, "Webhook created successfully", 201)
+
+
+@router.get("", summary="List webhook endpoints")
+async def list_webhooks(
+    services: ServicesDep,
+    principal: Authenticated,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    tenant_id: str | None = TenantQuery,
+) -> Response:
+    tenant = await resolve_tenant(services, principal, tenant_id)
+    async with services.store.read() as conn:
+        rows = await store.list_endpoints(conn, tenant, after=decode_int_cursor(cursor), limit=limit + 1)
+    last = rows[limit - 1].id if len(rows) > limit else None
+    return ok(page([webhook_view(e) for e in rows], limit, last), "Webhooks retrieved successfully")
+
+
+@router.get("/{webhook_id}", summary="Get a webhook endpoint")
+async def get_webhook(
+    webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+) -> Response:
+    tenant = await resolve_tenant(services, principal, tenant_id)
+    return ok(webhook_view(await _get(services, tenant, webhook_id)), "Webhook retrieved successfully")
+
+
+@router.get("/{webhook_id}/secret", summary="Get a webhook endpoint's signing secret")
+async def get_webhook_secret(
+    webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+) -> Response:
+    tenant = await resolve_tenant(services, principal, tenant_id)
+    endpoint = await _get(services, tenant, webhook_id)
+    return ok({"id": endpoint.id, "secret": endpoint.secret}, "Webhook secret retrieved successfully")
+
+
+@router.patch("/{webhook_id}", summary="Update a webhook endpoint")
+async def update_webhook(
+    webhook_id: str,
+    body: WebhookUpdate,
+    services: ServicesDep,
+    principal: Authenticated,
+    tenant_id: str | None = TenantQuery,
+) -> Response:
+    tenant = await resolve_tenant(services, principal, tenant_id)
+    changes = body.model_dump(exclude_unset=True)
+    for field in ("url", "active", "description", "headers", "metadata"):
+        if field in changes and changes[field] is None:
+            raise bad_request(f"'{field}' cannot be null")
+    if "url" in changes:
+        changes["url"] = _url(services, changes["url"])
+    if "events" in changes:
+        changes["events"] = await _events(
+            services, changes["events"] if changes["events"] is not None else ["*"]
+        )
+    if changes.get("active"):
+        changes["disabled_reason"] = None
+    async with services.store.write() as conn:
+        if not await store.update_endpoint(conn, tenant, _endpoint_id(webhook_id), changes, services.now()):
+            raise not_found(f"webhook '{webhook_id}' not found")
+    return ok(webhook_view(await _get(services, tenant, webhook_id)), "Webhook updated successfully")
+
+
+@router.delete("/{webhook_id}", summary="Delete a webhook endpoint")
+async def delete_webhook(
+    webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+) -> Response:
+    tenant = await resolve_tenant(services, principal, tenant_id)
+    async with services.store.write() as conn:
+        if not await store.delete_endpoint(conn, tenant, _endpoint_id(webhook_id)):
+            raise not_found(f"webhook '{webhook_id}' not found")
+    return ok({"id": int(webhook_id), "deleted": True}, "Webhook deleted successfully")

@@ -1,0 +1,144 @@
+"""Event-type catalog: the default event types, name/pattern rules and payload schema checks."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match, relevance
+
+__all__ = [
+    "EVENT_NAME_PATTERN",
+    "MAX_EVENT_NAME_LENGTH",
+    "EventType",
+    "UnknownEventType",
+    "first_schema_error",
+    "is_valid_event_name",
+    "is_valid_pattern",
+    "load_default_catalog",
+    "normalize_subscription",
+    "pattern_matches",
+    "subscribes_to",
+    "suggest",
+    "validator_for",
+]
+
+MAX_EVENT_NAME_LENGTH = 100
+# No lookaheads, so the same pattern also works for pydantic (Rust regex); length is checked separately.
+EVENT_NAME_PATTERN = r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$"
+_EVENT_NAME_RE = re.compile(EVENT_NAME_PATTERN)
+WILDCARD = "*"
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    description: str
+    schema: dict[str, Any]
+    example: dict[str, Any]
+    group: str = ""
+    source: str = "custom"
+
+
+@functools.cache
+def _default_catalog() -> tuple[EventType, ...]:
+    text = resources.files(__name__).joinpath("default_event_types.json").read_text(encoding="utf-8")
+    return tuple(EventType(**item) for item in json.loads(text))
+
+
+def load_default_catalog() -> list[EventType]:
+    """The built-in event types (parsed once; each call returns a new list)."""
+    return list(_default_catalog())
+
+
+def is_valid_event_name(name: str) -> bool:
+    return 0 < len(name) <= MAX_EVENT_NAME_LENGTH and _EVENT_NAME_RE.fullmatch(name) is not None
+
+
+def is_valid_pattern(p: str) -> bool:
+    """`*`, an exact event name, or an event-name prefix followed by `.*`."""
+    if p == WILDCARD:
+        return True
+    return is_valid_event_name(p[:-2] if p.endswith(".*") else p)
+
+
+def pattern_matches(pattern: str, event_name: str) -> bool:
+    if pattern == WILDCARD:
+        return True
+    if pattern.endswith(".*"):
+        return event_name.startswith(pattern[:-1])
+    return pattern == event_name
+
+
+def subscribes_to(patterns: Sequence[str], event_name: str) -> bool:
+    return any(pattern_matches(p, event_name) for p in patterns)
+
+
+def suggest(name: str, known: Iterable[str], limit: int = 3) -> list[str]:
+    """Known names closest to `name`, closest first."""
+    if limit <= 0:
+        return []
+    return difflib.get_close_matches(name, list(known), n=limit)
+
+
+def _quoted_list(names: Sequence[str]) -> str:
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+class UnknownEventType(ValueError):
+    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+        self.name = name
+        self.suggestions = list(suggestions)
+        message = f"unknown event type {name!r}"
+        if name.endswith(".*"):
+            message += f" (no event type starts with {name[:-1]!r})"
+        elif self.suggestions:
+            message += f" (did you mean {_quoted_list(self.suggestions)}?)"
+        super().__init__(message)
+
+
+def normalize_subscription(patterns: Sequence[str], known: Collection[str]) -> list[str]:
+    """Validate patterns against the known event names; dedupe in order; `*` absorbs everything."""
+    result: list[str] = []
+    for p in patterns:
+        if not is_valid_pattern(p):
+            raise ValueError(f"invalid event pattern {p!r}")
+        if p.endswith(".*"):
+            if not any(pattern_matches(p, name) for name in known):
+                raise UnknownEventType(p)
+        elif p != WILDCARD and p not in known:
+            raise UnknownEventType(p, suggest(p, known))
+        if p not in result:
+            result.append(p)
+    return [WILDCARD] if WILDCARD in result else result
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(schema_key: str) -> Draft202012Validator:
+    schema = json.loads(schema_key)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def validator_for(schema: dict[str, Any]) -> Draft202012Validator:
+    """A compiled (and cached) draft 2020-12 validator; raises `SchemaError` for an invalid schema."""
+    return _compiled(json.dumps(schema, sort_keys=True))
+
+
+def first_schema_error(schema: dict[str, Any], data: Any) -> str | None:
+    """The most relevant validation error as `data.<path>: <message>`, or None when `data` is valid."""
+    error = best_match(validator_for(schema).iter_errors(data), key=relevance)
+    if error is None:
+        return None
+    path = "data"
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return f"{path}: {error.message}"

@@ -1,0 +1,144 @@
+"""The ``hookline`` command: serve, api, migrate, admin-key."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+
+from hookline import __version__
+from hookline.config import ConfigError, Settings, load_settings
+from hookline.logs import configure_logging
+
+app = typer.Typer(help="hookline: self-hosted webhook delivery.", no_args_is_help=True, add_completion=False)
+
+HostOpt = Annotated[str | None, typer.Option(help="address to listen on [env: HOOKLINE_HOST]")]
+PortOpt = Annotated[int | None, typer.Option(help="port to listen on [env: HOOKLINE_PORT]")]
+DbOpt = Annotated[str | None, typer.Option("--database-url", help="[env: HOOKLINE_DATABASE_URL]")]
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        typer.echo(f"hookline: invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)
+    except ImportError:
+        asyncio.run(coro)
+
+
+async def _serve_api(settings: Settings, *, auto_migrate: bool) -> None:
+    from hookline.api.app import create_app
+    from hookline.runtime import SchemaOutOfDate, open_services
+
+    try:
+        services, new_admin_key = await open_services(settings, auto_migrate=auto_migrate)
+    except SchemaOutOfDate as exc:
+        typer.echo(f"hookline: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if new_admin_key:
+        typer.echo(
+            "hookline: generated the admin key. It is shown only this once; store it now:\n"
+            f"  {new_admin_key}\n"
+            "(set HOOKLINE_ADMIN_KEY to choose your own; `hookline admin-key reset` makes a new one)",
+            err=True,
+        )
+    app_ = create_app(services)
+    config = uvicorn.Config(
+        app_, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False
+    )
+    server = uvicorn.Server(config)
+    try:
+        await server.serve()
+    finally:
+        await services.store.close()
+
+
+@app.command()
+def serve(host: HostOpt = None, port: PortOpt = None, database_url: DbOpt = None) -> None:
+    """Run the API (and, on SQLite, apply migrations first): the one-process setup."""
+    settings = _settings(host=host, port=port, database_url=database_url)
+    is_sqlite = settings.effective_database_url.startswith("sqlite")
+    _run(_serve_api(settings, auto_migrate=is_sqlite))
+
+
+@app.command()
+def api(host: HostOpt = None, port: PortOpt = None, database_url: DbOpt = None) -> None:
+    """Run only the HTTP API (production: as many as you like against one PostgreSQL)."""
+    settings = _settings(host=host, port=port, database_url=database_url)
+    _run(_serve_api(settings, auto_migrate=False))
+
+
+@app.command()
+def migrate(database_url: DbOpt = None) -> None:
+    """Create or upgrade the database schema."""
+    from hookline.store import migrate as migrations
+    from hookline.store.engine import Store
+
+    settings = _settings(database_url=database_url)
+
+    async def run() -> None:
+        store = Store.from_url(settings.effective_database_url)
+        try:
+            await migrations.upgrade(store)
+            typer.echo(f"hookline: database schema at revision {await migrations.current_revision(store)}")
+        finally:
+            await store.close()
+
+    _run(run())
+
+
+admin_key = typer.Typer(help="Manage the operator's admin key.")
+app.add_typer(admin_key, name="admin-key")
+
+
+@admin_key.command("reset")
+def admin_key_reset(database_url: DbOpt = None) -> None:
+    """Replace the stored admin key with a new one and print it (once)."""
+    from datetime import UTC, datetime
+
+    from hookline.store.engine import Store
+    from hookline.store.meta import ADMIN_KEY_HASH, generate_admin_key, set_value
+    from hookline.store.tenants import hash_key
+
+    settings = _settings(database_url=database_url)
+    key = generate_admin_key()
+
+    async def run() -> None:
+        store = Store.from_url(settings.effective_database_url)
+        try:
+            async with store.write() as conn:
+                await set_value(conn, ADMIN_KEY_HASH, hash_key(key), datetime.now(UTC))
+        finally:
+            await store.close()
+
+    _run(run())
+    typer.echo(key)
+    if settings.admin_key:
+        typer.echo("hookline: note: HOOKLINE_ADMIN_KEY is set and takes precedence over this key", err=True)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app(prog_name="hookline")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Settings: one typed object, read from ``HOOKLINE_*`` environment variables.
+
+Every value is checked when the process starts; a bad value stops it with a message that names the
+variable, never later in the middle of a request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hookline.egress import parse_networks
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_RETRY_SCHEDULE = "1m,5m,15m,1h,6h"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class ConfigError(ValueError):
+    """A setting has a value hookline cannot use; the message names the variable."""
+
+
+def parse_duration(text: str) -> float:
+    """``"1m"`` -> 60.0. Units: ms, s, m, h, d; a bare number is seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"invalid duration {text.strip()!r} (use e.g. 30s, 5m, 1h)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+
+
+def parse_retry_schedule(text: str) -> tuple[float, ...]:
+    """``"1m,5m,15m"`` -> (60.0, 300.0, 900.0): the waits before retries 1, 2, 3..."""
+    parts = [p for p in (s.strip() for s in text.split(",")) if p]
+    if not parts:
+        raise ValueError("retry schedule is empty (use e.g. 1m,5m,15m,1h,6h)")
+    waits = tuple(parse_duration(p) for p in parts)
+    if any(w <= 0 for w in waits):
+        raise ValueError("retry schedule waits must be positive")
+    if len(waits) > 50:
+        raise ValueError("retry schedule has more than 50 retries")
+    return waits
+
+
+def default_data_dir() -> Path:
+    return Path.cwd() / "hookline-data"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOOKLINE_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str = ""
+    admin_key: str | None = None
+    allow_http: bool = False
+    allowed_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    retry_schedule: Annotated[tuple[float, ...], NoDecode] = parse_retry_schedule(DEFAULT_RETRY_SCHEDULE)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: str = "info"
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        return parse_networks(value) if isinstance(value, str) else value
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _schedule(cls, value: Any) -> Any:
+        return parse_retry_schedule(value) if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("sqlite://", "postgresql://", "postgres://", "postgresql+")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be one of debug, info, warning, error")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'hookline.db'}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment (and explicit overrides), or raise ConfigError."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "HOOKLINE_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
+        raise ConfigError("; ".join(problems)) from None

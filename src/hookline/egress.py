@@ -1,0 +1,294 @@
+"""Egress policy: which webhook URLs hookline accepts and which addresses it connects to.
+
+Protection against server-side request forgery happens in two places, and both are needed:
+
+* at registration, :func:`check_webhook_url` rejects malformed URLs, internal host names and
+  non-public IP literals (host names are *not* resolved there);
+* at delivery, the connector from :func:`make_connector` resolves names through
+  :class:`PolicyResolver`, which drops non-public addresses, and the sender calls
+  :func:`assert_connectable` before every request, because aiohttp's ``TCPConnector`` never
+  consults the resolver for IP-literal hosts.
+
+Connections go to exactly the addresses the resolver returned, so DNS rebinding between the
+check and the connect is not possible. The sender must not use an HTTP proxy (``proxy=`` or
+``trust_env=True``), which would move resolution out of our hands, and must not follow redirects
+(``allow_redirects=False``): a redirect to an IP literal would bypass :func:`assert_connectable`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+from yarl import URL
+
+__all__ = [
+    "BlockedAddressError",
+    "IPAddress",
+    "IPNetwork",
+    "PolicyResolver",
+    "UrlPolicy",
+    "UrlRejected",
+    "assert_connectable",
+    "check_webhook_url",
+    "is_blocked_address",
+    "make_connector",
+    "parse_networks",
+]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+MAX_URL_LENGTH = 2048
+
+# Ranges that ``is_global`` misses, or whose treatment differs between Python versions.
+_EXTRA_BLOCKED: tuple[IPNetwork, ...] = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in (
+        "0.0.0.0/8",  # "this network"
+        "100.64.0.0/10",  # carrier-grade NAT
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast
+        "198.18.0.0/15",  # benchmarking
+        "::/96",  # unspecified, loopback and deprecated IPv4-compatible addresses
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+        "64:ff9b:1::/48",  # local-use NAT64
+        "100::/64",  # discard-only
+        "2001::/32",  # Teredo
+        "2001:db8::/32",  # documentation
+        "3fff::/20",  # documentation (RFC 9637)
+        "5f00::/16",  # SRv6 SIDs
+        "fc00::/7",  # unique local
+        "fe80::/10",  # link-local
+        "fec0::/10",  # deprecated site-local
+    )
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+# Host names that can only mean something on the local network (RFC 6761, RFC 6762, RFC 8375
+# and common private conventions); the name itself or any subdomain is rejected.
+_INTERNAL_NAMES = (
+    "localhost",
+    "localdomain",
+    "local",
+    "internal",
+    "intranet",
+    "lan",
+    "home",
+    "home.arpa",
+    "corp",
+)
+
+_LABEL_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+# Characters of every IPv4 spelling inet_aton() accepts (decimal, octal, hex; 1 to 4 parts).
+_NUMERIC_HOST_RE = re.compile(r"[0-9a-fx.]+", re.IGNORECASE)
+_NUMBER_RE = re.compile(r"[0-9]+|0x[0-9a-f]*", re.IGNORECASE)
+_CONTROL_OR_SPACE_RE = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
+
+
+@dataclass(frozen=True)
+class UrlPolicy:
+    """What hookline may connect to; ``allowed_networks`` are exempt from address blocking."""
+
+    allow_http: bool = False
+    allowed_networks: tuple[IPNetwork, ...] = ()
+
+
+class UrlRejected(ValueError):
+    """A webhook URL was refused; ``message`` is safe to show to the customer."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BlockedAddressError(OSError):
+    """A connection was refused by the egress policy (an ``OSError``, so aiohttp reports it as a
+    connection error)."""
+
+    def __init__(self, host: str, addresses: Iterable[str]) -> None:
+        self.host = host
+        self.addresses = tuple(dict.fromkeys(addresses))
+        message = f"refusing to connect to {host!r} at {', '.join(self.addresses)}: not a public address"
+        super().__init__(message)
+        self.strerror = message  # aiohttp's ClientConnectorError shows strerror
+
+
+def is_blocked_address(ip: IPAddress, policy: UrlPolicy) -> bool:
+    """Return True unless ``ip`` is globally routable or inside ``policy.allowed_networks``.
+
+    ``ipaddress``'s ``is_global`` covers loopback, private, link-local, shared (CGNAT),
+    reserved, documentation and benchmarking ranges, but it considers multicast global and its
+    tables vary between Python versions, so multicast and ``_EXTRA_BLOCKED`` are checked
+    explicitly. IPv6 addresses that embed an IPv4 address (IPv4-mapped, 6to4, NAT64) are judged
+    by the embedded address, since that is where the packets end up.
+    """
+    if any(ip in network for network in policy.allowed_networks):
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return is_blocked_address(embedded, policy)
+    return not ip.is_global or ip.is_multicast or any(ip in network for network in _EXTRA_BLOCKED)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _ip_literal(host: str) -> IPAddress | None:
+    """Return the address an (unbracketed) URL host denotes literally, or None for a name.
+
+    IPv4 is read with ``inet_aton`` semantics, as the system resolver would, so ``2130706433``,
+    ``0x7f.1`` and ``127.1`` all mean 127.0.0.1.
+    """
+    host = host.removesuffix(".")
+    if ":" in host:
+        try:
+            return ipaddress.IPv6Address(host.split("%", 1)[0])  # drop any zone id
+        except ValueError:
+            return None
+    if not _NUMERIC_HOST_RE.fullmatch(host):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def check_webhook_url(url: str, policy: UrlPolicy) -> str:
+    """Validate a customer's endpoint URL and return it stripped of surrounding whitespace.
+
+    Raises :class:`UrlRejected` with a user-facing message. Host names are not resolved here;
+    the addresses they resolve to are checked at connect time by :class:`PolicyResolver`.
+    """
+    url = url.strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise UrlRejected(f"URL is longer than {MAX_URL_LENGTH} characters")
+    if _CONTROL_OR_SPACE_RE.search(url):
+        raise UrlRejected("URL must not contain whitespace or control characters")
+    try:
+        parsed = URL(url)
+    except ValueError as exc:
+        if "port" in str(exc).lower():
+            raise UrlRejected("URL port must be between 1 and 65535") from None
+        raise UrlRejected("URL must be an absolute http(s) URL") from None
+
+    host = parsed.raw_host
+    if parsed.scheme not in ("http", "https"):
+        if parsed.scheme and host:
+            raise UrlRejected(f"URL scheme {parsed.scheme!r} is not supported")
+        raise UrlRejected("URL must be an absolute http(s) URL")
+    if not host:
+        raise UrlRejected("URL must be an absolute http(s) URL")
+    if parsed.scheme == "http" and not policy.allow_http:
+        raise UrlRejected("URL must be HTTPS")
+    if parsed.raw_user is not None or parsed.raw_password is not None:
+        raise UrlRejected("URL must not contain credentials")
+    if parsed.explicit_port is not None and not 1 <= parsed.explicit_port <= 65535:
+        raise UrlRejected("URL port must be between 1 and 65535")
+    _check_host(host, policy)
+    return url
+
+
+def _check_host(host: str, policy: UrlPolicy) -> None:
+    not_public = UrlRejected(f"URL host {host!r} is not a public address")
+    ip = _ip_literal(host)
+    if ip is not None:
+        if is_blocked_address(ip, policy):
+            raise not_public
+        return
+    name = host.lower().removesuffix(".")
+    labels = name.split(".")
+    if (
+        len(name) > 253
+        or not all(_LABEL_RE.fullmatch(label) for label in labels)
+        or _NUMBER_RE.fullmatch(labels[-1])  # looks numeric but is not a valid IPv4 address
+    ):
+        raise UrlRejected(f"URL host {host!r} is not a valid host name")
+    if len(labels) == 1 or any(name == n or name.endswith("." + n) for n in _INTERNAL_NAMES):
+        raise not_public
+
+
+def assert_connectable(url: URL | str, policy: UrlPolicy) -> None:
+    """Raise :class:`BlockedAddressError` if ``url``'s host is a blocked IP literal.
+
+    Call before every request: aiohttp connects to IP-literal hosts without asking the resolver,
+    so :class:`PolicyResolver` alone does not cover them. Host names are left to the resolver.
+    """
+    host = URL(url).raw_host if isinstance(url, str) else url.raw_host
+    if host is None:
+        return
+    ip = _ip_literal(host)
+    if ip is not None and is_blocked_address(ip, policy):
+        raise BlockedAddressError(host, [str(ip)])
+
+
+class PolicyResolver(AbstractResolver):
+    """Resolver that drops every address the policy blocks (wraps ``ThreadedResolver`` by default).
+
+    Raises :class:`BlockedAddressError` when nothing is left. Does not see IP-literal hosts; see
+    :func:`assert_connectable`.
+    """
+
+    def __init__(self, policy: UrlPolicy, inner: AbstractResolver | None = None) -> None:
+        self._policy = policy
+        self._inner = inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if self._inner is None:
+            self._inner = ThreadedResolver()  # needs the running loop, so created lazily
+        results = await self._inner.resolve(host, port, family)
+        allowed = [result for result in results if not self._blocked(result["host"])]
+        if results and not allowed:
+            raise BlockedAddressError(host, [result["host"] for result in results])
+        return allowed
+
+    def _blocked(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return True  # not an address we understand: fail closed
+        return is_blocked_address(ip, self._policy)
+
+    async def close(self) -> None:
+        if self._inner is not None:
+            await self._inner.close()
+
+
+def make_connector(policy: UrlPolicy, **kwargs: Any) -> aiohttp.TCPConnector:
+    """Build a ``TCPConnector`` that resolves through :class:`PolicyResolver`.
+
+    Must be called with a running event loop; ``kwargs`` go to ``TCPConnector``. (The connector
+    does not close a resolver it was given; the default inner ``ThreadedResolver`` holds nothing.)
+    """
+    return aiohttp.TCPConnector(resolver=PolicyResolver(policy), **kwargs)
+
+
+def parse_networks(value: str) -> tuple[IPNetwork, ...]:
+    """Parse a comma-separated CIDR list such as ``HOOKLINE_ALLOWED_NETWORKS``; blanks are ignored."""
+    networks: list[IPNetwork] = []
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as exc:
+            raise ValueError(f"invalid network {item!r}: {exc}") from None
+    return tuple(networks)

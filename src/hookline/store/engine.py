@@ -1,0 +1,79 @@
+"""Connecting to the database: SQLite (embedded default) or PostgreSQL, behind one small Store object."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+
+def async_url(url: str) -> sa.URL:
+    """Map the user-facing URL (``sqlite:///x.db``, ``postgresql://...``) to its async driver."""
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
+
+
+def _prepare_sqlite(url: sa.URL) -> None:
+    if url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the writer; FULL makes each commit durable before the API answers.
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=10000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+class Store:
+    """The engine plus the few rules that differ between SQLite and PostgreSQL.
+
+    ``write()`` opens a transaction. On SQLite, writes in this process take turns on an asyncio lock:
+    SQLite allows one writer at a time anyway, and waiting here is cheaper than retrying a busy database.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @classmethod
+    def from_url(cls, url: str, **engine_options: Any) -> Store:
+        target = async_url(url)
+        if target.get_backend_name() == "sqlite":
+            _prepare_sqlite(target)
+            engine = create_async_engine(target, **engine_options)
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            options = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True, **engine_options}
+            engine = create_async_engine(target, **options)
+        return cls(engine)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        await self.engine.dispose()
