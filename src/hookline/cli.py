@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import contextlib
+import signal
+from collections.abc import Coroutine, Iterator
 from typing import Annotated, Any
 
 import typer
@@ -39,8 +41,17 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
         asyncio.run(coro)
 
 
-async def _serve_api(settings: Settings, *, auto_migrate: bool) -> None:
+class _Server(uvicorn.Server):
+    """uvicorn, minus its own signal handling: hookline stops the API and the worker together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _run_roles(settings: Settings, *, api: bool, worker: bool, auto_migrate: bool) -> None:
     from hookline.api.app import create_app
+    from hookline.dispatch.worker import Worker
     from hookline.runtime import SchemaOutOfDate, open_services
 
     try:
@@ -48,37 +59,75 @@ async def _serve_api(settings: Settings, *, auto_migrate: bool) -> None:
     except SchemaOutOfDate as exc:
         typer.echo(f"hookline: {exc}", err=True)
         raise typer.Exit(2) from None
-    if new_admin_key:
+    if new_admin_key and api:
         typer.echo(
             "hookline: generated the admin key. It is shown only this once; store it now:\n"
             f"  {new_admin_key}\n"
             "(set HOOKLINE_ADMIN_KEY to choose your own; `hookline admin-key reset` makes a new one)",
             err=True,
         )
-    app_ = create_app(services)
-    config = uvicorn.Config(
-        app_, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False
+    dispatcher = Worker(services.store, settings) if worker else None
+    server = (
+        _Server(
+            uvicorn.Config(
+                create_app(services),
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level,
+                access_log=False,
+            )
+        )
+        if api
+        else None
     )
-    server = uvicorn.Server(config)
+    stopped = asyncio.Event()
+
+    def stop() -> None:
+        stopped.set()
+        if server is not None:
+            server.should_exit = True
+        if dispatcher is not None:
+            dispatcher.stop()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
     try:
-        await server.serve()
+        roles = []
+        if dispatcher is not None:
+            roles.append(asyncio.create_task(dispatcher.run(), name="worker"))
+        if server is not None:
+            roles.append(asyncio.create_task(server.serve(), name="api"))
+        # Whichever role ends first (a signal, or the API failing to bind) ends the other.
+        await asyncio.wait(roles, return_when=asyncio.FIRST_COMPLETED)
+        stop()
+        await asyncio.gather(*roles)
+        if server is not None and not server.started and not stopped.is_set():
+            raise typer.Exit(1)
     finally:
         await services.store.close()
 
 
 @app.command()
 def serve(host: HostOpt = None, port: PortOpt = None, database_url: DbOpt = None) -> None:
-    """Run the API (and, on SQLite, apply migrations first): the one-process setup."""
+    """Run the API and the delivery worker in one process (on SQLite, migrations are applied first)."""
     settings = _settings(host=host, port=port, database_url=database_url)
     is_sqlite = settings.effective_database_url.startswith("sqlite")
-    _run(_serve_api(settings, auto_migrate=is_sqlite))
+    _run(_run_roles(settings, api=True, worker=True, auto_migrate=is_sqlite))
 
 
 @app.command()
 def api(host: HostOpt = None, port: PortOpt = None, database_url: DbOpt = None) -> None:
     """Run only the HTTP API (production: as many as you like against one PostgreSQL)."""
     settings = _settings(host=host, port=port, database_url=database_url)
-    _run(_serve_api(settings, auto_migrate=False))
+    _run(_run_roles(settings, api=True, worker=False, auto_migrate=False))
+
+
+@app.command()
+def worker(database_url: DbOpt = None) -> None:
+    """Run only the delivery worker (production: as many as you like against one PostgreSQL)."""
+    settings = _settings(database_url=database_url)
+    _run(_run_roles(settings, api=False, worker=True, auto_migrate=False))
 
 
 @app.command()

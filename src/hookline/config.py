@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hookline.egress import parse_networks
@@ -62,6 +62,20 @@ class Settings(BaseSettings):
     allowed_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = parse_retry_schedule(DEFAULT_RETRY_SCHEDULE)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Delivery (see hookline.dispatch).
+    delivery_timeout: Annotated[float, NoDecode] = 15.0
+    response_body_limit: int = Field(default=64 * 1024, ge=0, le=16 * 1024 * 1024)
+    max_in_flight_per_endpoint: int = Field(default=20, ge=1, le=10_000)
+    worker_concurrency: int = Field(default=256, ge=1, le=100_000)
+    worker_batch_size: int = Field(default=200, ge=1, le=10_000)
+    lease: Annotated[float, NoDecode] = 300.0
+    poll_interval: Annotated[float, NoDecode] = 1.0
+    drain_timeout: Annotated[float, NoDecode] = 20.0
+    retry_jitter: float = Field(default=0.1, ge=0.0, le=1.0)
+    retry_after_max: Annotated[float, NoDecode] = 6 * 3600.0
+    no_retry_statuses: Annotated[frozenset[int], NoDecode] = frozenset({400, 401})
+    signature_header_prefix: str = "X-Webhook"
+    signature_hex_form: str = "sha256="
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"
@@ -75,6 +89,41 @@ class Settings(BaseSettings):
     @classmethod
     def _schedule(cls, value: Any) -> Any:
         return parse_retry_schedule(value) if isinstance(value, str) else value
+
+    @field_validator(
+        "delivery_timeout", "lease", "poll_interval", "drain_timeout", "retry_after_max", mode="before"
+    )
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("delivery_timeout", "lease", "poll_interval", "drain_timeout")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be a positive duration")
+        return value
+
+    @field_validator("no_retry_statuses", mode="before")
+    @classmethod
+    def _statuses(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        codes = set()
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            if not part.isdigit() or not 400 <= int(part) <= 499:
+                raise ValueError(f"{part!r} is not a 4xx status code")
+            codes.add(int(part))
+        return frozenset(codes)
+
+    @field_validator("signature_hex_form")
+    @classmethod
+    def _hex_form(cls, value: str) -> str:
+        if value not in ("sha256=", "hex"):
+            raise ValueError("must be 'sha256=' or 'hex'")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -91,6 +140,12 @@ class Settings(BaseSettings):
         if value not in {"debug", "info", "warning", "error"}:
             raise ValueError("must be one of debug, info, warning, error")
         return value
+
+    @model_validator(mode="after")
+    def _lease_covers_timeout(self) -> Settings:
+        if self.lease < self.delivery_timeout * 2:
+            raise ValueError("HOOKLINE_LEASE must be at least twice HOOKLINE_DELIVERY_TIMEOUT")
+        return self
 
     @property
     def effective_database_url(self) -> str:

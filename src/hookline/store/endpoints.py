@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,10 @@ class Endpoint:
     disabled_reason: str | None
     created_at: datetime
     updated_at: datetime
+    timeout_ms: int | None = None
+    retry_schedule: list[float] | None = None
+    max_in_flight: int | None = None
+    previous_secrets: list[dict[str, str]] = field(default_factory=list)
 
 
 async def insert_endpoint(conn: AsyncConnection, *, tenant_id: str, now: datetime, **fields: Any) -> Endpoint:

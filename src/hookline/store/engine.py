@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,16 @@ class Store:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._work_listeners: list[Callable[[], None]] = []
+
+    def on_new_work(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` in this process whenever new deliveries become due (an in-process wake-up;
+        other processes hear about it through PostgreSQL NOTIFY)."""
+        self._work_listeners.append(callback)
+
+    def announce_new_work(self) -> None:
+        for callback in self._work_listeners:
+            callback()
 
     @classmethod
     def from_url(cls, url: str, **engine_options: Any) -> Store:

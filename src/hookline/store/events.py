@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hookline.catalog import subscribes_to
 from hookline.store.endpoints import Subscription, active_subscriptions
 from hookline.store.engine import Store
+from hookline.store.queue import wake_workers
 from hookline.store.schema import deliveries, events
 
 
@@ -155,12 +156,15 @@ async def ingest(
                         for endpoint_id in targets
                     ],
                 )
+                await wake_workers(conn, store)
     except IntegrityError:
         async with store.read() as conn:
             found = await _existing(conn, tenant_id, lookup_id, idempotency_key)
         if found is None:
             raise
         return found
+    if targets:
+        store.announce_new_work()
     return Accepted(event_id, event_type, len(targets), created=True)
 
 

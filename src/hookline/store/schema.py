@@ -106,6 +106,12 @@ endpoints = sa.Table(
     sa.Column("disabled_reason", sa.Text, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # Delivery options; NULL means "the service default".
+    sa.Column("timeout_ms", sa.Integer, nullable=True),
+    sa.Column("retry_schedule", Json, nullable=True),
+    sa.Column("max_in_flight", sa.Integer, nullable=True),
+    # Secrets still valid during a rotation's grace period: [{"secret": ..., "expires_at": iso}].
+    sa.Column("previous_secrets", Json, nullable=False, server_default=sa.text("'[]'")),
     sa.Index(None, "tenant_id", "id"),
 )
 

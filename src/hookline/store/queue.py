@@ -1,0 +1,215 @@
+"""The delivery queue: claim due deliveries under a lease, record attempts, finish or reschedule.
+
+A claim moves ``next_attempt_at`` to the end of the lease and stamps ``leased_by``. If the worker dies,
+the row is simply due again when the lease ends: nothing is lost. On PostgreSQL concurrent workers skip
+each other's rows (``FOR UPDATE SKIP LOCKED``); on SQLite one process owns the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hookline.store.engine import Store
+from hookline.store.schema import attempts, deliveries, endpoints, events
+
+WAKE_CHANNEL = "hookline_work"
+
+
+@dataclass(frozen=True)
+class Job:
+    delivery_id: int
+    attempt: int  # the number of the attempt about to be made (1 for the first)
+    endpoint_id: int
+    endpoint_active: bool
+    url: str
+    secret: str
+    previous_secrets: list[dict[str, str]]
+    headers: dict[str, str]
+    timeout_ms: int | None
+    retry_schedule: list[float] | None
+    max_in_flight: int | None
+    event_id: str
+    event_type: str
+    payload: bytes
+    lease_until: datetime
+
+    def secrets(self, now: datetime) -> list[str]:
+        """The current secret, then every previous one still inside its grace period."""
+        valid = [self.secret]
+        for old in self.previous_secrets:
+            if datetime.fromisoformat(old["expires_at"]) > now:
+                valid.append(old["secret"])
+        return valid
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker learned from one attempt, ready to be written."""
+
+    delivery_id: int
+    endpoint_id: int
+    attempt: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    response_body: str | None
+    error: str | None
+    request_headers: dict[str, str]
+    status: str  # pending (retry) | succeeded | failed
+    next_attempt_at: datetime | None
+    disable_endpoint: str | None = None
+    sent: bool = True  # False: given up without a request (the endpoint was disabled)
+
+
+async def claim(
+    store: Store,
+    *,
+    worker_id: str,
+    limit: int,
+    now: datetime,
+    lease: float,
+    skip_endpoints: Collection[int] = (),
+) -> list[Job]:
+    lease_until = now + timedelta(seconds=lease)
+    query = (
+        sa.select(
+            deliveries.c.id,
+            deliveries.c.attempts,
+            deliveries.c.endpoint_id,
+            endpoints.c.active,
+            endpoints.c.url,
+            endpoints.c.secret,
+            endpoints.c.previous_secrets,
+            endpoints.c.headers,
+            endpoints.c.timeout_ms,
+            endpoints.c.retry_schedule,
+            endpoints.c.max_in_flight,
+            events.c.id.label("event_id"),
+            events.c.event_type,
+            events.c.payload,
+        )
+        .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
+        .join(events, events.c.seq == deliveries.c.event_seq)
+        .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(limit)
+    )
+    if skip_endpoints:
+        query = query.where(deliveries.c.endpoint_id.not_in(list(skip_endpoints)))
+    if not store.is_sqlite:
+        query = query.with_for_update(skip_locked=True, of=deliveries)
+    async with store.write() as conn:
+        rows = (await conn.execute(query)).all()
+        if not rows:
+            return []
+        await conn.execute(
+            deliveries.update()
+            .where(deliveries.c.id.in_([r.id for r in rows]))
+            .values(next_attempt_at=lease_until, leased_by=worker_id)
+        )
+    return [
+        Job(
+            delivery_id=r.id,
+            attempt=r.attempts + 1,
+            endpoint_id=r.endpoint_id,
+            endpoint_active=r.active,
+            url=r.url,
+            secret=r.secret,
+            previous_secrets=r.previous_secrets or [],
+            headers=r.headers or {},
+            timeout_ms=r.timeout_ms,
+            retry_schedule=r.retry_schedule,
+            max_in_flight=r.max_in_flight,
+            event_id=r.event_id,
+            event_type=r.event_type,
+            payload=r.payload,
+            lease_until=lease_until,
+        )
+        for r in rows
+    ]
+
+
+async def record(store: Store, outcomes: Sequence[Outcome], now: datetime) -> None:
+    """Write a batch of attempts and the resulting delivery states in one transaction."""
+    if not outcomes:
+        return
+    async with store.write() as conn:
+        sent = [o for o in outcomes if o.sent]
+        if sent:
+            await conn.execute(
+                attempts.insert(),
+                [
+                    {
+                        "delivery_id": o.delivery_id,
+                        "endpoint_id": o.endpoint_id,
+                        "attempt": o.attempt,
+                        "started_at": o.started_at,
+                        "duration_ms": o.duration_ms,
+                        "status_code": o.status_code,
+                        "response_body": o.response_body,
+                        "error": o.error,
+                        "request_headers": o.request_headers,
+                    }
+                    for o in sent
+                ],
+            )
+        await conn.execute(
+            deliveries.update()
+            .where(deliveries.c.id == sa.bindparam("b_id"))
+            .values(
+                status=sa.bindparam("b_status"),
+                attempts=sa.bindparam("b_attempts"),
+                next_attempt_at=sa.bindparam("b_next", type_=deliveries.c.next_attempt_at.type),
+                leased_by=None,
+                last_status_code=sa.bindparam("b_code"),
+                last_error=sa.bindparam("b_error"),
+                updated_at=now,
+                completed_at=sa.bindparam("b_completed", type_=deliveries.c.completed_at.type),
+            ),
+            [
+                {
+                    "b_id": o.delivery_id,
+                    "b_status": o.status,
+                    "b_attempts": o.attempt,
+                    "b_next": o.next_attempt_at or now,
+                    "b_code": o.status_code,
+                    "b_error": o.error,
+                    "b_completed": None if o.status == "pending" else now,
+                }
+                for o in outcomes
+            ],
+        )
+        for o in outcomes:
+            if o.disable_endpoint:
+                await conn.execute(
+                    endpoints.update()
+                    .where(endpoints.c.id == o.endpoint_id)
+                    .values(active=False, disabled_reason=o.disable_endpoint, updated_at=now)
+                )
+
+
+async def release(store: Store, delivery_ids: Sequence[int], worker_id: str, now: datetime) -> None:
+    """Hand claimed but unsent deliveries back, due at once (a clean shutdown leaves no lease behind)."""
+    if not delivery_ids:
+        return
+    async with store.write() as conn:
+        await conn.execute(
+            deliveries.update()
+            .where(
+                deliveries.c.id.in_(list(delivery_ids)),
+                deliveries.c.leased_by == worker_id,
+                deliveries.c.status == "pending",
+            )
+            .values(next_attempt_at=now, leased_by=None)
+        )
+
+
+async def wake_workers(conn: AsyncConnection, store: Store) -> None:
+    """Inside an ingest transaction: on PostgreSQL, NOTIFY every listening worker at commit."""
+    if not store.is_sqlite:
+        await conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
