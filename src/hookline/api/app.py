@@ -9,7 +9,7 @@ from hookline import __version__
 from hookline.api.envelope import ok
 from hookline.api.errors import install_error_handlers
 from hookline.api.limits import BodyLimitMiddleware
-from hookline.api.routes import event_types, events, tenants, webhooks
+from hookline.api.routes import deliveries, event_types, events, tenants, webhooks
 from hookline.api.services import Services
 
 DESCRIPTION = """Self-hosted webhook delivery. Every answer uses one envelope:
@@ -31,7 +31,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
-    for module in (tenants, webhooks, event_types, events):
+    for module in (tenants, webhooks, deliveries, event_types, events):
         app.include_router(module.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and database check")

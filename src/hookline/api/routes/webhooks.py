@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from hookline.api.envelope import bad_request, not_found, ok
 from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page
 from hookline.api.services import Services
 from hookline.catalog import UnknownEventType, normalize_subscription
+from hookline.config import parse_retry_schedule
 from hookline.egress import UrlRejected, check_webhook_url
 from hookline.signing import generate_secret, validate_secret
 from hookline.store import endpoints as store
@@ -63,9 +65,26 @@ def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
+def _check_schedule(value: str | list[float] | None) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        waits = parse_retry_schedule(value) if isinstance(value, str) else tuple(float(v) for v in value)
+    except ValueError as exc:
+        raise ValueError(f"'retry_schedule': {exc}") from None
+    if not waits or len(waits) > 50 or any(w <= 0 or w > 7 * 86400 for w in waits):
+        raise ValueError("'retry_schedule' needs 1 to 50 waits, each above 0 and at most 7 days")
+    return list(waits)
+
+
 class _EndpointFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
     events: list[str] | None = Field(default=None, max_length=100)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=120, description="per-attempt deadline")
+    retry_schedule: str | list[float] | None = Field(
+        default=None, description='waits before each retry, e.g. "1m,5m,15m,1h,6h" (default: the service\'s)'
+    )
+    max_in_flight: int | None = Field(default=None, ge=1, le=10_000, description="concurrent requests cap")
     description: str | None = Field(default=None, max_length=1000)
     channels: list[str] | None = None
     headers: dict[str, str] | None = None
@@ -74,6 +93,7 @@ class _EndpointFields(BaseModel):
     _channels = field_validator("channels")(_check_channels)
     _headers = field_validator("headers")(_check_headers)
     _metadata = field_validator("metadata")(_check_metadata)
+    _schedule = field_validator("retry_schedule")(_check_schedule)
 
 
 class WebhookCreate(_EndpointFields):
@@ -101,7 +121,18 @@ def webhook_view(e: Endpoint) -> dict[str, Any]:
         "headers": e.headers,
         "metadata": e.metadata,
         "disabled_reason": e.disabled_reason,
+        "timeout_seconds": e.timeout_ms / 1000 if e.timeout_ms else None,
+        "retry_schedule": e.retry_schedule,
+        "max_in_flight": e.max_in_flight,
     }
+
+
+def _options(changes: dict[str, Any]) -> dict[str, Any]:
+    """API field names -> store columns, for the delivery options present in ``changes``."""
+    if "timeout_seconds" in changes:
+        seconds = changes.pop("timeout_seconds")
+        changes["timeout_ms"] = round(seconds * 1000) if seconds is not None else None
+    return changes
 
 
 def _url(services: Services, url: str) -> str:
@@ -118,15 +149,16 @@ async def _events(services: Services, patterns: list[str]) -> list[str]:
         raise bad_request(str(exc)) from None
 
 
-def _endpoint_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
-        raise not_found(f"webhook '{raw}' not found")
+def numeric_id(raw: str, kind: str = "webhook") -> int:
+    """Ids of webhooks and deliveries are integers; anything else cannot exist (404, not 400)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "²".isdigit() is True
+        raise not_found(f"{kind} '{raw}' not found")
     return int(raw)
 
 
-async def _get(services: Services, tenant_id: str, raw_id: str) -> Endpoint:
+async def endpoint_or_404(services: Services, tenant_id: str, raw_id: str) -> Endpoint:
     async with services.store.read() as conn:
-        endpoint = await store.get_endpoint(conn, tenant_id, _endpoint_id(raw_id))
+        endpoint = await store.get_endpoint(conn, tenant_id, numeric_id(raw_id))
     if endpoint is None:
         raise not_found(f"webhook '{raw_id}' not found")
     return endpoint
@@ -156,6 +188,7 @@ async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: 
             headers=body.headers or {},
             metadata=body.metadata or {},
             active=True,
+            **_options(body.model_dump(include={"timeout_seconds", "retry_schedule", "max_in_flight"})),
         )
     return ok({**webhook_view(endpoint), "secret": secret}, "Webhook created successfully", 201)
 
@@ -180,7 +213,9 @@ async def get_webhook(
     webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
-    return ok(webhook_view(await _get(services, tenant, webhook_id)), "Webhook retrieved successfully")
+    return ok(
+        webhook_view(await endpoint_or_404(services, tenant, webhook_id)), "Webhook retrieved successfully"
+    )
 
 
 @router.get("/{webhook_id}/secret", summary="Get a webhook endpoint's signing secret")
@@ -188,7 +223,7 @@ async def get_webhook_secret(
     webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
-    endpoint = await _get(services, tenant, webhook_id)
+    endpoint = await endpoint_or_404(services, tenant, webhook_id)
     return ok({"id": endpoint.id, "secret": endpoint.secret}, "Webhook secret retrieved successfully")
 
 
@@ -213,10 +248,13 @@ async def update_webhook(
         )
     if changes.get("active"):
         changes["disabled_reason"] = None
+    _options(changes)
     async with services.store.write() as conn:
-        if not await store.update_endpoint(conn, tenant, _endpoint_id(webhook_id), changes, services.now()):
+        if not await store.update_endpoint(conn, tenant, numeric_id(webhook_id), changes, services.now()):
             raise not_found(f"webhook '{webhook_id}' not found")
-    return ok(webhook_view(await _get(services, tenant, webhook_id)), "Webhook updated successfully")
+    return ok(
+        webhook_view(await endpoint_or_404(services, tenant, webhook_id)), "Webhook updated successfully"
+    )
 
 
 @router.delete("/{webhook_id}", summary="Delete a webhook endpoint")
@@ -225,6 +263,47 @@ async def delete_webhook(
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     async with services.store.write() as conn:
-        if not await store.delete_endpoint(conn, tenant, _endpoint_id(webhook_id)):
+        if not await store.delete_endpoint(conn, tenant, numeric_id(webhook_id)):
             raise not_found(f"webhook '{webhook_id}' not found")
     return ok({"id": int(webhook_id), "deleted": True}, "Webhook deleted successfully")
+
+
+class SecretRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    secret: str | None = Field(default=None, description="the new secret; generated if absent")
+    grace_period_seconds: int = Field(
+        default=86400, ge=0, le=30 * 86400, description="how long the old secret keeps signing too"
+    )
+
+
+@router.post("/{webhook_id}/secret/rotate", summary="Rotate the signing secret, with a grace period")
+async def rotate_secret(
+    webhook_id: str,
+    services: ServicesDep,
+    principal: Authenticated,
+    body: SecretRotation | None = None,
+    tenant_id: str | None = TenantQuery,
+) -> Response:
+    """During the grace period every delivery carries one signature per valid secret."""
+    body = body or SecretRotation()
+    tenant = await resolve_tenant(services, principal, tenant_id)
+    if body.secret is not None and (problem := validate_secret(body.secret)):
+        raise bad_request(problem)
+    endpoint = await endpoint_or_404(services, tenant, webhook_id)
+    now = services.now()
+    still_valid = [
+        old for old in endpoint.previous_secrets if datetime.fromisoformat(old["expires_at"]) > now
+    ]
+    if body.grace_period_seconds:
+        expires = now + timedelta(seconds=body.grace_period_seconds)
+        still_valid.insert(0, {"secret": endpoint.secret, "expires_at": expires.isoformat()})
+    new_secret = body.secret or generate_secret()
+    changes = {"secret": new_secret, "previous_secrets": still_valid[:5]}
+    async with services.store.write() as conn:
+        await store.update_endpoint(conn, tenant, endpoint.id, changes, now)
+    data = {
+        "id": endpoint.id,
+        "secret": new_secret,
+        "previous_secrets_expire_at": [old["expires_at"] for old in still_valid[:5]],
+    }
+    return ok(data, "Webhook secret rotated successfully")

@@ -1,0 +1,150 @@
+"""Delivery logs and redelivery: /v1/webhooks/{id}/deliveries, /v1/deliveries/{id} (+ /retry),
+/v1/webhooks/{id}/replay."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
+from hookline.api.envelope import bad_request, not_found, ok
+from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page
+from hookline.api.routes.webhooks import TenantQuery, endpoint_or_404, numeric_id
+from hookline.store import deliveries as store
+from hookline.store.deliveries import Attempt, Delivery
+
+router = APIRouter(tags=["deliveries"])
+
+Status = Literal["pending", "succeeded", "failed"]
+
+
+def delivery_view(d: Delivery) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "webhook_id": d.endpoint_id,
+        "event_id": d.event_id,
+        "event": d.event_type,
+        "status": d.status,
+        "attempts": d.attempts,
+        "next_attempt_at": d.next_attempt_at if d.status == "pending" else None,
+        "last_status_code": d.last_status_code,
+        "last_error": d.last_error,
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+        "completed_at": d.completed_at,
+    }
+
+
+def attempt_view(a: Attempt) -> dict[str, Any]:
+    return {
+        "attempt": a.attempt,
+        "started_at": a.started_at,
+        "duration_ms": a.duration_ms,
+        "status_code": a.status_code,
+        "response_body": a.response_body,
+        "error": a.error,
+        "request_headers": a.request_headers,
+    }
+
+
+def _aware(name: str, moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        raise bad_request(f"'{name}' needs a timezone (e.g. 2025-01-01T00:00:00Z)")
+    return moment
+
+
+@router.get("/v1/webhooks/{webhook_id}/deliveries", summary="List a webhook's deliveries, newest first")
+async def list_deliveries(
+    webhook_id: str,
+    services: ServicesDep,
+    principal: Authenticated,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    status: Status | None = None,
+    event: Annotated[str | None, Query(description="only this event type")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tenant_id: str | None = TenantQuery,
+) -> Response:
+    tenant = await resolve_tenant(services, principal, tenant_id)
+    endpoint = await endpoint_or_404(services, tenant, webhook_id)
+    async with services.store.read() as conn:
+        rows = await store.list_for_endpoint(
+            conn,
+            tenant,
+            endpoint.id,
+            before=decode_int_cursor(cursor),
+            limit=limit + 1,
+            status=status,
+            event_type=event,
+            since=_aware("since", since),
+            until=_aware("until", until),
+        )
+    last = rows[limit - 1].id if len(rows) > limit else None
+    return ok(page([delivery_view(d) for d in rows], limit, last), "Deliveries retrieved successfully")
+
+
+async def _delivery(services: ServicesDep, tenant: str, raw_id: str) -> Delivery:
+    async with services.store.read() as conn:
+        found = await store.get_delivery(conn, tenant, numeric_id(raw_id, "delivery"))
+    if found is None:
+        raise not_found(f"delivery '{raw_id}' not found")
+    return found
+
+
+@router.get("/v1/deliveries/{delivery_id}", summary="Get a delivery with every attempt")
+async def get_delivery(
+    delivery_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+) -> Response:
+    tenant = await resolve_tenant(services, principal, tenant_id)
+    found = await _delivery(services, tenant, delivery_id)
+    async with services.store.read() as conn:
+        attempts = await store.attempts_of(conn, found.id)
+    view = delivery_view(found) | {"attempt_log": [attempt_view(a) for a in attempts]}
+    return ok(view, "Delivery retrieved successfully")
+
+
+@router.post("/v1/deliveries/{delivery_id}/retry", status_code=202, summary="Deliver again now")
+async def retry_delivery(
+    delivery_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+) -> Response:
+    tenant = await resolve_tenant(services, principal, tenant_id)
+    found = await _delivery(services, tenant, delivery_id)
+    await store.requeue(services.store, tenant, now=services.now(), delivery_id=found.id)
+    return ok({"id": found.id, "status": "pending"}, "Delivery queued for another attempt", 202)
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    since: datetime
+    until: datetime | None = None
+    status: Status | None = Field(default=None, description="only deliveries in this state (default: all)")
+
+
+@router.post("/v1/webhooks/{webhook_id}/replay", status_code=202, summary="Re-queue a webhook's deliveries")
+async def replay(
+    webhook_id: str,
+    body: ReplayRequest,
+    services: ServicesDep,
+    principal: Authenticated,
+    tenant_id: str | None = TenantQuery,
+) -> Response:
+    tenant = await resolve_tenant(services, principal, tenant_id)
+    endpoint = await endpoint_or_404(services, tenant, webhook_id)
+    since, until = _aware("since", body.since), _aware("until", body.until)
+    if until is not None and since is not None and until <= since:
+        raise bad_request("'until' must be after 'since'")
+    count = await store.requeue(
+        services.store,
+        tenant,
+        now=services.now(),
+        endpoint_id=endpoint.id,
+        since=since,
+        until=until,
+        statuses=(body.status,) if body.status else store.STATUSES,
+    )
+    return ok({"webhook_id": endpoint.id, "requeued": count}, f"{count} deliveries queued again", 202)

@@ -1,0 +1,159 @@
+"""Reading deliveries and their attempts, and putting deliveries back in the queue (retry, replay)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hookline.store.engine import Store
+from hookline.store.queue import wake_workers
+from hookline.store.schema import attempts, deliveries, events
+
+STATUSES = ("pending", "succeeded", "failed")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    endpoint_id: int
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: int
+    attempt: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    response_body: str | None
+    error: str | None
+    request_headers: dict[str, str]
+
+
+_COLUMNS = (
+    deliveries.c.id,
+    deliveries.c.endpoint_id,
+    events.c.id.label("event_id"),
+    deliveries.c.event_type,
+    deliveries.c.status,
+    deliveries.c.attempts,
+    deliveries.c.next_attempt_at,
+    deliveries.c.last_status_code,
+    deliveries.c.last_error,
+    deliveries.c.created_at,
+    deliveries.c.updated_at,
+    deliveries.c.completed_at,
+)
+
+
+def _select() -> sa.Select[Any]:
+    return sa.select(*_COLUMNS).join(events, events.c.seq == deliveries.c.event_seq)
+
+
+async def list_for_endpoint(
+    conn: AsyncConnection,
+    tenant_id: str,
+    endpoint_id: int,
+    *,
+    before: int | None,
+    limit: int,
+    status: str | None = None,
+    event_type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Delivery]:
+    """Newest first; ``before`` is the id cursor of the previous page's last delivery."""
+    query = (
+        _select()
+        .where(deliveries.c.tenant_id == tenant_id, deliveries.c.endpoint_id == endpoint_id)
+        .order_by(deliveries.c.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(deliveries.c.id < before)
+    if status is not None:
+        query = query.where(deliveries.c.status == status)
+    if event_type is not None:
+        query = query.where(deliveries.c.event_type == event_type)
+    if since is not None:
+        query = query.where(deliveries.c.created_at >= since)
+    if until is not None:
+        query = query.where(deliveries.c.created_at < until)
+    return [Delivery(**row) for row in (await conn.execute(query)).mappings()]
+
+
+async def get_delivery(conn: AsyncConnection, tenant_id: str, delivery_id: int) -> Delivery | None:
+    query = _select().where(deliveries.c.tenant_id == tenant_id, deliveries.c.id == delivery_id)
+    row = (await conn.execute(query)).mappings().first()
+    return Delivery(**row) if row else None
+
+
+async def attempts_of(conn: AsyncConnection, delivery_id: int) -> list[Attempt]:
+    query = (
+        sa.select(
+            attempts.c.id,
+            attempts.c.attempt,
+            attempts.c.started_at,
+            attempts.c.duration_ms,
+            attempts.c.status_code,
+            attempts.c.response_body,
+            attempts.c.error,
+            attempts.c.request_headers,
+        )
+        .where(attempts.c.delivery_id == delivery_id)
+        .order_by(attempts.c.id)
+    )
+    return [Attempt(**row) for row in (await conn.execute(query)).mappings()]
+
+
+async def requeue(
+    store: Store,
+    tenant_id: str,
+    *,
+    now: datetime,
+    delivery_id: int | None = None,
+    endpoint_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    statuses: Sequence[str] = STATUSES,
+) -> int:
+    """Make matching deliveries due now (a manual retry or a replay); returns how many.
+
+    A delivery in flight keeps its lease: requeueing it only moves its due time, so at worst it is
+    sent once more, which at-least-once delivery allows."""
+    conditions = [deliveries.c.tenant_id == tenant_id, deliveries.c.status.in_(list(statuses))]
+    if delivery_id is not None:
+        conditions.append(deliveries.c.id == delivery_id)
+    if endpoint_id is not None:
+        conditions.append(deliveries.c.endpoint_id == endpoint_id)
+    if since is not None:
+        conditions.append(deliveries.c.created_at >= since)
+    if until is not None:
+        conditions.append(deliveries.c.created_at < until)
+    async with store.write() as conn:
+        result = await conn.execute(
+            deliveries.update()
+            .where(*conditions)
+            .values(status="pending", next_attempt_at=now, leased_by=None, completed_at=None, updated_at=now)
+        )
+        count = result.rowcount
+        if count:
+            await wake_workers(conn, store)
+    if count:
+        store.announce_new_work()
+    return count
