@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -73,99 +74,133 @@ def format_timestamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-async def _existing(
-    conn: AsyncConnection, tenant_id: str, event_id: str | None, idempotency_key: str | None
-) -> Accepted | None:
-    conditions = []
-    if event_id is not None:
-        conditions.append(events.c.id == event_id)
-    if idempotency_key is not None:
-        conditions.append(events.c.idempotency_key == idempotency_key)
-    if not conditions:
-        return None
-    query = (
-        sa.select(events.c.id, events.c.event_type, events.c.delivery_count)
-        .where(events.c.tenant_id == tenant_id, sa.or_(*conditions))
-        .order_by(events.c.seq)
-        .limit(1)
-    )
-    row = (await conn.execute(query)).first()
-    return Accepted(row[0], row[1], row[2], created=False) if row else None
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to ingest; ``client_id`` says whether the platform chose the id (then it de-duplicates)."""
 
+    id: str
+    client_id: bool
+    event_type: str
+    data: Any
+    channels: list[str] | None = None
+    idempotency_key: str | None = None
 
-async def ingest(
-    store: Store,
-    *,
-    tenant_id: str,
-    event_id: str,
-    client_id: bool,
-    event_type: str,
-    data: Any,
-    channels: list[str] | None,
-    idempotency_key: str | None,
-    now: datetime,
-) -> Accepted:
-    """Store the event and one pending delivery per subscribed active endpoint, atomically.
-
-    A repeated client-supplied id or idempotency key returns the first event's result and writes
-    nothing; two such requests racing each other are settled by the unique constraints."""
-    lookup_id = event_id if client_id else None
-    payload = orjson.dumps(
-        {"id": event_id, "event": event_type, "timestamp": format_timestamp(now), "data": data}
-    )
-    try:
-        async with store.write() as conn:
-            if (found := await _existing(conn, tenant_id, lookup_id, idempotency_key)) is not None:
-                return found
-            targets = [
-                s.endpoint_id
-                for s in await active_subscriptions(conn, tenant_id)
-                if receives(s, event_type, channels)
-            ]
-            seq = (
-                await conn.execute(
-                    events.insert()
-                    .values(
-                        id=event_id,
-                        tenant_id=tenant_id,
-                        event_type=event_type,
-                        idempotency_key=idempotency_key,
-                        channels=channels,
-                        payload=payload,
-                        delivery_count=len(targets),
-                        created_at=now,
-                    )
-                    .returning(events.c.seq)
-                )
-            ).scalar_one()
-            if targets:
-                await conn.execute(
-                    deliveries.insert(),
-                    [
-                        {
-                            "event_seq": seq,
-                            "endpoint_id": endpoint_id,
-                            "tenant_id": tenant_id,
-                            "event_type": event_type,
-                            "status": "pending",
-                            "attempts": 0,
-                            "next_attempt_at": now,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                        for endpoint_id in targets
-                    ],
-                )
-                await wake_workers(conn, store)
-    except IntegrityError:
-        async with store.read() as conn:
-            found = await _existing(conn, tenant_id, lookup_id, idempotency_key)
-        if found is None:
-            raise
+    def dedup_keys(self) -> list[tuple[str, str]]:
+        """What makes a repeat of this event recognisable: its own id (if chosen) and its key."""
+        found = [("id", self.id)] if self.client_id else []
+        if self.idempotency_key is not None:
+            found.append(("key", self.idempotency_key))
         return found
-    if targets:
+
+
+async def _already_accepted(
+    conn: AsyncConnection, tenant_id: str, items: Sequence[NewEvent]
+) -> dict[tuple[str, str], Accepted]:
+    ids = [i.id for i in items if i.client_id]
+    keys = [i.idempotency_key for i in items if i.idempotency_key is not None]
+    if not ids and not keys:
+        return {}
+    query = sa.select(
+        events.c.id, events.c.event_type, events.c.delivery_count, events.c.idempotency_key
+    ).where(events.c.tenant_id == tenant_id, sa.or_(events.c.id.in_(ids), events.c.idempotency_key.in_(keys)))
+    found: dict[tuple[str, str], Accepted] = {}
+    for row in await conn.execute(query):
+        accepted = Accepted(row.id, row.event_type, row.delivery_count, created=False)
+        found[("id", row.id)] = accepted
+        if row.idempotency_key is not None:
+            found[("key", row.idempotency_key)] = accepted
+    return found
+
+
+def _first_match(found: dict[tuple[str, str], Accepted], item: NewEvent) -> Accepted | None:
+    for key in item.dedup_keys():
+        if key in found:
+            return found[key]
+    return None
+
+
+async def _write(store: Store, tenant_id: str, items: Sequence[NewEvent], now: datetime) -> list[Accepted]:
+    stamp = format_timestamp(now)
+    async with store.write() as conn:
+        found = await _already_accepted(conn, tenant_id, items)
+        subscriptions = await active_subscriptions(conn, tenant_id)
+        results: list[Accepted] = []
+        fresh: list[tuple[NewEvent, list[int]]] = []
+        for item in items:
+            if (prior := _first_match(found, item)) is not None:
+                results.append(Accepted(prior.id, prior.event, prior.deliveries, created=False))
+                continue
+            targets = [s.endpoint_id for s in subscriptions if receives(s, item.event_type, item.channels)]
+            accepted = Accepted(item.id, item.event_type, len(targets), created=True)
+            results.append(accepted)
+            fresh.append((item, targets))
+            for key in item.dedup_keys():  # a repeat later in the same batch replays this one
+                found[key] = accepted
+        if not fresh:
+            return results
+        inserted = await conn.execute(
+            events.insert().returning(events.c.seq, sort_by_parameter_order=True),
+            [
+                {
+                    "id": item.id,
+                    "tenant_id": tenant_id,
+                    "event_type": item.event_type,
+                    "idempotency_key": item.idempotency_key,
+                    "channels": item.channels,
+                    "payload": orjson.dumps(
+                        {"id": item.id, "event": item.event_type, "timestamp": stamp, "data": item.data}
+                    ),
+                    "delivery_count": len(targets),
+                    "created_at": now,
+                }
+                for item, targets in fresh
+            ],
+        )
+        delivery_rows = [
+            {
+                "event_seq": seq,
+                "endpoint_id": endpoint_id,
+                "tenant_id": tenant_id,
+                "event_type": item.event_type,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for seq, (item, targets) in zip(inserted.scalars().all(), fresh, strict=True)
+            for endpoint_id in targets
+        ]
+        if delivery_rows:
+            await conn.execute(deliveries.insert(), delivery_rows)
+            await wake_workers(conn, store)
+    if delivery_rows:
         store.announce_new_work()
-    return Accepted(event_id, event_type, len(targets), created=True)
+    return results
+
+
+async def ingest_many(
+    store: Store, tenant_id: str, items: Sequence[NewEvent], now: datetime
+) -> list[Accepted]:
+    """Store events and one pending delivery per subscribed active endpoint, all in one transaction.
+
+    An event whose client-chosen id or idempotency key was seen before returns the first result
+    (``created=False``) and writes nothing. Requests racing with the same id are settled by the unique
+    constraints: the loser's transaction fails, and its events are then taken one by one."""
+    try:
+        return await _write(store, tenant_id, items, now)
+    except IntegrityError:
+        if len(items) > 1:
+            return [(await ingest_many(store, tenant_id, [item], now))[0] for item in items]
+        async with store.read() as conn:
+            prior = _first_match(await _already_accepted(conn, tenant_id, items), items[0])
+        if prior is None:
+            raise
+        return [prior]
+
+
+async def ingest(store: Store, *, tenant_id: str, item: NewEvent, now: datetime) -> Accepted:
+    return (await ingest_many(store, tenant_id, [item], now))[0]
 
 
 async def get_event(conn: AsyncConnection, tenant_id: str, event_id: str) -> Event | None:

@@ -16,7 +16,7 @@ from hookline.api.routes.webhooks import TenantQuery, _check_channels
 from hookline.catalog import first_schema_error, suggest
 from hookline.ids import new_id
 from hookline.store import events as store
-from hookline.store.events import Event
+from hookline.store.events import Event, NewEvent
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -62,17 +62,15 @@ async def create_event(
         raise bad_request(f"unknown event type '{body.event}'{hint}")
     if problem := first_schema_error(event_type.schema, body.data):
         raise bad_request(problem)
-    accepted = await store.ingest(
-        services.store,
-        tenant_id=tenant_id,
-        event_id=body.id or new_id("evt"),
+    item = NewEvent(
+        id=body.id or new_id("evt"),
         client_id=body.id is not None,
         event_type=body.event,
         data=body.data,
         channels=body.channels,
         idempotency_key=idempotency_key or None,
-        now=services.now(),
     )
+    accepted = await store.ingest(services.store, tenant_id=tenant_id, item=item, now=services.now())
     data = {"id": accepted.id, "event": accepted.event, "deliveries": accepted.deliveries}
     if accepted.created:
         return ok(data, "Event accepted for delivery", 202)

@@ -1,0 +1,92 @@
+"""A fast webhook receiver for benchmarks, in its own process (uvloop + httptools, keep-alive).
+
+    python -m bench.sink PORT
+
+``POST /ok/...`` answers 200 and records (webhook-id, arrival time); ``/fail/...`` answers 500;
+``/hang/...`` never answers (the sender's deadline ends it). Control: ``GET /_stats`` ->
+``{"count", "unique"}``; ``GET /_times`` -> ``{"id": first arrival unix time, ...}``; ``POST /_reset``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+import httptools
+import orjson
+import uvloop
+
+RECEIVED: dict[bytes, float] = {}
+COUNT = 0
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+FAIL = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nfail"
+
+
+def _json(payload: Any) -> bytes:
+    body = orjson.dumps(payload)
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+class SinkProtocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.webhook_id = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            assert self.transport is not None
+            self.transport.close()
+
+    def on_url(self, url: bytes) -> None:
+        self.url = url
+        self.webhook_id = b""
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"webhook-id":
+            self.webhook_id = value
+
+    def on_message_complete(self) -> None:
+        global COUNT
+        assert self.transport is not None
+        url = self.url
+        if url.startswith(b"/ok"):
+            COUNT += 1
+            RECEIVED.setdefault(self.webhook_id, time.time())
+            self.transport.write(OK)
+        elif url.startswith(b"/fail"):
+            self.transport.write(FAIL)
+        elif url.startswith(b"/hang"):
+            pass
+        elif url.startswith(b"/_stats"):
+            self.transport.write(_json({"count": COUNT, "unique": len(RECEIVED)}))
+        elif url.startswith(b"/_times"):
+            self.transport.write(_json({k.decode(): v for k, v in RECEIVED.items()}))
+        elif url.startswith(b"/_reset"):
+            COUNT = 0
+            RECEIVED.clear()
+            self.transport.write(_json({"reset": True}))
+        else:
+            self.transport.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+
+async def main(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(SinkProtocol, "127.0.0.1", port, backlog=4096)
+    print(f"sink listening on {port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    uvloop.run(main(int(sys.argv[1])))
