@@ -55,13 +55,7 @@ async def create_event(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     tenant_id = await resolve_tenant(services, principal, body.tenant_id)
-    event_type = await services.registry.get(body.event)
-    if event_type is None:
-        hints = suggest(body.event, await services.registry.names())
-        hint = f" (did you mean {', '.join(repr(h) for h in hints)}?)" if hints else ""
-        raise bad_request(f"unknown event type '{body.event}'{hint}")
-    if problem := first_schema_error(event_type.schema, body.data):
-        raise bad_request(problem)
+    await _checked(services, body.event, body.data)
     item = NewEvent(
         id=body.id or new_id("evt"),
         client_id=body.id is not None,
@@ -75,6 +69,62 @@ async def create_event(
     if accepted.created:
         return ok(data, "Event accepted for delivery", 202)
     return ok(data, "Event already accepted; nothing new was created", 202, {"Idempotent-Replayed": "true"})
+
+
+MAX_BATCH = 1000
+
+
+class BatchItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event: str = Field(min_length=1, max_length=100)
+    data: dict[str, Any]
+    id: str | None = Field(default=None, pattern=EVENT_ID)
+    channels: list[str] | None = None
+
+    _channels = field_validator("channels")(_check_channels)
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH)
+    tenant_id: str | None = None
+
+
+async def _checked(services: ServicesDep, name: str, data: dict[str, Any], where: str = "") -> None:
+    """Raise a 400 naming the problem if ``name`` is unknown or ``data`` breaks its schema."""
+    event_type = await services.registry.get(name)
+    if event_type is None:
+        hints = suggest(name, await services.registry.names())
+        hint = f" (did you mean {', '.join(repr(h) for h in hints)}?)" if hints else ""
+        raise bad_request(f"{where}unknown event type '{name}'{hint}")
+    if problem := first_schema_error(event_type.schema, data):
+        raise bad_request(f"{where}{problem}")
+
+
+@router.post("/batch", status_code=202, summary=f"Post up to {MAX_BATCH} events in one transaction")
+async def create_events(body: EventBatch, services: ServicesDep, principal: Authenticated) -> Response:
+    """All or nothing: one invalid event rejects the batch (the error names its index)."""
+    tenant_id = await resolve_tenant(services, principal, body.tenant_id)
+    for index, entry in enumerate(body.events):
+        await _checked(services, entry.event, entry.data, f"events[{index}]: ")
+    items = [
+        NewEvent(
+            id=entry.id or new_id("evt"),
+            client_id=entry.id is not None,
+            event_type=entry.event,
+            data=entry.data,
+            channels=entry.channels,
+        )
+        for entry in body.events
+    ]
+    results = await store.ingest_many(services.store, tenant_id, items, services.now())
+    data = {
+        "accepted": sum(r.created for r in results),
+        "items": [
+            {"id": r.id, "event": r.event, "deliveries": r.deliveries, "created": r.created} for r in results
+        ],
+    }
+    return ok(data, f"{data['accepted']} events accepted for delivery", 202)
 
 
 @router.get("", summary="List events, newest first")
