@@ -11,13 +11,16 @@ async def test_done_when_flow(api: Api) -> None:
     _, auth = await api.tenant()
     hook = assert_ok(
         await api.http.post(
-            "/v1/webhooks", json={"url": "https://example.com/hook", "events": ["message.received"]}, headers=auth
+            "/v1/webhooks",
+            json={"url": "https://example.com/hook", "events": ["message.received"]},
+            headers=auth,
         ),
         201,
     )
     example = (await api.http.get("/v1/event-types/message.received", headers=auth)).json()["data"]["example"]
     accepted = assert_ok(
-        await api.http.post("/v1/events", json={"event": "message.received", "data": example}, headers=auth), 202
+        await api.http.post("/v1/events", json={"event": "message.received", "data": example}, headers=auth),
+        202,
     )
     assert accepted["deliveries"] == 1
     event = assert_ok(await api.http.get(f"/v1/events/{accepted['id']}", headers=auth))

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from hookline.api.envelope import ApiError, error
 
@@ -64,7 +65,23 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         text = f"method {request.method} is not allowed on {request.url.path}"
     else:
         text = str(exc.detail)
-    return error(exc.status_code, text, dict(exc.headers) if exc.headers else None)
+    headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        # Starlette's Allow names only the first route on this path; list every method the path has.
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    return error(exc.status_code, text, headers)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

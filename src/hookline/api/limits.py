@@ -1,6 +1,18 @@
-"""Request body size limit, enforced before the body reaches a route (pure ASGI middleware)."""
+"""Request body limits, enforced before the body reaches a route (pure ASGI middleware).
+
+* Size: over ``max_bytes`` is a 413, whether the body has a Content-Length or is streamed.
+* JSON values hookline cannot store or send back: NUL characters (PostgreSQL refuses them in text and
+  jsonb), unpaired UTF-16 surrogates, NaN/Infinity, and numbers outside the 64-bit integer range
+  (orjson cannot encode them). They are a 400 on every backend instead of a 500. A cheap scan decides
+  whether the body needs the full check, so ordinary bodies are not parsed twice.
+"""
 
 from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,8 +52,79 @@ class BodyLimitMiddleware:
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
-        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        raw = b"".join(chunks)
+        if _is_json(scope) and (problem := _json_problem(raw)):
+            await error(400, problem)(scope, receive, send)
+            return
+        body = {"type": "http.request", "body": raw, "more_body": False}
         await self.app(scope, _replay([body], receive), send)
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            return b"json" in value.lower()
+    return True  # FastAPI reads a body without Content-Type as JSON
+
+
+# Only these spellings can produce the values refused below; without one, the body is fine as it is.
+_SUSPECT = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]|NaN|Infinity|\d{19}|[eE][+-]?\d{2}")
+# PostgreSQL's jsonb prints 1e20 back as 100000000000000000000, which orjson cannot encode: a number
+# outside the 64-bit integer range, integer or not, would make every later read of that row fail.
+_LOWEST, _HIGHEST = -(2**63), 2**64 - 1
+_OUT_OF_RANGE = "request body has a number outside the 64-bit integer range"
+
+
+class _Unstorable(ValueError):
+    pass
+
+
+def _parse_int(text: str) -> int:
+    value = int(text)
+    if not _LOWEST <= value <= _HIGHEST:
+        raise _Unstorable(_OUT_OF_RANGE)
+    return value
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and _LOWEST <= value < 2.0**64):
+        raise _Unstorable(_OUT_OF_RANGE)
+    return value
+
+
+def _parse_constant(text: str) -> Any:
+    raise _Unstorable(f"request body must not contain {text} (it is not valid JSON)")
+
+
+def _json_problem(body: bytes) -> str | None:
+    """Why a JSON body holds a value hookline cannot store, or None (also when it is not JSON at all)."""
+    if _SUSPECT.search(body) is None:
+        return None
+    try:
+        stack: list[Any] = [
+            json.loads(body, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+        ]
+    except _Unstorable as exc:
+        return str(exc)
+    except ValueError:
+        return None  # the route answers "request body is not valid JSON"
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "\0" in value:
+                return "request body must not contain NUL (\\u0000) characters"
+            if not value.isascii():
+                try:
+                    value.encode()
+                except UnicodeEncodeError:
+                    return "request body must not contain unpaired UTF-16 surrogates (\\ud800-\\udfff)"
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return None
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:

@@ -21,16 +21,19 @@ def decode_cursor(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except ValueError:
         raise bad_request("query parameter 'cursor' is not a cursor this API returned") from None
+    if not value.isprintable():  # e.g. a NUL byte, which PostgreSQL rejects in text
+        raise bad_request("query parameter 'cursor' is not a cursor this API returned")
+    return value
 
 
 def decode_int_cursor(cursor: str | None) -> int | None:
     value = decode_cursor(cursor)
     if value is None:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # must fit a BIGINT
         raise bad_request("query parameter 'cursor' is not a cursor this API returned")
     return int(value)
 

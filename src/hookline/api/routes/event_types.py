@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema_specifications  # type: ignore[import-untyped]  # jsonschema's own dependency
 from fastapi import APIRouter
 from jsonschema import SchemaError
 from pydantic import BaseModel, ConfigDict, Field
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
@@ -32,6 +35,28 @@ class EventTypeCreate(BaseModel):
     group: str = Field(default="", max_length=100)
     schema_: dict[str, Any] = Field(default_factory=lambda: {"type": "object"}, alias="schema")
     example: dict[str, Any] = Field(default_factory=dict)
+
+
+def unresolvable_ref(schema: dict[str, Any]) -> str | None:
+    """The first ``$ref`` that validation could not follow (remote, or pointing nowhere), else None.
+
+    jsonschema resolves references lazily and never fetches remote ones, so such a schema would fail
+    (as a 500) on the first event that reaches the reference; it is refused when the type is created.
+    """
+    resource = DRAFT202012.create_resource(schema)
+    stack = [(resource, jsonschema_specifications.REGISTRY.resolver_with_root(resource))]
+    while stack:
+        current, resolver = stack.pop()
+        if isinstance(current.contents, dict):
+            for keyword in ("$ref", "$dynamicRef"):
+                ref = current.contents.get(keyword)
+                if isinstance(ref, str):
+                    try:
+                        resolver.lookup(ref)
+                    except Unresolvable:
+                        return ref
+        stack.extend((sub, resolver.in_subresource(sub)) for sub in current.subresources())
+    return None
 
 
 def event_type_view(t: EventType) -> dict[str, Any]:
@@ -67,6 +92,10 @@ async def create_event_type(body: EventTypeCreate, services: ServicesDep, _: Adm
         validator_for(body.schema_)
     except SchemaError as exc:
         raise bad_request(f"'schema' is not a valid JSON Schema: {exc.message}") from None
+    if (ref := unresolvable_ref(body.schema_)) is not None:
+        raise bad_request(
+            f"'schema' has a $ref that cannot be resolved: {ref!r} (remote refs are not fetched)"
+        )
     if body.example and (problem := first_schema_error(body.schema_, body.example)):
         raise bad_request(f"'example' does not match 'schema': {problem}")
     event_type = EventType(
