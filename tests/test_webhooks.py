@@ -520,3 +520,24 @@ async def test_admin_without_tenant_id_is_400(api: Api, method: str, path: str, 
 async def test_admin_with_unknown_tenant_is_404(api: Api, method: str, path: str, body: Any) -> None:
     response = await api.http.request(method, path, json=body, headers=api.admin)
     assert_error(response, 404, "tenant 'ghost' not found")
+
+
+async def test_an_empty_events_list_is_refused(api: Api) -> None:
+    _, auth = await api.tenant()
+    response = await api.http.post(
+        "/v1/webhooks", json={"url": "https://example.com/hook", "events": []}, headers=auth
+    )
+    assert_error(response, 400, "'events' must name at least one event type (use [\"*\"] for all)")
+
+
+@pytest.mark.parametrize("settings_overrides", [{"signature_header_prefix": "X-Awal-Webhook"}])
+async def test_headers_under_the_branded_signature_prefix_are_reserved(api: Api) -> None:
+    _, auth = await api.tenant()
+    response = await api.http.post(
+        "/v1/webhooks",
+        json={"url": "https://example.com/hook", "headers": {"x-awal-webhook-signature": "forged"}},
+        headers=auth,
+    )
+    assert_error(
+        response, 400, "header 'x-awal-webhook-signature' is set by hookline and cannot be overridden"
+    )

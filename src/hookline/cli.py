@@ -32,6 +32,21 @@ def _settings(**overrides: Any) -> Settings:
     return settings
 
 
+@contextlib.contextmanager
+def _database_errors(settings: Settings) -> Iterator[None]:
+    """A database that cannot be reached or opened ends the command with one clear line, not a traceback."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except (OSError, DBAPIError) as exc:
+        where = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc)
+        typer.echo(f"hookline: database error ({where}): {reason}", err=True)
+        raise typer.Exit(1) from None
+
+
 def _run(coro: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
@@ -55,7 +70,8 @@ async def _run_roles(settings: Settings, *, api: bool, worker: bool, auto_migrat
     from hookline.runtime import SchemaOutOfDate, open_services
 
     try:
-        services, new_admin_key = await open_services(settings, auto_migrate=auto_migrate)
+        with _database_errors(settings):
+            services, new_admin_key = await open_services(settings, auto_migrate=auto_migrate)
     except SchemaOutOfDate as exc:
         typer.echo(f"hookline: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -139,12 +155,14 @@ def migrate(database_url: DbOpt = None) -> None:
     settings = _settings(database_url=database_url)
 
     async def run() -> None:
-        store = Store.from_url(settings.effective_database_url)
-        try:
-            await migrations.upgrade(store)
-            typer.echo(f"hookline: database schema at revision {await migrations.current_revision(store)}")
-        finally:
-            await store.close()
+        with _database_errors(settings):
+            store = Store.from_url(settings.effective_database_url)
+            try:
+                await migrations.upgrade(store)
+                revision = await migrations.current_revision(store)
+            finally:
+                await store.close()
+        typer.echo(f"hookline: database schema at revision {revision}")
 
     _run(run())
 
@@ -166,12 +184,13 @@ def admin_key_reset(database_url: DbOpt = None) -> None:
     key = generate_admin_key()
 
     async def run() -> None:
-        store = Store.from_url(settings.effective_database_url)
-        try:
-            async with store.write() as conn:
-                await set_value(conn, ADMIN_KEY_HASH, hash_key(key), datetime.now(UTC))
-        finally:
-            await store.close()
+        with _database_errors(settings):
+            store = Store.from_url(settings.effective_database_url)
+            try:
+                async with store.write() as conn:
+                    await set_value(conn, ADMIN_KEY_HASH, hash_key(key), datetime.now(UTC))
+            finally:
+                await store.close()
 
     _run(run())
     typer.echo(key)

@@ -10,8 +10,11 @@ import structlog
 
 def configure_logging(level: str = "info") -> None:
     numeric = logging.getLevelName(level.upper())
+    # Plain tracebacks: rich's would print local variables, and those can hold keys and secrets.
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if sys.stderr.isatty() else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+        if sys.stderr.isatty()
+        else structlog.processors.JSONRenderer()
     )
     structlog.configure(
         processors=[

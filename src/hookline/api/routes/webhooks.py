@@ -142,7 +142,17 @@ def _url(services: Services, url: str) -> str:
         raise bad_request(str(exc)) from None
 
 
+def _branded_headers(services: Services, headers: dict[str, str] | None) -> None:
+    """Custom headers may not use the (configurable) prefix of hookline's own signature headers."""
+    prefix = services.settings.signature_header_prefix.lower() + "-"
+    for name in headers or {}:
+        if name.lower().startswith(prefix):
+            raise bad_request(f"header '{name}' is set by hookline and cannot be overridden")
+
+
 async def _events(services: Services, patterns: list[str]) -> list[str]:
+    if not patterns:
+        raise bad_request("'events' must name at least one event type (use [\"*\"] for all)")
     try:
         return normalize_subscription(patterns, await services.registry.names())
     except (UnknownEventType, ValueError) as exc:
@@ -171,6 +181,7 @@ TenantQuery = Query(default=None, description="the tenant to act on (admin key o
 async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: Authenticated) -> Response:
     tenant_id = await resolve_tenant(services, principal, body.tenant_id)
     url = _url(services, body.url)
+    _branded_headers(services, body.headers)
     if body.secret is not None and (problem := validate_secret(body.secret)):
         raise bad_request(problem)
     events = await _events(services, body.events if body.events is not None else ["*"])
@@ -242,6 +253,7 @@ async def update_webhook(
             raise bad_request(f"'{field}' cannot be null")
     if "url" in changes:
         changes["url"] = _url(services, changes["url"])
+    _branded_headers(services, changes.get("headers"))
     if "events" in changes:
         changes["events"] = await _events(
             services, changes["events"] if changes["events"] is not None else ["*"]

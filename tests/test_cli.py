@@ -1,0 +1,261 @@
+"""The ``hookline`` command as a user runs it: real processes, real HTTP, real files."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import IN_CI, PG_SERVER_URL, _pg_exec
+
+HOOKLINE = Path(sys.executable).parent / "hookline"
+START_DEADLINE = 30.0
+STOP_DEADLINE = 10.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The current environment without any HOOKLINE_* setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("HOOKLINE_")}
+    env.update(extra)
+    return env
+
+
+class Processes:
+    """Starts hookline processes and makes sure none outlives the test."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[tuple[subprocess.Popen[bytes], list[IO[bytes]]]] = []
+
+    def start(
+        self, args: list[str], *, cwd: Path, env: dict[str, str], name: str
+    ) -> tuple[subprocess.Popen[bytes], Path]:
+        """Returns the process and the file its stderr goes to (a file: a full pipe would block it)."""
+        log = self.logs / f"{name}.stderr"
+        out = (self.logs / f"{name}.stdout").open("wb")
+        err = log.open("wb")
+        proc = subprocess.Popen(
+            [str(HOOKLINE), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+        )
+        self.started.append((proc, [out, err]))
+        return proc, log
+
+    def close(self) -> None:
+        for proc, files in self.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+            for file in files:
+                file.close()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    procs = Processes(logs)
+    try:
+        yield procs
+    finally:
+        procs.close()
+
+
+def run(args: list[str], *, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(HOOKLINE), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], log: Path, base_url: str) -> None:
+    deadline = time.monotonic() + START_DEADLINE
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"hookline exited with {proc.returncode} before answering:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)  # polling the subprocess, bounded by the deadline
+    pytest.fail(f"hookline did not answer /health within {START_DEADLINE}s:\n{log.read_text()}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=STOP_DEADLINE)
+
+
+def printed_admin_keys(log: Path) -> list[str]:
+    return [line.strip() for line in log.read_text().splitlines() if line.startswith("  hk_admin_")]
+
+
+def data(response: httpx.Response, code: int) -> Any:
+    assert response.status_code == code, response.text
+    return response.json()["data"]
+
+
+def test_hookline_script_is_installed() -> None:
+    assert HOOKLINE.exists(), f"no hookline script next to {sys.executable}"
+
+
+def test_serve_from_an_empty_directory(tmp_path: Path, processes: Processes) -> None:
+    """The README's path: first start generates and prints an admin key; the full flow works over HTTP;
+    SIGTERM stops cleanly; a second start reuses the stored key."""
+    workdir = tmp_path / "fresh"
+    workdir.mkdir()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = clean_env()
+
+    proc, log = processes.start(["serve", "--port", str(port)], cwd=workdir, env=env, name="first")
+    wait_healthy(proc, log, base)
+    [admin_key] = printed_admin_keys(log)
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    assert (workdir / "hookline-data" / "hookline.db").is_file()
+
+    with httpx.Client(base_url=base, timeout=10) as http:
+        tenant = data(http.post("/v1/tenants", json={"name": "Acme"}, headers=admin), 201)
+        key = data(http.post(f"/v1/tenants/{tenant['id']}/keys", headers=admin), 201)["key"]
+        auth = {"Authorization": f"Bearer {key}"}
+        # The serve process also runs the delivery worker: a .invalid host (RFC 6761) never resolves, so
+        # no request leaves this machine and the delivery stays pending (its first retry is minutes away).
+        hook = data(
+            http.post(
+                "/v1/webhooks",
+                json={"url": "https://hookline-cli-test.invalid/hook", "events": ["message.received"]},
+                headers=auth,
+            ),
+            201,
+        )
+        example = data(http.get("/v1/event-types/message.received", headers=auth), 200)["example"]
+        accepted = data(
+            http.post("/v1/events", json={"event": "message.received", "data": example}, headers=auth), 202
+        )
+        assert accepted["deliveries"] == 1
+        event = data(http.get(f"/v1/events/{accepted['id']}", headers=auth), 200)
+        [delivery] = event["delivery_status"]
+        assert delivery["webhook_id"] == hook["id"]
+        assert delivery["status"] == "pending"
+        assert event["data"] == example
+
+    assert stop(proc) == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
+
+    again, log2 = processes.start(["serve", "--port", str(port)], cwd=workdir, env=env, name="second")
+    wait_healthy(again, log2, base)
+    assert printed_admin_keys(log2) == []
+    assert "hk_admin_" not in log2.read_text()
+    tenants = httpx.get(f"{base}/v1/tenants", headers=admin, timeout=10)
+    assert tenants.status_code == 200, tenants.text
+    assert [t["id"] for t in tenants.json()["data"]["items"]] == [tenant["id"]]
+    assert stop(again) == 0, log2.read_text()
+
+
+def test_serve_with_admin_key_from_environment_prints_no_key(tmp_path: Path, processes: Processes) -> None:
+    port = free_port()
+    chosen = "hk_admin_chosen_" + secrets.token_hex(8)
+    proc, log = processes.start(
+        ["serve", "--port", str(port)], cwd=tmp_path, env=clean_env(HOOKLINE_ADMIN_KEY=chosen), name="chosen"
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_healthy(proc, log, base)
+    assert printed_admin_keys(log) == []
+    response = httpx.get(f"{base}/v1/tenants", headers={"Authorization": f"Bearer {chosen}"}, timeout=10)
+    assert response.status_code == 200, response.text
+    assert stop(proc) == 0, log.read_text()
+
+
+def test_invalid_configuration_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    result = run(
+        ["serve", "--port", str(free_port())], cwd=tmp_path, env=clean_env(HOOKLINE_RETRY_SCHEDULE="bogus")
+    )
+    assert result.returncode == 2, result.stderr
+    assert "HOOKLINE_RETRY_SCHEDULE" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "hookline-data").exists()
+
+
+def test_invalid_database_url_flag_exits_2(tmp_path: Path) -> None:
+    result = run(["migrate", "--database-url", "mysql://x"], cwd=tmp_path, env=clean_env())
+    assert result.returncode == 2, result.stderr
+    assert "HOOKLINE_DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["api"], ["serve"], ["admin-key", "reset"]])
+def test_unreachable_database_is_one_clear_line(tmp_path: Path, command: list[str]) -> None:
+    """Nothing listens on the port: the command says which database failed (password hidden), no traceback."""
+    url = f"postgresql://hookline:s3cret-pw@127.0.0.1:{free_port()}/hookline"
+    result = run(command, cwd=tmp_path, env=clean_env(HOOKLINE_DATABASE_URL=url))
+    assert result.returncode == 1, result.stderr
+    assert "database error (postgresql://hookline:***@127.0.0.1:" in result.stderr
+    assert "s3cret-pw" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "hk_admin_" not in result.stderr + result.stdout
+
+
+@pytest.fixture
+def cli_pg_url() -> Iterator[str]:
+    """A throwaway, empty PostgreSQL database for this test only."""
+    name = f"hookline_test_cli_{secrets.token_hex(4)}"
+    try:
+        asyncio.run(_pg_exec(PG_SERVER_URL, f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        reason = f"PostgreSQL is not reachable at {PG_SERVER_URL}: {type(exc).__name__}: {exc}"
+        if IN_CI:
+            pytest.fail(f"{reason} (PostgreSQL tests are mandatory with CI=true)")
+        pytest.skip(reason)
+    try:
+        yield str(sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False))
+    finally:
+        asyncio.run(_pg_exec(PG_SERVER_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_postgresql_api_needs_migrate_first(tmp_path: Path, processes: Processes, cli_pg_url: str) -> None:
+    env = clean_env(HOOKLINE_DATABASE_URL=cli_pg_url, HOOKLINE_ADMIN_KEY="hk_admin_" + secrets.token_hex(8))
+    port = free_port()
+
+    early = run(["api", "--port", str(port)], cwd=tmp_path, env=env)
+    assert early.returncode == 2, early.stderr
+    assert "hookline migrate" in early.stderr
+    assert "Traceback" not in early.stderr + early.stdout
+
+    migrated = run(["migrate"], cwd=tmp_path, env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "Traceback" not in migrated.stderr
+
+    proc, log = processes.start(["api", "--port", str(port)], cwd=tmp_path, env=env, name="pg-api")
+    wait_healthy(proc, log, f"http://127.0.0.1:{port}")
+    health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()["data"]
+    assert health["database"] == "ok"
+    assert stop(proc) == 0, log.read_text()
+    assert not (tmp_path / "hookline-data").exists()
+
+
+def test_migrate_twice_succeeds(tmp_path: Path) -> None:
+    env = clean_env(HOOKLINE_DATABASE_URL=f"sqlite:///{tmp_path / 'db' / 'hookline.db'}")
+    first = run(["migrate"], cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    second = run(["migrate"], cwd=tmp_path, env=env)
+    assert second.returncode == 0, second.stderr
+    assert first.stdout == second.stdout
+    assert (tmp_path / "db" / "hookline.db").is_file()
