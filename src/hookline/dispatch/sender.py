@@ -97,28 +97,36 @@ class Sender:
             await self._session.close()
             self._session = None
 
-    def headers(self, request: Request, timestamp: int) -> dict[str, str]:
-        headers = dict(request.custom_headers)
-        headers["Content-Type"] = "application/json"
-        headers["User-Agent"] = USER_AGENT
-        headers.update(
-            signature_headers(
+    def own_headers(self, request: Request, timestamp: int) -> dict[str, str]:
+        """The headers hookline sets itself: content type, user agent and the signatures."""
+        return {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            **signature_headers(
                 event_id=request.event_id,
                 event_type=request.event_type,
                 timestamp=timestamp,
                 body=request.body,
                 secrets=request.secrets,
                 style=self._style,
-            )
-        )
+            ),
+        }
+
+    def headers(self, request: Request, timestamp: int, own: dict[str, str] | None = None) -> dict[str, str]:
+        """Custom headers, minus any that (in any letter case) would replace ours, then ours."""
+        own = own if own is not None else self.own_headers(request, timestamp)
+        taken = {name.lower() for name in own}
+        headers = {k: v for k, v in request.custom_headers.items() if k.lower() not in taken}
+        headers.update(own)
         return headers
 
     async def send(self, request: Request) -> AttemptResult:
         assert self._session is not None, "Sender.start() was not called"
         started = time.time()
         clock = time.perf_counter()
-        headers = self.headers(request, int(started))
-        recorded = {k: (REDACTED if k in request.custom_headers else v) for k, v in headers.items()}
+        own = self.own_headers(request, int(started))
+        headers = self.headers(request, int(started), own)
+        recorded = {k: (v if k in own else REDACTED) for k, v in headers.items()}
         status: int | None = None
         text: str | None = None
         retry_after: str | None = None
@@ -132,7 +140,9 @@ class Sender:
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
                     raw, complete = await self._read_capped(response.content)
-                    text = raw.decode("utf-8", errors="replace")
+                    # NUL cannot be stored in PostgreSQL text: an attempt that cannot be recorded
+                    # would block every other result of its batch.
+                    text = raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
                     if not complete:
                         response.close()  # do not return a connection with unread bytes to the pool
         except TimeoutError:

@@ -70,6 +70,7 @@ class Worker:
         self._outcomes: list[Outcome] = []
         self._to_release: list[int] = []
         self._record_needed = asyncio.Event()
+        self._recorder_closing = False
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -83,7 +84,8 @@ class Worker:
     async def run(self) -> None:
         await self.sender.start()
         self.store.on_new_work(self.wake)
-        helpers = [asyncio.create_task(self._recorder(), name="hookline-recorder")]
+        recorder = asyncio.create_task(self._recorder(), name="hookline-recorder")
+        helpers = []
         if not self.store.is_sqlite:
             helpers.append(asyncio.create_task(self._listen(), name="hookline-listen"))
         log.info("worker started", worker_id=self.worker_id)
@@ -91,10 +93,14 @@ class Worker:
             await self._claim_loop()
         finally:
             await self._drain()
-            self._record_needed.set()
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            # Never cancel the recorder mid-flush: it holds the batch it took out of the lists (outcomes
+            # and leases to hand back) and would drop it. Let it finish its flush and stop by itself.
+            self._recorder_closing = True
+            self._record_needed.set()
+            await asyncio.gather(recorder, return_exceptions=True)
             await self._flush()
             await self.sender.close()
             self._stopped.set()
@@ -105,13 +111,19 @@ class Worker:
     def _cap(self, job: Job) -> int:
         return job.max_in_flight or self.settings.max_in_flight_per_endpoint
 
-    def _busy(self) -> int:
-        return len(self._running) + sum(len(q) for q in self._waiting.values())
+    def _free(self) -> int:
+        """How many more deliveries to claim. Jobs waiting for a saturated endpoint use no connection, so
+        they do not count against the concurrency (a hanging endpoint's backlog must not starve the
+        others); they are only bounded, at as many again as the concurrency."""
+        running = len(self._running)
+        waiting = sum(len(q) for q in self._waiting.values())
+        concurrency = self.settings.worker_concurrency
+        return min(concurrency - running, 2 * concurrency - running - waiting)
 
     async def _claim_loop(self) -> None:
         backoff = 0.1
         while not self._stopping.is_set():
-            free = self.settings.worker_concurrency - self._busy()
+            free = self._free()
             if free <= 0:
                 self._slot_freed.clear()
                 await self._wait(self._slot_freed, self.settings.poll_interval)
@@ -170,8 +182,11 @@ class Worker:
             waiting.clear()
         while waiting and self._in_flight[endpoint] < self._cap(waiting[0]):
             next_job = waiting.popleft()
-            # A job that waited so long that its lease could end mid-send goes back to the queue.
-            margin = timedelta(seconds=self._timeout(next_job) + 5)
+            # A job that waited so long that its lease could end mid-send goes back to the queue. The
+            # slack for recording is at most 5 s and leaves room even when the lease is only twice the
+            # timeout (otherwise every waiting job would go back at once, however briefly it waited).
+            timeout = self._timeout(next_job)
+            margin = timedelta(seconds=timeout + min(5.0, (self.settings.lease - timeout) / 2))
             if next_job.lease_until - _now() < margin:
                 self._to_release.append(next_job.delivery_id)
                 self._record_needed.set()
@@ -186,7 +201,10 @@ class Worker:
     # --- sending ---------------------------------------------------------------------------------
 
     def _timeout(self, job: Job) -> float:
-        return job.timeout_ms / 1000 if job.timeout_ms else self.settings.delivery_timeout
+        wanted = job.timeout_ms / 1000 if job.timeout_ms else self.settings.delivery_timeout
+        # An endpoint may ask for more than the lease covers; the attempt must end while the delivery
+        # is still leased, or it is claimed and sent again while this send is in flight.
+        return min(wanted, self.settings.lease / 2)
 
     async def _attempt(self, job: Job) -> None:
         request = Request(
@@ -252,7 +270,7 @@ class Worker:
     # --- recording -------------------------------------------------------------------------------
 
     async def _recorder(self) -> None:
-        while True:
+        while not self._recorder_closing:
             await self._record_needed.wait()
             self._record_needed.clear()
             await self._flush()

@@ -1,0 +1,152 @@
+"""A real HTTP receiver for delivery tests: an aiohttp server on 127.0.0.1 (ephemeral port) that records
+every request and answers each one as told.
+
+    async with Receiver() as rx:
+        rx.plan("/hook", Reply(500), Reply(200))   # the first request answers 500, the next 200
+        rx.always("/gone", Reply(410))             # every request to /gone answers 410
+        url = rx.url("/hook")
+        await rx.wait_for(2, "/hook")
+
+Unplanned requests answer 200 with a small body. A ``hang`` reply never answers (until the receiver
+closes); ``delay`` answers after a pause; ``trickle`` sends the status and headers, then one byte now
+and then, forever; ``endless`` streams a body as fast as the client reads it, forever; ``redirect``
+answers 302 with a Location.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: bytes = b"ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: bool = False
+    trickle: bool = False
+    endless: bool = False
+    redirect: str | None = None
+    delay: float = 0.0  # seconds to wait before answering
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    method: str
+    headers: dict[str, str]  # lower-cased names; repeated headers joined with ", "
+    raw_headers: list[tuple[str, str]]  # as received, in order
+    body: bytes
+    at: float  # time.monotonic() when the request arrived
+
+    def header_values(self, name: str) -> list[str]:
+        return [v for k, v in self.raw_headers if k.lower() == name.lower()]
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.requests: list[Received] = []
+        self._plans: defaultdict[str, deque[Reply]] = defaultdict(deque)
+        self._defaults: dict[str, Reply] = {}
+        self._arrived = asyncio.Condition()
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # --- instructions ----------------------------------------------------------------------------
+
+    def plan(self, path: str, *replies: Reply) -> None:
+        """Answer the next requests to ``path`` with ``replies``, in order."""
+        self._plans[path].extend(replies)
+
+    def always(self, path: str, reply: Reply) -> None:
+        """Answer every request to ``path`` (after any planned replies) with ``reply``."""
+        self._defaults[path] = reply
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    # --- observations ----------------------------------------------------------------------------
+
+    def to(self, path: str) -> list[Received]:
+        return [r for r in self.requests if r.path == path]
+
+    async def wait_for(self, count: int, path: str, timeout: float = 10.0) -> list[Received]:
+        """Wait until ``path`` has received at least ``count`` requests; fail after ``timeout``."""
+        try:
+            async with asyncio.timeout(timeout), self._arrived:
+                await self._arrived.wait_for(lambda: len(self.to(path)) >= count)
+        except TimeoutError:
+            raise AssertionError(
+                f"{path} received {len(self.to(path))} requests within {timeout} s, expected {count}"
+            ) from None
+        return self.to(path)
+
+    # --- server ----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Receiver:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.Server)
+        self.port = server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _next_reply(self, path: str) -> Reply:
+        planned = self._plans.get(path)
+        if planned:
+            return planned.popleft()
+        return self._defaults.get(path, Reply())
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        raw = [(k, v) for k, v in request.headers.items()]
+        joined: dict[str, str] = {}
+        for name, value in raw:
+            key = name.lower()
+            joined[key] = f"{joined[key]}, {value}" if key in joined else value
+        received = Received(request.path, request.method, joined, raw, body, time.monotonic())
+        reply = self._next_reply(request.path)
+        async with self._arrived:
+            self.requests.append(received)
+            self._arrived.notify_all()
+        if reply.hang:
+            await self._closing.wait()
+            return web.Response(status=503)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.redirect is not None:
+            return web.Response(status=302, headers={"Location": reply.redirect, **reply.headers})
+        if reply.trickle or reply.endless:
+            response = web.StreamResponse(status=reply.status, headers=reply.headers)
+            response.content_type = "text/plain"
+            await response.prepare(request)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                while not self._closing.is_set():
+                    if reply.trickle:
+                        await response.write(b".")
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(0.2):
+                                await self._closing.wait()
+                    else:
+                        await response.write(b"x" * 16384)
+            return response
+        return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
