@@ -4,7 +4,9 @@
 
 ``POST /ok/...`` answers 200 and records (webhook-id, arrival time); ``/fail/...`` answers 500;
 ``/hang/...`` never answers (the sender's deadline ends it). Control: ``GET /_stats`` ->
-``{"count", "unique"}``; ``GET /_times`` -> ``{"id": first arrival unix time, ...}``; ``POST /_reset``.
+``{"count", "unique", "first", "last", "fail", "hang"}`` (``count``: requests to /ok, ``unique``: distinct
+webhook-ids, ``first``/``last``: unix times of the first and latest /ok arrival, ``fail``/``hang``: requests
+to those paths); ``GET /_times`` -> ``{"id": first arrival unix time, ...}``; ``POST /_reset``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import uvloop
 
 RECEIVED: dict[bytes, float] = {}
 COUNT = 0
+FIRST = 0.0
+LAST = 0.0
+OTHER = {"fail": 0, "hang": 0}
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 FAIL = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nfail"
@@ -57,23 +62,31 @@ class SinkProtocol(asyncio.Protocol):
             self.webhook_id = value
 
     def on_message_complete(self) -> None:
-        global COUNT
+        global COUNT, FIRST, LAST
         assert self.transport is not None
         url = self.url
         if url.startswith(b"/ok"):
+            now = time.time()
             COUNT += 1
-            RECEIVED.setdefault(self.webhook_id, time.time())
+            LAST = now
+            if COUNT == 1:
+                FIRST = now
+            RECEIVED.setdefault(self.webhook_id, now)
             self.transport.write(OK)
         elif url.startswith(b"/fail"):
+            OTHER["fail"] += 1
             self.transport.write(FAIL)
         elif url.startswith(b"/hang"):
-            pass
+            OTHER["hang"] += 1
         elif url.startswith(b"/_stats"):
-            self.transport.write(_json({"count": COUNT, "unique": len(RECEIVED)}))
+            stats = {"count": COUNT, "unique": len(RECEIVED), "first": FIRST, "last": LAST, **OTHER}
+            self.transport.write(_json(stats))
         elif url.startswith(b"/_times"):
             self.transport.write(_json({k.decode(): v for k, v in RECEIVED.items()}))
         elif url.startswith(b"/_reset"):
             COUNT = 0
+            FIRST = LAST = 0.0
+            OTHER.update(fail=0, hang=0)
             RECEIVED.clear()
             self.transport.write(_json({"reset": True}))
         else:

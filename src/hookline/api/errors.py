@@ -93,22 +93,59 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return error(400, describe_validation_error(errors[0]) if errors else "invalid request")
 
 
+# SQLSTATEs that mean "the server is not there right now", not "this request is wrong": connection
+# exceptions (class 08), too many connections, and a server shutting down, crashed or still starting up
+# (57P03 "cannot connect now" is what PostgreSQL answers while `pg_ctl stop` or `start` is under way).
+_UNAVAILABLE_SQLSTATES = ("08", "53300", "57P01", "57P02", "57P03")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached (a 503), rather than a bug (a 500)."""
+    if isinstance(exc, OperationalError | ConnectionError | TimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    # The asyncpg dialect turns every server error into a plain DBAPIError; its SQLSTATE tells them apart.
+    for cause in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        sqlstate = getattr(cause, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        if isinstance(cause, ConnectionError | TimeoutError):
+            return True
+    return False
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("database unavailable", path=request.url.path, error=type(exc).__name__)
     return error(503, "the database is unavailable; try again shortly", {"Retry-After": "5"})
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+async def _database_error(request: Request, exc: Exception) -> Response:
+    if database_unavailable(exc):
         return await _database_unavailable(request, exc)
+    return _logged_500(request)
+
+
+def _logged_500(request: Request) -> Response:
     log.exception("unhandled error", path=request.url.path, method=request.method)
     return error(500, "an unexpected error occurred; it has been logged")
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    if database_unavailable(exc):
+        return await _database_unavailable(request, exc)
+    return _logged_500(request)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(OperationalError, _database_unavailable)
+    # Database errors are sorted here rather than in the catch-all: a 503 for an unreachable database
+    # is an answer, not a crash to log with a traceback.
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(ConnectionError, _database_unavailable)
+    app.add_exception_handler(TimeoutError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

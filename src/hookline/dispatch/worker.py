@@ -129,7 +129,7 @@ class Worker:
                 await self._wait(self._slot_freed, self.settings.poll_interval)
                 continue
             limit = min(free, self.settings.worker_batch_size)
-            saturated = [ep for ep, n in self._in_flight.items() if n > 0 and self._waiting[ep]]
+            saturated = [ep for ep, n in self._in_flight.items() if n > 0 and self._waiting.get(ep)]
             self._wake.clear()
             try:
                 jobs = await queue.claim(
