@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -36,6 +37,13 @@ def decode_int_cursor(cursor: str | None) -> int | None:
     if not (value.isascii() and value.isdigit()) or len(value) > 18:  # must fit a BIGINT
         raise bad_request("query parameter 'cursor' is not a cursor this API returned")
     return int(value)
+
+
+def require_timezone(name: str, moment: datetime | None) -> datetime | None:
+    """Time filters must say which time they mean: a naive datetime is a 400, never a guess."""
+    if moment is not None and moment.tzinfo is None:
+        raise bad_request(f"'{name}' needs a timezone (e.g. 2025-01-01T00:00:00Z)")
+    return moment
 
 
 def page(items: list[Any], limit: int, last_key: str | int | None) -> dict[str, Any]:

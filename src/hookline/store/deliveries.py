@@ -97,6 +97,11 @@ async def list_for_endpoint(
     return [Delivery(**row) for row in (await conn.execute(query)).mappings()]
 
 
+async def for_event(conn: AsyncConnection, event_seq: int) -> list[Delivery]:
+    query = _select().where(deliveries.c.event_seq == event_seq).order_by(deliveries.c.id)
+    return [Delivery(**row) for row in (await conn.execute(query)).mappings()]
+
+
 async def get_delivery(conn: AsyncConnection, tenant_id: str, delivery_id: int) -> Delivery | None:
     query = _select().where(deliveries.c.tenant_id == tenant_id, deliveries.c.id == delivery_id)
     row = (await conn.execute(query)).mappings().first()

@@ -47,19 +47,6 @@ class Event:
         return decoded
 
 
-@dataclass(frozen=True)
-class DeliverySummary:
-    id: int
-    endpoint_id: int
-    status: str
-    attempts: int
-    next_attempt_at: datetime
-    last_status_code: int | None
-    last_error: str | None
-    created_at: datetime
-    completed_at: datetime | None
-
-
 def receives(sub: Subscription, event_type: str, channels: list[str] | None) -> bool:
     """An endpoint receives an event when it subscribes to its type and, if it lists channels,
     shares at least one channel with the event."""
@@ -230,22 +217,3 @@ async def list_events(
     if until is not None:
         query = query.where(events.c.created_at < until)
     return [Event(**row) for row in (await conn.execute(query)).mappings()]
-
-
-async def deliveries_of(conn: AsyncConnection, event_seq: int) -> list[DeliverySummary]:
-    query = (
-        sa.select(
-            deliveries.c.id,
-            deliveries.c.endpoint_id,
-            deliveries.c.status,
-            deliveries.c.attempts,
-            deliveries.c.next_attempt_at,
-            deliveries.c.last_status_code,
-            deliveries.c.last_error,
-            deliveries.c.created_at,
-            deliveries.c.completed_at,
-        )
-        .where(deliveries.c.event_seq == event_seq)
-        .order_by(deliveries.c.id)
-    )
-    return [DeliverySummary(**row) for row in (await conn.execute(query)).mappings()]

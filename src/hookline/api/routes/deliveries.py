@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
 from hookline.api.envelope import bad_request, not_found, ok
-from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page
+from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page, require_timezone
 from hookline.api.routes.webhooks import TenantQuery, endpoint_or_404, numeric_id
 from hookline.store import deliveries as store
 from hookline.store.deliveries import Attempt, Delivery
@@ -51,12 +51,6 @@ def attempt_view(a: Attempt) -> dict[str, Any]:
     }
 
 
-def _aware(name: str, moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        raise bad_request(f"'{name}' needs a timezone (e.g. 2025-01-01T00:00:00Z)")
-    return moment
-
-
 @router.get("/v1/webhooks/{webhook_id}/deliveries", summary="List a webhook's deliveries, newest first")
 async def list_deliveries(
     webhook_id: str,
@@ -81,8 +75,8 @@ async def list_deliveries(
             limit=limit + 1,
             status=status,
             event_type=event,
-            since=_aware("since", since),
-            until=_aware("until", until),
+            since=require_timezone("since", since),
+            until=require_timezone("until", until),
         )
     last = rows[limit - 1].id if len(rows) > limit else None
     return ok(page([delivery_view(d) for d in rows], limit, last), "Deliveries retrieved successfully")
@@ -135,7 +129,7 @@ async def replay(
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     endpoint = await endpoint_or_404(services, tenant, webhook_id)
-    since, until = _aware("since", body.since), _aware("until", body.until)
+    since, until = require_timezone("since", body.since), require_timezone("until", body.until)
     if until is not None and since is not None and until <= since:
         raise bad_request("'until' must be after 'since'")
     count = await store.requeue(

@@ -11,10 +11,12 @@ from starlette.responses import Response
 
 from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
 from hookline.api.envelope import bad_request, not_found, ok
-from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page
+from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page, require_timezone
+from hookline.api.routes.deliveries import delivery_view
 from hookline.api.routes.webhooks import TenantQuery, _check_channels
 from hookline.catalog import first_schema_error, suggest
 from hookline.ids import new_id
+from hookline.store import deliveries as delivery_store
 from hookline.store import events as store
 from hookline.store.events import Event, NewEvent
 
@@ -139,9 +141,6 @@ async def list_events(
     tenant_id: str | None = TenantQuery,
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
-    for name, moment in (("since", since), ("until", until)):
-        if moment is not None and moment.tzinfo is None:
-            raise bad_request(f"query parameter '{name}' needs a timezone (e.g. 2025-01-01T00:00:00Z)")
     async with services.store.read() as conn:
         rows = await store.list_events(
             conn,
@@ -149,8 +148,8 @@ async def list_events(
             before=decode_int_cursor(cursor),
             limit=limit + 1,
             event_type=event,
-            since=since,
-            until=until,
+            since=require_timezone("since", since),
+            until=require_timezone("until", until),
         )
     last = rows[limit - 1].seq if len(rows) > limit else None
     return ok(page([event_view(e) for e in rows], limit, last), "Events retrieved successfully")
@@ -163,22 +162,9 @@ async def get_event(
     tenant = await resolve_tenant(services, principal, tenant_id)
     async with services.store.read() as conn:
         found = await store.get_event(conn, tenant, event_id)
-        deliveries = await store.deliveries_of(conn, found.seq) if found else []
+        deliveries = await delivery_store.for_event(conn, found.seq) if found else []
     if found is None:
         raise not_found(f"event '{event_id}' not found")
     view = event_view(found)
-    view["delivery_status"] = [
-        {
-            "id": d.id,
-            "webhook_id": d.endpoint_id,
-            "status": d.status,
-            "attempts": d.attempts,
-            "next_attempt_at": d.next_attempt_at if d.status == "pending" else None,
-            "last_status_code": d.last_status_code,
-            "last_error": d.last_error,
-            "created_at": d.created_at,
-            "completed_at": d.completed_at,
-        }
-        for d in deliveries
-    ]
+    view["delivery_status"] = [delivery_view(d) for d in deliveries]
     return ok(view, "Event retrieved successfully")
