@@ -710,3 +710,18 @@ async def test_delivery_routes_are_tenant_isolated(api: Api, services: Services,
     async with services.store.read() as conn:
         pending = await conn.execute(sa.text("SELECT count(*) FROM deliveries WHERE status = 'pending'"))
         assert pending.scalar_one() == 0
+
+
+async def test_one_endpoint_backlog_larger_than_a_batch_flows_without_waiting_for_the_poll(
+    api: Api, services: Services, rx: Receiver
+) -> None:
+    """A single busy endpoint is skipped by the claim while it has a local backlog; when that backlog
+    runs out the worker must claim again at once, not at the next safety-net poll (here 60 s)."""
+    _, auth = await api.tenant()
+    await hook(api, auth, rx.url("/one"), events=["message.sent"])
+    data = await example(api, auth, "message.sent")
+    batch = {"events": [{"event": "message.sent", "data": data} for _ in range(60)]}
+    assert_ok(await api.http.post("/v1/events/batch", json=batch, headers=auth), 202)
+    async with running(services, poll_interval=60.0, worker_batch_size=10, max_in_flight_per_endpoint=2):
+        received = await rx.wait_for(60, "/one", timeout=20)
+    assert len({r.headers["webhook-id"] for r in received}) == 60

@@ -177,6 +177,7 @@ class Worker:
         endpoint = job.endpoint_id
         self._in_flight[endpoint] -= 1
         waiting = self._waiting[endpoint]
+        was_skipped = bool(waiting)  # the claim loop skips endpoints with a local backlog
         if self._stopping.is_set():
             self._to_release.extend(j.delivery_id for j in waiting)
             waiting.clear()
@@ -196,6 +197,8 @@ class Worker:
             del self._waiting[endpoint]
             if not self._in_flight[endpoint]:
                 del self._in_flight[endpoint]
+            if was_skipped:
+                self._wake.set()  # its backlog ran out: claim more for it now, not at the next poll
         self._slot_freed.set()
 
     # --- sending ---------------------------------------------------------------------------------
