@@ -24,6 +24,7 @@ from svix.webhooks import Webhook as SvixWebhook
 
 from hookline.api.services import Services
 from hookline.dispatch.worker import Worker
+from hookline.store.engine import Store
 from hookline.store.schema import endpoints
 from tests.conftest import Api, assert_error, assert_ok
 from tests.receivers import Received, Receiver, Reply
@@ -725,3 +726,26 @@ async def test_one_endpoint_backlog_larger_than_a_batch_flows_without_waiting_fo
     async with running(services, poll_interval=60.0, worker_batch_size=10, max_in_flight_per_endpoint=2):
         received = await rx.wait_for(60, "/one", timeout=20)
     assert len({r.headers["webhook-id"] for r in received}) == 60
+
+
+async def test_a_worker_in_another_process_is_woken_by_postgresql_notify(
+    api: Api, services: Services, rx: Receiver, database_url: str
+) -> None:
+    """The worker has its own connection pool (as in another process): only NOTIFY can wake it before its
+    60 s safety-net poll."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("NOTIFY is PostgreSQL's; SQLite wakes its single process in-process")
+    _, auth = await api.tenant()
+    await hook(api, auth, rx.url("/notify"), events=["message.sent"])
+    other_store = Store.from_url(database_url)
+    worker = Worker(other_store, services.settings.model_copy(update={"poll_interval": 60.0}))
+    task = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.5)  # let the worker's first (empty) claim pass and its LISTEN start
+        event_id = await post(api, auth, "message.sent")
+        [received] = await rx.wait_for(1, "/notify", timeout=10)
+        assert received.headers["webhook-id"] == event_id
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 15)
+        await other_store.close()

@@ -48,12 +48,14 @@ def _database_errors(settings: Settings) -> Iterator[None]:
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
+    # Only the import is guarded: an ImportError raised while the command runs is its own error, not a
+    # reason to run the (already awaited) coroutine a second time.
     try:
         import uvloop
-
-        uvloop.run(coro)
     except ImportError:
         asyncio.run(coro)
+        return
+    uvloop.run(coro)
 
 
 class _Server(uvicorn.Server):

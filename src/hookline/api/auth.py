@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from hookline.api.envelope import ApiError
 from hookline.api.services import Services, get_services
-from hookline.store.tenants import get_tenant, tenant_for_key
+from hookline.store.tenants import get_tenant, hash_key, tenant_for_key_hash
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -31,14 +31,18 @@ async def authenticate(request: Request, services: Annotated[Services, Depends(g
     token = rest.strip() if scheme.lower() == "bearer" else header
     if services.is_admin_key(token):
         return Principal(None)
-    async with services.store.read() as conn:
-        tenant_id = await tenant_for_key(conn, token)
+    key_hash = hash_key(token)
+    tenant_id = services.key_cache.get(key_hash)
     if tenant_id is None:
-        raise ApiError(401, "invalid or revoked API key", _CHALLENGE)
+        async with services.store.read() as conn:
+            tenant_id = await tenant_for_key_hash(conn, key_hash)
+        if tenant_id is None:
+            raise ApiError(401, "invalid or revoked API key", _CHALLENGE)
+        services.key_cache.put(key_hash, tenant_id)
     return Principal(tenant_id)
 
 
-def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+async def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
     if not principal.is_admin:
         raise ApiError(403, "this operation needs the admin key")
     return principal

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fastapi import Request
@@ -15,12 +16,42 @@ from hookline.store.event_types import EventTypeRegistry
 from hookline.store.tenants import hash_key
 
 
+class KeyCache:
+    """Recently verified tenant keys (by hash), so a busy client does not cost a query per request.
+
+    Revoking a key or deleting a tenant clears this process's cache at once; other processes notice
+    within ``ttl`` seconds."""
+
+    def __init__(self, ttl: float = 5.0, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[str, float]] = {}
+
+    def get(self, key_hash: str) -> str | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if entry[1] < time.monotonic():
+            del self._entries[key_hash]
+            return None
+        return entry[0]
+
+    def put(self, key_hash: str, tenant_id: str) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key_hash] = (tenant_id, time.monotonic() + self.ttl)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 @dataclass
 class Services:
     settings: Settings
     store: Store
     registry: EventTypeRegistry
     admin_key_hash: str
+    key_cache: KeyCache = field(default_factory=KeyCache)
 
     @property
     def url_policy(self) -> UrlPolicy:
@@ -34,6 +65,7 @@ class Services:
         return datetime.now(UTC)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async on purpose: FastAPI runs plain-def dependencies in a thread pool, a costly hop per request.
     services: Services = request.app.state.services
     return services

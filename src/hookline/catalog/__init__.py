@@ -128,14 +128,29 @@ def _compiled(schema_key: str) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+# The same schema object (an event type held by the registry) finds its validator without re-serializing
+# the schema; the entry keeps the schema alive, so its id cannot be reused by another object.
+_BY_IDENTITY: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+
+
 def validator_for(schema: dict[str, Any]) -> Draft202012Validator:
     """A compiled (and cached) draft 2020-12 validator; raises `SchemaError` for an invalid schema."""
-    return _compiled(json.dumps(schema, sort_keys=True))
+    hit = _BY_IDENTITY.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    validator = _compiled(json.dumps(schema, sort_keys=True))
+    if len(_BY_IDENTITY) >= 1024:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[id(schema)] = (schema, validator)
+    return validator
 
 
 def first_schema_error(schema: dict[str, Any], data: Any) -> str | None:
     """The most relevant validation error as `data.<path>: <message>`, or None when `data` is valid."""
-    error = best_match(validator_for(schema).iter_errors(data), key=relevance)
+    validator = validator_for(schema)
+    if validator.is_valid(data):  # the common case, and much cheaper than ranking errors
+        return None
+    error = best_match(validator.iter_errors(data), key=relevance)
     if error is None:
         return None
     path = "data"

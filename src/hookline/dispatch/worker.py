@@ -27,7 +27,7 @@ from hookline.dispatch.sender import AttemptResult, Request, Sender
 from hookline.egress import UrlPolicy
 from hookline.signing import SignatureStyle
 from hookline.store import queue
-from hookline.store.engine import Store
+from hookline.store.engine import WAKE_CHANNEL, Store
 from hookline.store.queue import Job, Outcome
 
 log = structlog.get_logger("hookline.worker")
@@ -326,7 +326,7 @@ class Worker:
                 continue
             try:
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(queue.WAKE_CHANNEL, lambda *_: self._wake.set())
+                await conn.add_listener(WAKE_CHANNEL, lambda *_: self._wake.set())
                 self._wake.set()  # anything announced while we were not listening
                 await lost.wait()
             finally:

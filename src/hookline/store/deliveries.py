@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.store.engine import Store
-from hookline.store.queue import wake_workers
 from hookline.store.schema import attempts, deliveries, events
 
 STATUSES = ("pending", "succeeded", "failed")
@@ -157,8 +156,6 @@ async def requeue(
             .values(status="pending", next_attempt_at=now, leased_by=None, completed_at=None, updated_at=now)
         )
         count = result.rowcount
-        if count:
-            await wake_workers(conn, store)
     if count:
         store.announce_new_work()
     return count

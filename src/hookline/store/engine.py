@@ -9,8 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+log = structlog.get_logger("hookline.store")
+
+WAKE_CHANNEL = "hookline_work"  # PostgreSQL NOTIFY channel the workers LISTEN on
 
 
 def async_url(url: str) -> sa.URL:
@@ -49,6 +54,8 @@ class Store:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._work_listeners: list[Callable[[], None]] = []
+        self._notifier: asyncio.Task[None] | None = None
+        self._notify_again = False
 
     def on_new_work(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` in this process whenever new deliveries become due (an in-process wake-up;
@@ -56,8 +63,32 @@ class Store:
         self._work_listeners.append(callback)
 
     def announce_new_work(self) -> None:
+        """Call after committing new due deliveries. Wakes this process's workers at once and, on
+        PostgreSQL, the others through NOTIFY. The NOTIFY is sent after the commit, not inside it:
+        PostgreSQL serialises the commits of notifying transactions, which would cap ingest. Bursts
+        coalesce: while one NOTIFY is on its way, later announcements ask for just one more."""
         for callback in self._work_listeners:
             callback()
+        if self.is_sqlite:
+            return
+        if self._notifier is not None and not self._notifier.done():
+            self._notify_again = True
+            return
+        self._notifier = asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        while True:
+            self._notify_again = False
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
+                    await conn.commit()
+            except (sa.exc.SQLAlchemyError, OSError) as exc:
+                # The workers' safety-net poll still finds the work; nothing is lost.
+                log.warning("could not notify workers", error=type(exc).__name__)
+                return
+            if not self._notify_again:
+                return
 
     @classmethod
     def from_url(cls, url: str, **engine_options: Any) -> Store:
@@ -67,7 +98,9 @@ class Store:
             engine = create_async_engine(target, **engine_options)
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         else:
-            options = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True, **engine_options}
+            # No pre-ping (a round trip per checkout): a connection broken by a restart fails once, is
+            # discarded with the rest of the pool, and that request answers 503.
+            options = {"pool_size": 10, "max_overflow": 10, **engine_options}
             engine = create_async_engine(target, **options)
         return cls(engine)
 
@@ -86,4 +119,6 @@ class Store:
             yield conn
 
     async def close(self) -> None:
+        if self._notifier is not None:
+            await asyncio.gather(self._notifier, return_exceptions=True)
         await self.engine.dispose()

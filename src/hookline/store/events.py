@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hookline.catalog import subscribes_to
 from hookline.store.endpoints import Subscription, active_subscriptions
 from hookline.store.engine import Store
-from hookline.store.queue import wake_workers
 from hookline.store.schema import deliveries, events
 
 
@@ -113,11 +112,16 @@ async def _write(store: Store, tenant_id: str, items: Sequence[NewEvent], now: d
         subscriptions = await active_subscriptions(conn, tenant_id)
         results: list[Accepted] = []
         fresh: list[tuple[NewEvent, list[int]]] = []
+        routes: dict[tuple[str, tuple[str, ...] | None], list[int]] = {}
         for item in items:
             if (prior := _first_match(found, item)) is not None:
                 results.append(Accepted(prior.id, prior.event, prior.deliveries, created=False))
                 continue
-            targets = [s.endpoint_id for s in subscriptions if receives(s, item.event_type, item.channels)]
+            route = (item.event_type, tuple(item.channels) if item.channels else None)
+            if (targets := routes.get(route)) is None:  # matched once per type and channels in a batch
+                targets = routes[route] = [
+                    s.endpoint_id for s in subscriptions if receives(s, item.event_type, item.channels)
+                ]
             accepted = Accepted(item.id, item.event_type, len(targets), created=True)
             results.append(accepted)
             fresh.append((item, targets))
@@ -160,7 +164,6 @@ async def _write(store: Store, tenant_id: str, items: Sequence[NewEvent], now: d
         ]
         if delivery_rows:
             await conn.execute(deliveries.insert(), delivery_rows)
-            await wake_workers(conn, store)
     if delivery_rows:
         store.announce_new_work()
     return results

@@ -12,12 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.store.engine import Store
 from hookline.store.schema import attempts, deliveries, endpoints, events
-
-WAKE_CHANNEL = "hookline_work"
 
 
 @dataclass(frozen=True)
@@ -207,9 +204,3 @@ async def release(store: Store, delivery_ids: Sequence[int], worker_id: str, now
             )
             .values(next_attempt_at=now, leased_by=None)
         )
-
-
-async def wake_workers(conn: AsyncConnection, store: Store) -> None:
-    """Inside an ingest transaction: on PostgreSQL, NOTIFY every listening worker at commit."""
-    if not store.is_sqlite:
-        await conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})

@@ -116,7 +116,7 @@ async def delete_api_key(conn: AsyncConnection, tenant_id: str, key_id: str) -> 
     return result.rowcount > 0
 
 
-async def tenant_for_key(conn: AsyncConnection, key: str) -> str | None:
+async def tenant_for_key_hash(conn: AsyncConnection, key_hash: str) -> str | None:
     """The tenant a key belongs to, or None. Looked up by hash: the clear key never reaches the database."""
-    query = sa.select(api_keys.c.tenant_id).where(api_keys.c.key_hash == hash_key(key))
+    query = sa.select(api_keys.c.tenant_id).where(api_keys.c.key_hash == key_hash)
     return (await conn.execute(query)).scalar_one_or_none()

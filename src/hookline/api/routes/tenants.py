@@ -105,6 +105,7 @@ async def delete_tenant(tenant_id: str, services: ServicesDep, _: Admin) -> Resp
     async with services.store.write() as conn:
         if not await store.delete_tenant(conn, tenant_id):
             raise not_found(f"tenant '{tenant_id}' not found")
+    services.key_cache.clear()
     return ok({"id": tenant_id, "deleted": True}, "Tenant deleted successfully")
 
 
@@ -133,4 +134,5 @@ async def delete_key(tenant_id: str, key_id: str, services: ServicesDep, _: Admi
     async with services.store.write() as conn:
         if not await store.delete_api_key(conn, tenant_id, key_id):
             raise not_found(f"API key '{key_id}' not found")
+    services.key_cache.clear()
     return ok({"id": key_id, "deleted": True}, "API key revoked")
