@@ -1,0 +1,797 @@
+"""The scenarios. Each one drives real processes on loopback and adds figures to ``Bench.figures``.
+
+Timing rules, the same everywhere:
+* deliveries/s = deliveries received by the sink / (last receipt at the sink - first post of the load);
+* latency = the sink's arrival time of an event - the time its 202 came back to the load generator;
+* CPU = utime + stime (/proc/<pid>/stat, children included) of hookline's processes over the run;
+* peak RSS = VmHWM of each hookline process, its window reset at the start of every scenario.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import pg
+from bench.api import Sink, wait_delivered
+from bench.deploy import TENANT, Deployment
+from bench.procs import Proc, Processes, Usage
+
+
+@dataclass(frozen=True)
+class Sizes:
+    name: str
+    fanout_events: int  # x 10 endpoints
+    single_events: int  # x 1 endpoint
+    ceiling_deliveries: int
+    celery_events: int  # x 10 endpoints, per pool
+    celery_pools: tuple[tuple[str, int], ...]  # (pool, concurrency)
+    latency_rates: tuple[int, ...]
+    latency_seconds: float
+    burst_rate: int
+    burst_seconds: float
+    burst_wait: float  # give up waiting for the drain after this many seconds past the burst
+    noisy_events: int  # a multiple of 52
+    noisy_rate: int
+    noisy_seconds: float
+    backlog_rows: int
+    backlog_events: int
+    backlog_rate: int
+    backlog_seconds: float
+    ingest_single: int
+    ingest_batched: int
+    warmup_events: int
+
+
+CELERY_POOLS = (("prefork", 8), ("threads", 32))
+
+# The default run: the issue's scenarios with sizes that finish in about 15 minutes on 2 cores.
+FULL = Sizes(
+    name="full",
+    fanout_events=5_000,
+    single_events=10_000,
+    ceiling_deliveries=50_000,
+    celery_events=500,
+    celery_pools=CELERY_POOLS,
+    latency_rates=(500, 2000),
+    latency_seconds=15,
+    burst_rate=3500,
+    burst_seconds=30,
+    burst_wait=120,
+    noisy_events=10_400,
+    noisy_rate=500,
+    noisy_seconds=10,
+    backlog_rows=1_000_000,
+    backlog_events=10_000,
+    backlog_rate=500,
+    backlog_seconds=10,
+    ingest_single=3_000,
+    ingest_batched=30_000,
+    warmup_events=20,
+)
+
+# The issue's nominal sizes (10,000 x 10 and 100,000 x 1 ...): much longer.
+NOMINAL = replace(
+    FULL,
+    name="nominal",
+    fanout_events=10_000,
+    single_events=100_000,
+    ceiling_deliveries=100_000,
+    celery_events=2_000,
+    latency_seconds=20,
+    burst_wait=300,
+    noisy_events=20_800,
+    noisy_seconds=15,
+    backlog_events=20_000,
+    backlog_seconds=15,
+    ingest_single=10_000,
+    ingest_batched=100_000,
+)
+
+# A smoke run for CI: every code path, tiny sizes, figures meaningless.
+QUICK = Sizes(
+    name="quick",
+    fanout_events=50,
+    single_events=300,
+    ceiling_deliveries=2_000,
+    celery_events=20,
+    celery_pools=(("threads", 32),),
+    latency_rates=(50, 100),
+    latency_seconds=1,
+    burst_rate=300,
+    burst_seconds=1,
+    burst_wait=30,
+    noisy_events=520,
+    noisy_rate=100,
+    noisy_seconds=1,
+    backlog_rows=10_000,
+    backlog_events=500,
+    backlog_rate=100,
+    backlog_seconds=1,
+    ingest_single=100,
+    ingest_batched=1_000,
+    warmup_events=5,
+)
+
+SCENARIOS = ("ceiling", "celery", "throughput", "ingest", "latency", "burst", "noisy", "backlog")
+
+
+@dataclass(frozen=True)
+class Load:
+    """A running load generator and the file it will write its result to."""
+
+    proc: Proc
+    out: Path
+
+
+@dataclass
+class Figure:
+    scenario: str
+    backend: str
+    name: str
+    value: float | None
+    unit: str
+    target: str = ""
+    verdict: str = ""  # PASS, MISS, or empty when the figure has no target
+    note: str = ""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass
+class Bench:
+    sizes: Sizes
+    quick: bool
+    backends: tuple[str, ...]
+    procs: Processes
+    dbs: pg.Databases
+    sink: Sink
+    figures: list[Figure] = field(default_factory=list)
+    values: dict[str, float] = field(default_factory=dict)  # keyed figures, for ratios
+    _runs: Iterator[int] = field(default_factory=itertools.count)
+
+    @property
+    def workdir(self) -> Path:
+        return self.procs.workdir
+
+    def add(
+        self,
+        scenario: str,
+        backend: str,
+        name: str,
+        value: float | None,
+        unit: str,
+        *,
+        at_least: float | None = None,
+        at_most: float | None = None,
+        note: str = "",
+        key: str | None = None,
+        holds: bool = True,
+    ) -> None:
+        """Record a figure; with ``at_least``/``at_most`` it gets PASS or MISS (MISS also when ``holds`` is
+        False: a precondition of the target, such as the offered rate, was not met)."""
+        target, verdict = "", ""
+        if at_least is not None or at_most is not None:
+            if at_least is not None:
+                target = f">= {fmt(at_least, unit)}"
+                passed = value is not None and value >= at_least
+            else:
+                assert at_most is not None
+                target = f"<= {fmt(at_most, unit)}"
+                passed = value is not None and value <= at_most
+            verdict = "PASS" if passed and holds else "MISS"
+        self.figures.append(Figure(scenario, backend, name, value, unit, target, verdict, note))
+        if key is not None and value is not None:
+            self.values[key] = value
+        shown = fmt(value, unit) if value is not None else "n/a"
+        print(
+            f"  {scenario:<10} {backend:<10} {name:<38} {shown:>14} {target:>12} {verdict:<4} {note}",
+            flush=True,
+        )
+
+    def deployment(self, backend: str, label: str, env: dict[str, str] | None = None) -> Deployment:
+        deploy = Deployment(backend, label, self.procs, self.dbs, self.sink, self.workdir, env)
+        deploy.warmup_events = self.sizes.warmup_events
+        return deploy.start()
+
+    # --- the load generator ----------------------------------------------------------------------------
+
+    def next_run(self) -> int:
+        """A number for the next helper process's log and result file names."""
+        return next(self._runs)
+
+    def loadgen(
+        self,
+        deploy: Deployment,
+        prefix: str,
+        channels: int,
+        *mode: str,
+        batch: int = 1,
+        concurrency: int = 16,
+        record: bool = False,
+    ) -> Load:
+        """Start ``bench.loadgen`` against ``deploy``; ``mode``: its ``count ...`` or ``rate ...`` words."""
+        run = self.next_run()
+        out = self.workdir / f"loadgen-{run}.json"
+        args = [*deploy.loadgen_args(prefix, channels), "--out", str(out)]
+        args += ["--batch", str(batch), "--concurrency", str(concurrency)]
+        if record:
+            args.append("--record")
+        return Load(self.procs.python(f"loadgen-{run}", "bench.loadgen", *args, *mode), out)
+
+    def loadgen_result(self, load: Load, timeout: float = 600) -> tuple[dict[str, Any], Usage]:
+        usage = load.proc.finish(timeout)
+        self.procs.forget(load.proc)
+        if usage.returncode != 0:
+            raise RuntimeError(f"load generator failed ({usage.returncode}):\n{load.proc.tail()}")
+        result: dict[str, Any] = orjson.loads(load.out.read_bytes())
+        if result["errors"]:
+            print(f"  note: {result['errors']} events refused: {result['error_sample']}", flush=True)
+        return result, usage
+
+    # --- shared measurements ---------------------------------------------------------------------------
+
+    def memory(self, scenario: str, deploy: Deployment, roles: tuple[str, ...] = ()) -> None:
+        for role, proc in deploy.hookline_procs().items():
+            if roles and role not in roles:
+                continue
+            sender = role in ("worker", "serve")
+            self.add(
+                scenario,
+                deploy.backend,
+                f"peak RSS {role}",
+                proc.peak_rss_mb(),
+                "MB",
+                at_most=250 if sender else None,
+            )
+
+    def pipeline_rate(
+        self, deploy: Deployment, prefix: str, channels: int, events: int, expected: int
+    ) -> dict[str, Any]:
+        """Post ``events`` in batches of 1000 (2 in flight) and wait for ``expected`` receipts at the sink."""
+        self.sink.reset()
+        cpu_before = deploy.cpu_seconds()
+        load = self.loadgen(
+            deploy, prefix, channels, "count", "--events", str(events), batch=1000, concurrency=2
+        )
+        procs = list(deploy.hookline_procs().values())
+        stats = wait_delivered(self.sink, expected, procs)
+        cpu = deploy.cpu_seconds() - cpu_before
+        result, _ = self.loadgen_result(load)
+        elapsed = max(stats["last"] - result["first_post"], 1e-9)
+        note = "" if stats["count"] >= expected else f"incomplete: {stats['count']} of {expected}"
+        return {
+            "rate": stats["count"] / elapsed,
+            "cpu_per_1k": cpu / max(stats["count"], 1) * 1000,
+            "delivered": stats["count"],
+            "note": note,
+        }
+
+    def steady_latency(
+        self,
+        deploy: Deployment,
+        prefix: str,
+        channels: int,
+        rate: float,
+        seconds: float,
+        batch: int = 1,
+        expected_share: float = 1.0,
+        wait: float = 120.0,
+    ) -> dict[str, Any]:
+        """Post at ``rate`` events/s for ``seconds``; latencies of the events that reach /ok (waiting at
+        most ``wait`` seconds after the load for the last of them)."""
+        self.sink.reset()
+        load = self.loadgen(
+            deploy,
+            prefix,
+            channels,
+            "rate",
+            "--rate",
+            str(rate),
+            "--duration",
+            str(seconds),
+            batch=batch,
+            concurrency=256,
+            record=True,
+        )
+        result, _ = self.loadgen_result(load, timeout=seconds + 300)
+        expected = int(result["accepted"] * expected_share)
+        stats = wait_delivered(
+            self.sink, expected, list(deploy.hookline_procs().values()), stall=30, limit=wait
+        )
+        arrivals = self.sink.times()
+        sent: dict[str, float] = result["times"]
+        latencies = [arrivals[i] - t for i, t in sent.items() if i in arrivals]
+        achieved = result["accepted"] / max(result["last_202"] - result["first_post"], 1e-9)
+        return {
+            "p50": percentile(latencies, 50) * 1000,
+            "p95": percentile(latencies, 95) * 1000,
+            "p99": percentile(latencies, 99) * 1000,
+            "max": max(latencies, default=float("nan")) * 1000,
+            "achieved": achieved,
+            "max_late": result["max_late"],
+            "delivered": len(latencies),
+            "expected": expected,
+            "skipped": result["skipped"],
+            "first_post": result["first_post"],
+            "last_202": result["last_202"],
+            "last_receipt": stats["last"],
+        }
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit in ("ms", "s", "MB", "x"):
+        digits = 2 if unit == "x" or abs(value) < 10 else 1 if abs(value) < 100 else 0
+        return f"{value:,.{digits}f} {unit}"
+    if unit == "%":
+        return f"{value:.0f} %"
+    if unit.startswith("CPU"):
+        return f"{value:.2f} {unit}"
+    return f"{value:,.0f} {unit}"
+
+
+@contextlib.contextmanager
+def deployed(
+    bench: Bench, backend: str, label: str, env: dict[str, str] | None = None
+) -> Iterator[Deployment]:
+    deploy = bench.deployment(backend, label, env)
+    try:
+        yield deploy
+    finally:
+        deploy.close()
+
+
+# --- 2. the ceiling ---------------------------------------------------------------------------------------
+
+
+def ceiling(bench: Bench, data: dict[str, Any]) -> None:
+    clients = ["aiohttp"]
+    try:
+        import pyreqwest  # noqa: F401
+
+        clients.append("pyreqwest")
+    except ImportError:
+        bench.add("ceiling", "-", "pyreqwest", None, "deliveries/s", note="not installed")
+    for client in clients:
+        bench.sink.reset()
+        run = bench.next_run()
+        out = bench.workdir / f"ceiling-{run}.json"
+        proc = bench.procs.python(
+            f"ceiling-{client}",
+            "bench.ceiling",
+            *("--sink-port", str(bench.sink.port), "--deliveries", str(bench.sizes.ceiling_deliveries)),
+            *(
+                "--endpoints",
+                "10",
+                "--client",
+                client,
+                "--data",
+                orjson.dumps(data).decode(),
+                "--out",
+                str(out),
+            ),
+        )
+        usage = proc.finish(600)
+        bench.procs.forget(proc)
+        if usage.returncode != 0:
+            raise RuntimeError(f"ceiling ({client}) failed:\n{proc.tail()}")
+        result = orjson.loads(out.read_bytes())
+        stats = bench.sink.stats()
+        rate = stats["count"] / max(stats["last"] - result["start"], 1e-9)
+        note = f"{result['errors']} errors" if result["errors"] else ""
+        bench.add(
+            "ceiling",
+            "-",
+            f"{client}: deliveries/s",
+            rate,
+            "deliveries/s",
+            note=note,
+            key=f"ceiling:{client}",
+        )
+        # CPU includes building and signing the payloads before the clock started.
+        bench.add(
+            "ceiling",
+            "-",
+            f"{client}: CPU s / 1k deliveries",
+            usage.cpu_seconds / stats["count"] * 1000,
+            "CPU s",
+            note="incl. pre-building + signing",
+        )
+
+
+# --- 3. Celery ------------------------------------------------------------------------------------------
+
+
+def celery(bench: Bench, data: dict[str, Any]) -> None:
+    from bench.celery_baseline import CeleryBaseline, missing_dependency
+
+    if "postgresql" not in bench.backends:
+        bench.add("celery", "-", "deliveries/s", None, "deliveries/s", note="needs PostgreSQL (--backends)")
+        return
+    if problem := missing_dependency():
+        bench.add("celery", "-", "deliveries/s", None, "deliveries/s", note=f"skipped: {problem}")
+        return
+    events = bench.sizes.celery_events
+    best = 0.0
+    with CeleryBaseline(bench.procs, bench.dbs, bench.sink, data) as baseline:
+        for pool, concurrency in bench.sizes.celery_pools:
+            result = baseline.run(pool, concurrency, events, 10)
+            note = f"-c {concurrency}; {result['attempts_recorded']} attempts recorded"
+            if result["delivered"] < events * 10:
+                note += f"; incomplete: {result['delivered']} of {events * 10}"
+            bench.add("celery", "-", f"{pool} pool: deliveries/s", result["rate"], "deliveries/s", note=note)
+            bench.add(
+                "celery",
+                "-",
+                f"{pool} pool: CPU s / 1k deliveries",
+                result["cpu_per_1k"],
+                "CPU s",
+                note="worker only",
+            )
+            bench.add(
+                "celery",
+                "-",
+                f"{pool} pool: peak RSS worker",
+                result["peak_rss_mb"],
+                "MB",
+                note="all pool processes",
+            )
+            best = max(best, result["rate"])
+    bench.values["celery:best"] = best
+
+
+# --- 1. throughput (+ 9. memory) ---------------------------------------------------------------------------
+
+
+def throughput(bench: Bench, deploy: Deployment) -> None:
+    backend = deploy.backend
+    deploy.reset_peak_rss()
+    shapes = (
+        ("fanout", "f", bench.sizes.fanout_events, 10),
+        ("single", "s", bench.sizes.single_events, 1),
+    )
+    for key, prefix, events, fan in shapes:
+        label = f"{events:,}x{fan}"
+        run = bench.pipeline_rate(deploy, prefix, 1, events, events * fan)
+        bench.add(
+            "throughput",
+            backend,
+            f"{label}: deliveries/s",
+            run["rate"],
+            "deliveries/s",
+            note=run["note"],
+            key=f"throughput:{key}:{backend}",
+        )
+        bench.add(
+            "throughput",
+            backend,
+            f"{label}: CPU s / 1k deliveries",
+            run["cpu_per_1k"],
+            "CPU s",
+            note="all hookline processes",
+        )
+    bench.memory("throughput", deploy)
+
+
+# --- 8. ingest, then the drain ------------------------------------------------------------------------
+
+
+def ingest(bench: Bench, deploy: Deployment) -> None:
+    backend = deploy.backend
+    deploy.stop_worker()
+    assert deploy.api_proc is not None
+    deploy.reset_peak_rss()
+    bench.sink.reset()
+    total = 0
+    for label, events, batch, concurrency, target in (
+        ("single events/s (32 clients)", bench.sizes.ingest_single, 1, 32, 2_000),
+        ("batched events/s (1000 per request)", bench.sizes.ingest_batched, 1000, 4, 20_000),
+    ):
+        cpu_before = deploy.cpu_seconds()
+        load = bench.loadgen(
+            deploy, "i", 10, "count", "--events", str(events), batch=batch, concurrency=concurrency
+        )
+        result, usage = bench.loadgen_result(load)
+        cpu = deploy.cpu_seconds() - cpu_before
+        rate = result["accepted"] / max(result["last_202"] - result["first_post"], 1e-9)
+        per_1k = cpu / max(result["accepted"], 1) * 1000
+        note = f"API CPU {per_1k:.2f} s/1k events; load generator CPU {usage.cpu_seconds:.1f} s"
+        if result["errors"]:
+            note += f"; {result['errors']} refused"
+        bench.add(
+            "ingest",
+            backend,
+            label,
+            rate,
+            "events/s",
+            at_least=target if backend == "postgresql" else None,
+            note=note,
+        )
+        total += result["accepted"]
+    bench.memory("ingest", deploy, ("api",))
+    # The drain: everything above is queued; start the worker alone and time it.
+    worker = deploy.start_worker(warm_up=False)
+    stats = wait_delivered(bench.sink, total, [worker])
+    rate = stats["count"] / max(stats["last"] - stats["first"], 1e-9)
+    note = "first to last receipt" + (
+        "" if stats["count"] >= total else f"; incomplete {stats['count']}/{total}"
+    )
+    bench.add(
+        "drain",
+        backend,
+        f"{total:,} queued: deliveries/s",
+        rate,
+        "deliveries/s",
+        note=note,
+        key=f"drain:{backend}",
+    )
+    role = "worker" if backend == "postgresql" else "serve"
+    bench.memory("drain", deploy, (role,))
+    deploy.warm_up()
+
+
+# --- 4. latency -------------------------------------------------------------------------------------------
+
+
+def latency(bench: Bench, deploy: Deployment) -> None:
+    backend = deploy.backend
+    deploy.reset_peak_rss()
+    for rate in bench.sizes.latency_rates:
+        run = bench.steady_latency(deploy, "l", 10, rate, bench.sizes.latency_seconds)
+        limit = 50 if rate <= 500 else 200
+        sustained = run["achieved"] >= 0.9 * rate
+        note = f"API answered {run['achieved']:,.0f} events/s"
+        if not sustained:
+            note += f" (offered {rate}/s: not sustained; {run['skipped']:,} not sent)"
+        note += f"; {run['delivered']:,}/{run['expected']:,} delivered"
+        bench.add("latency", backend, f"{rate}/s: p50", run["p50"], "ms")
+        bench.add("latency", backend, f"{rate}/s: p95", run["p95"], "ms")
+        bench.add(
+            "latency", backend, f"{rate}/s: p99", run["p99"], "ms", at_most=limit, note=note, holds=sustained
+        )
+    bench.memory("latency", deploy)
+
+
+# --- 5. burst ---------------------------------------------------------------------------------------------
+
+
+def burst(bench: Bench, deploy: Deployment) -> None:
+    backend = deploy.backend
+    deploy.reset_peak_rss()
+    rate, seconds = bench.sizes.burst_rate, bench.sizes.burst_seconds
+    run = bench.steady_latency(
+        deploy, "b", 10, rate, seconds, batch=max(1, rate // 10), wait=bench.sizes.burst_wait + seconds
+    )
+    complete = run["delivered"] >= run["expected"]
+    drained = run["last_receipt"] - run["last_202"] if complete else None
+    sustained = run["achieved"] >= 0.9 * rate
+    note = f"{run['delivered']:,}/{run['expected']:,} delivered"
+    if not complete:
+        note += f" when the harness stopped waiting ({bench.sizes.burst_wait:g} s)"
+    note += f"; API accepted {run['achieved']:,.0f} events/s" + (
+        "" if sustained else " (burst not sustained)"
+    )
+    bench.add(
+        "burst",
+        backend,
+        f"{rate}/s x {seconds:g} s: drained after end",
+        drained,
+        "s",
+        at_most=60,
+        note=note,
+        holds=sustained,
+    )
+    bench.add(
+        "burst",
+        backend,
+        "max lag (202 to receipt)",
+        run["max"] / 1000,
+        "s",
+        note=f"p99 {run['p99'] / 1000:.2f} s",
+    )
+    bench.memory("burst", deploy)
+
+
+# --- 6. noisy neighbour -----------------------------------------------------------------------------------
+
+
+NOISY_ENV = {
+    "HOOKLINE_DELIVERY_TIMEOUT": "2s",
+    "HOOKLINE_LEASE": "10s",
+    "HOOKLINE_RETRY_SCHEDULE": "5s,10s,30s",
+}
+
+
+def noisy(bench: Bench, backend: str) -> None:
+    sizes = bench.sizes
+    with deployed(bench, backend, "noisy", NOISY_ENV) as deploy:
+        deploy.add_endpoints("h", 52)
+        deploy.add_endpoints("n", 52, kinds=["ok"] * 50 + ["hang", "fail"])
+        runs = {}
+        for label, prefix, healthy in (("52 healthy", "h", 52), ("50 healthy + hang + 500", "n", 50)):
+            deploy.reset_peak_rss()
+            events = sizes.noisy_events
+            expected = sum(1 for i in range(events) if i % 52 < healthy)
+            tp = bench.pipeline_rate(deploy, prefix, 52, events, expected)
+            lat = bench.steady_latency(
+                deploy,
+                prefix,
+                52,
+                sizes.noisy_rate,
+                sizes.noisy_seconds,
+                batch=max(1, sizes.noisy_rate // 10),
+                expected_share=healthy / 52,
+            )
+            stats = bench.sink.stats()
+            runs[prefix] = (tp["rate"], lat["p99"])
+            bench.add(
+                "noisy",
+                backend,
+                f"{label}: healthy deliveries/s",
+                tp["rate"],
+                "deliveries/s",
+                note=tp["note"],
+            )
+            note = f"at {sizes.noisy_rate}/s in batches every 100 ms; p50 {lat['p50']:.1f} ms"
+            if prefix == "n":
+                note += f"; sink saw {stats['hang']} hanging, {stats['fail']} failing requests"
+            bench.add("noisy", backend, f"{label}: healthy p99", lat["p99"], "ms", note=note)
+            bench.memory("noisy", deploy)
+        (rate_h, p99_h), (rate_n, p99_n) = runs["h"], runs["n"]
+        bench.add(
+            "noisy",
+            backend,
+            "healthy throughput: noisy / all-healthy",
+            rate_n / rate_h * 100,
+            "%",
+            at_least=90,
+        )
+        bench.add("noisy", backend, "healthy p99: noisy / all-healthy", p99_n / p99_h, "x", at_most=2)
+
+
+# --- 7. backlog -------------------------------------------------------------------------------------------
+
+
+def backlog(bench: Bench, backend: str) -> None:
+    if backend != "postgresql":
+        return
+    sizes = bench.sizes
+    with deployed(bench, backend, "backlog") as deploy:
+        deploy.add_endpoints("e", 10)
+        deploy.add_endpoints("p", 1)
+        figures = {}
+        for phase in ("empty", "backlog"):
+            if phase == "backlog":
+                seconds = _park_deliveries(bench, deploy, sizes.backlog_rows)
+                bench.add(
+                    "backlog",
+                    backend,
+                    f"inserted {sizes.backlog_rows:,} future deliveries",
+                    seconds,
+                    "s",
+                    note="generate_series, then ANALYZE",
+                )
+            deploy.reset_peak_rss()
+            tp = bench.pipeline_rate(deploy, "e", 10, sizes.backlog_events, sizes.backlog_events)
+            lat = bench.steady_latency(
+                deploy,
+                "e",
+                10,
+                sizes.backlog_rate,
+                sizes.backlog_seconds,
+                batch=max(1, sizes.backlog_rate // 10),
+            )
+            figures[phase] = (tp["rate"], lat["p50"], lat["p99"])
+            bench.add(
+                "backlog", backend, f"{phase} queue: claim rate", tp["rate"], "deliveries/s", note=tp["note"]
+            )
+            bench.add(
+                "backlog",
+                backend,
+                f"{phase} queue: new-event p99",
+                lat["p99"],
+                "ms",
+                note=f"at {sizes.backlog_rate}/s in batches every 100 ms; p50 {lat['p50']:.1f} ms",
+            )
+            bench.memory("backlog", deploy)
+        pending = pg.query(deploy.database_url, "SELECT count(*) FROM deliveries WHERE status = 'pending'")[
+            0
+        ][0]
+        (rate_e, p50_e, p99_e), (rate_b, p50_b, p99_b) = figures["empty"], figures["backlog"]
+        bench.add(
+            "backlog",
+            backend,
+            "claim rate: backlog / empty",
+            rate_b / rate_e * 100,
+            "%",
+            at_least=80,
+            note=f"{pending:,} still pending",
+        )
+        bench.add(
+            "backlog",
+            backend,
+            "new-event p99: backlog / empty",
+            p99_b / p99_e,
+            "x",
+            at_most=1.2,
+            note=f"p50 ratio {p50_b / p50_e:.2f}",
+        )
+
+
+def _park_deliveries(bench: Bench, deploy: Deployment, rows: int) -> float:
+    """Insert ``rows`` pending deliveries due in a day, for one endpoint and one real event."""
+    before = bench.sink.stats()["count"]
+    deploy.api.post_event(TENANT, deploy.example, channel="p0")
+    wait_delivered(bench.sink, before + 1, list(deploy.hookline_procs().values()))
+    url = deploy.database_url
+    seq = pg.query(url, "SELECT max(seq) FROM events")[0][0]
+    endpoint = deploy.endpoints["p"][0].id
+    started = time.monotonic()
+    pg.query(
+        url,
+        """INSERT INTO deliveries (event_seq, endpoint_id, tenant_id, event_type, status, attempts,
+                                   next_attempt_at, created_at, updated_at)
+           SELECT $1, $2, $3, 'message.sent', 'pending', 0, now() + interval '1 day', now(), now()
+           FROM generate_series(1, $4)""",
+        seq,
+        endpoint,
+        TENANT,
+        rows,
+    )
+    pg.query(url, "ANALYZE deliveries")
+    return time.monotonic() - started
+
+
+# --- the ratios -------------------------------------------------------------------------------------------
+
+
+def ratios(bench: Bench) -> None:
+    values, sizes = bench.values, bench.sizes
+    shapes = (("fanout", sizes.fanout_events, 10), ("single", sizes.single_events, 1))
+    for backend in bench.backends:
+        floor = 75 if backend == "postgresql" else 40
+        for shape, events, fan in shapes:
+            mine = values.get(f"throughput:{shape}:{backend}")
+            if mine is None:
+                continue
+            label = f"{events:,}x{fan}"
+            for client in ("aiohttp", "pyreqwest"):
+                top = values.get(f"ceiling:{client}")
+                if top:
+                    bench.add(
+                        "ratio",
+                        backend,
+                        f"{label} / {client} ceiling",
+                        mine / top * 100,
+                        "%",
+                        at_least=floor if client == "aiohttp" else None,
+                    )
+            celery_best = values.get("celery:best")
+            if celery_best and shape == "fanout":
+                bench.add(
+                    "ratio",
+                    backend,
+                    f"{label} / Celery (best pool)",
+                    mine / celery_best,
+                    "x",
+                    at_least=10 if backend == "postgresql" else None,
+                )
+        drain = values.get(f"drain:{backend}")
+        top = values.get("ceiling:aiohttp")
+        if drain and top:
+            bench.add("ratio", backend, "drain (worker alone) / aiohttp ceiling", drain / top * 100, "%")
