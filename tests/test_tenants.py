@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from typing import Any
 
+from hookline.api.services import KeyCache, Services
+from hookline.store.schema import api_keys
 from tests.conftest import Api, assert_error, assert_ok
 
 HOOK = {"url": "https://example.com/hook", "events": ["message.received"]}
@@ -230,3 +233,18 @@ async def test_deleting_a_tenant_leaves_other_tenants_alone(api: Api) -> None:
     hook = assert_ok(await api.http.post("/v1/webhooks", json=HOOK, headers=survivor_auth), 201)
     assert_ok(await api.http.delete(f"/v1/tenants/{doomed}", headers=api.admin))
     assert_ok(await api.http.get(f"/v1/webhooks/{hook['id']}", headers=survivor_auth))
+
+
+async def test_a_key_revoked_by_another_process_stops_working_when_the_cache_entry_expires(
+    api: Api, services: Services
+) -> None:
+    """Revocation through this process is immediate (tested above); a row deleted elsewhere (another
+    API process) is noticed once the cached entry's TTL runs out."""
+    services.key_cache = KeyCache(ttl=0.3)
+    _, auth = await api.tenant()
+    assert_ok(await api.http.get("/v1/webhooks", headers=auth))
+    async with services.store.write() as conn:
+        await conn.execute(api_keys.delete())
+    assert_ok(await api.http.get("/v1/webhooks", headers=auth))  # still cached
+    await asyncio.sleep(0.4)
+    assert_error(await api.http.get("/v1/webhooks", headers=auth), 401, "invalid or revoked API key")

@@ -29,9 +29,9 @@ async def authenticate(request: Request, services: Annotated[Services, Depends(g
         raise ApiError(401, "missing Authorization header (send 'Authorization: Bearer <key>')", _CHALLENGE)
     scheme, _, rest = header.partition(" ")
     token = rest.strip() if scheme.lower() == "bearer" else header
-    if services.is_admin_key(token):
-        return Principal(None)
     key_hash = hash_key(token)
+    if services.is_admin(key_hash):
+        return Principal(None)
     tenant_id = services.key_cache.get(key_hash)
     if tenant_id is None:
         async with services.store.read() as conn:

@@ -13,7 +13,6 @@ from hookline.config import Settings
 from hookline.egress import UrlPolicy
 from hookline.store.engine import Store
 from hookline.store.event_types import EventTypeRegistry
-from hookline.store.tenants import hash_key
 
 
 class KeyCache:
@@ -57,8 +56,8 @@ class Services:
     def url_policy(self) -> UrlPolicy:
         return UrlPolicy(allow_http=self.settings.allow_http, allowed_networks=self.settings.allowed_networks)
 
-    def is_admin_key(self, token: str) -> bool:
-        return hmac.compare_digest(hash_key(token), self.admin_key_hash)
+    def is_admin(self, key_hash: str) -> bool:
+        return hmac.compare_digest(key_hash, self.admin_key_hash)
 
     @staticmethod
     def now() -> datetime:
