@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.conftest import Api, assert_error, assert_ok
@@ -82,3 +83,39 @@ async def test_admin_batch_needs_a_tenant_and_stays_in_it(api: Api) -> None:
     )
     assert_ok(await api.http.get("/v1/events/x-1", headers=auth_a))
     assert_error(await api.http.get("/v1/events/x-1", headers=auth_b), 404)
+
+
+async def test_concurrent_single_posts_of_several_tenants_are_each_stored_in_their_own_tenant(
+    api: Api,
+) -> None:
+    """Single events posted at once are group-committed; each must still land in its own tenant, with
+    its own subscriptions, and answer with its own id."""
+    auth_a, example, hook_a = await _setup(api)
+    _, auth_b = await api.tenant("B")
+    assert_ok(
+        await api.http.post(
+            "/v1/webhooks", json={"url": "https://example.com/b", "events": ["order.*"]}, headers=auth_b
+        ),
+        201,
+    )
+    order = assert_ok(await api.http.get("/v1/event-types/order.created", headers=auth_b))["example"]
+
+    async def post(auth: dict[str, str], event: str, data: dict[str, Any], n: int) -> dict[str, Any]:
+        body = {"event": event, "data": data, "id": f"{event}-{n}"}
+        answer: dict[str, Any] = assert_ok(await api.http.post("/v1/events", json=body, headers=auth), 202)
+        return answer
+
+    answers = await asyncio.gather(
+        *(post(auth_a, "message.sent", example, n) for n in range(30)),
+        *(post(auth_b, "order.created", order, n) for n in range(30)),
+        *(post(auth_b, "message.sent", example, n) for n in range(10)),  # B has no message.* endpoint
+    )
+    assert [a["id"] for a in answers[:30]] == [f"message.sent-{n}" for n in range(30)]
+    assert all(a["deliveries"] == 1 for a in answers[:60])
+    assert all(a["deliveries"] == 0 for a in answers[60:])
+    listed_a = assert_ok(await api.http.get("/v1/events?limit=250", headers=auth_a))["items"]
+    listed_b = assert_ok(await api.http.get("/v1/events?limit=250", headers=auth_b))["items"]
+    assert len(listed_a) == 30 and len(listed_b) == 40
+    event = assert_ok(await api.http.get("/v1/events/message.sent-7", headers=auth_a))
+    assert [d["webhook_id"] for d in event["delivery_status"]] == [hook_a]
+    assert_ok(await api.http.get("/v1/events/message.sent-7", headers=auth_b))  # B's own event, same id

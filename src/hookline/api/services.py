@@ -13,6 +13,7 @@ from hookline.config import Settings
 from hookline.egress import UrlPolicy
 from hookline.store.engine import Store
 from hookline.store.event_types import EventTypeRegistry
+from hookline.store.events import EventWriter
 
 
 class KeyCache:
@@ -51,6 +52,10 @@ class Services:
     registry: EventTypeRegistry
     admin_key_hash: str
     key_cache: KeyCache = field(default_factory=KeyCache)
+    event_writer: EventWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.event_writer = EventWriter(self.store)
 
     @property
     def url_policy(self) -> UrlPolicy:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,61 +106,79 @@ def _first_match(found: dict[tuple[str, str], Accepted], item: NewEvent) -> Acce
     return None
 
 
-async def _write(store: Store, tenant_id: str, items: Sequence[NewEvent], now: datetime) -> list[Accepted]:
-    stamp = format_timestamp(now)
+@dataclass(frozen=True)
+class _Entry:
+    tenant_id: str
+    item: NewEvent
+    now: datetime
+
+
+async def _write(store: Store, entries: Sequence[_Entry]) -> list[Accepted]:
+    """One transaction for all ``entries`` (of any tenants); see ``ingest_many``."""
+    results: list[Accepted] = []
+    fresh: list[tuple[_Entry, list[int]]] = []
     async with store.write() as conn:
-        found = await _already_accepted(conn, tenant_id, items)
-        subscriptions = await active_subscriptions(conn, tenant_id)
-        results: list[Accepted] = []
-        fresh: list[tuple[NewEvent, list[int]]] = []
-        routes: dict[tuple[str, tuple[str, ...] | None], list[int]] = {}
-        for item in items:
-            if (prior := _first_match(found, item)) is not None:
-                results.append(Accepted(prior.id, prior.event, prior.deliveries, created=False))
-                continue
-            route = (item.event_type, tuple(item.channels) if item.channels else None)
-            if (targets := routes.get(route)) is None:  # matched once per type and channels in a batch
-                targets = routes[route] = [
-                    s.endpoint_id for s in subscriptions if receives(s, item.event_type, item.channels)
-                ]
-            accepted = Accepted(item.id, item.event_type, len(targets), created=True)
-            results.append(accepted)
-            fresh.append((item, targets))
-            for key in item.dedup_keys():  # a repeat later in the same batch replays this one
-                found[key] = accepted
+        by_tenant: dict[str, list[int]] = {}
+        for index, entry in enumerate(entries):
+            by_tenant.setdefault(entry.tenant_id, []).append(index)
+        answers: dict[int, Accepted] = {}
+        for tenant_id, indexes in by_tenant.items():
+            found = await _already_accepted(conn, tenant_id, [entries[i].item for i in indexes])
+            subscriptions = await active_subscriptions(conn, tenant_id)
+            routes: dict[tuple[str, tuple[str, ...] | None], list[int]] = {}
+            for index in indexes:
+                item = entries[index].item
+                if (prior := _first_match(found, item)) is not None:
+                    answers[index] = Accepted(prior.id, prior.event, prior.deliveries, created=False)
+                    continue
+                route = (item.event_type, tuple(item.channels) if item.channels else None)
+                if (targets := routes.get(route)) is None:  # matched once per type and channels
+                    targets = routes[route] = [
+                        s.endpoint_id for s in subscriptions if receives(s, item.event_type, item.channels)
+                    ]
+                answers[index] = accepted = Accepted(item.id, item.event_type, len(targets), created=True)
+                fresh.append((entries[index], targets))
+                for key in item.dedup_keys():  # a repeat later in the same batch replays this one
+                    found[key] = accepted
+        results = [answers[i] for i in range(len(entries))]
         if not fresh:
             return results
         inserted = await conn.execute(
             events.insert().returning(events.c.seq, sort_by_parameter_order=True),
             [
                 {
-                    "id": item.id,
-                    "tenant_id": tenant_id,
-                    "event_type": item.event_type,
-                    "idempotency_key": item.idempotency_key,
-                    "channels": item.channels,
+                    "id": entry.item.id,
+                    "tenant_id": entry.tenant_id,
+                    "event_type": entry.item.event_type,
+                    "idempotency_key": entry.item.idempotency_key,
+                    "channels": entry.item.channels,
                     "payload": orjson.dumps(
-                        {"id": item.id, "event": item.event_type, "timestamp": stamp, "data": item.data}
+                        {
+                            "id": entry.item.id,
+                            "event": entry.item.event_type,
+                            "timestamp": format_timestamp(entry.now),
+                            "data": entry.item.data,
+                        }
                     ),
                     "delivery_count": len(targets),
-                    "created_at": now,
+                    "created_at": entry.now,
                 }
-                for item, targets in fresh
+                for entry, targets in fresh
             ],
         )
         delivery_rows = [
             {
                 "event_seq": seq,
                 "endpoint_id": endpoint_id,
-                "tenant_id": tenant_id,
-                "event_type": item.event_type,
+                "tenant_id": entry.tenant_id,
+                "event_type": entry.item.event_type,
                 "status": "pending",
                 "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-                "updated_at": now,
+                "next_attempt_at": entry.now,
+                "created_at": entry.now,
+                "updated_at": entry.now,
             }
-            for seq, (item, targets) in zip(inserted.scalars().all(), fresh, strict=True)
+            for seq, (entry, targets) in zip(inserted.scalars().all(), fresh, strict=True)
             for endpoint_id in targets
         ]
         if delivery_rows:
@@ -167,6 +186,22 @@ async def _write(store: Store, tenant_id: str, items: Sequence[NewEvent], now: d
     if delivery_rows:
         store.announce_new_work()
     return results
+
+
+async def _write_settling_races(store: Store, entries: Sequence[_Entry]) -> list[Accepted]:
+    """``_write``; if a concurrent writer took one of the ids first (a unique constraint fails), the
+    entries are taken one by one, and the one that lost the race answers with the winner's result."""
+    try:
+        return await _write(store, entries)
+    except IntegrityError:
+        if len(entries) > 1:
+            return [(await _write_settling_races(store, [entry]))[0] for entry in entries]
+        entry = entries[0]
+        async with store.read() as conn:
+            prior = _first_match(await _already_accepted(conn, entry.tenant_id, [entry.item]), entry.item)
+        if prior is None:
+            raise
+        return [prior]
 
 
 async def ingest_many(
@@ -177,20 +212,45 @@ async def ingest_many(
     An event whose client-chosen id or idempotency key was seen before returns the first result
     (``created=False``) and writes nothing. Requests racing with the same id are settled by the unique
     constraints: the loser's transaction fails, and its events are then taken one by one."""
-    try:
-        return await _write(store, tenant_id, items, now)
-    except IntegrityError:
-        if len(items) > 1:
-            return [(await ingest_many(store, tenant_id, [item], now))[0] for item in items]
-        async with store.read() as conn:
-            prior = _first_match(await _already_accepted(conn, tenant_id, items), items[0])
-        if prior is None:
-            raise
-        return [prior]
+    return await _write_settling_races(store, [_Entry(tenant_id, item, now) for item in items])
 
 
-async def ingest(store: Store, *, tenant_id: str, item: NewEvent, now: datetime) -> Accepted:
-    return (await ingest_many(store, tenant_id, [item], now))[0]
+class EventWriter:
+    """Group commit for events posted one per request.
+
+    A request whose event arrives while a write is in flight joins the next transaction, so concurrent
+    requests share one commit (one WAL flush, one fsync) instead of queueing for one each. A lone request
+    is written at once: grouping adds no wait, it only collects what is already waiting. Each request is
+    answered after the commit that holds its event."""
+
+    max_group = 500
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._waiting: list[tuple[_Entry, asyncio.Future[Accepted]]] = []
+        self._runner: asyncio.Task[None] | None = None
+
+    async def ingest(self, tenant_id: str, item: NewEvent, now: datetime) -> Accepted:
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        self._waiting.append((_Entry(tenant_id, item, now), future))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        while self._waiting:
+            group = self._waiting[: self.max_group]
+            del self._waiting[: self.max_group]
+            try:
+                results = await _write_settling_races(self._store, [entry for entry, _ in group])
+            except Exception as exc:  # every request of the group gets the same answer (e.g. a 503)
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(group, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
 
 
 async def get_event(conn: AsyncConnection, tenant_id: str, event_id: str) -> Event | None:

@@ -66,7 +66,7 @@ async def create_event(
         channels=body.channels,
         idempotency_key=idempotency_key or None,
     )
-    accepted = await store.ingest(services.store, tenant_id=tenant_id, item=item, now=services.now())
+    accepted = await services.event_writer.ingest(tenant_id, item, services.now())
     data = {"id": accepted.id, "event": accepted.event, "deliveries": accepted.deliveries}
     if accepted.created:
         return ok(data, "Event accepted for delivery", 202)
