@@ -7,11 +7,15 @@ import functools
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
 
+from hookline.api.app import create_app
 from hookline.api.services import Services
+from hookline.store.engine import Store
+from hookline.store.event_types import EventTypeRegistry
 from hookline.store.schema import deliveries, events
 from tests.conftest import Api, assert_error, assert_ok
 
@@ -435,3 +439,36 @@ async def test_stored_payload_is_id_event_timestamp_data(api: Api, services: Ser
     assert payload["event"] == "message.received"
     assert payload["data"] == data
     assert datetime.fromisoformat(payload["timestamp"]).tzinfo is not None
+
+
+async def test_duplicates_racing_through_two_api_processes_create_one_event(
+    api: Api, services: Services, database_url: str
+) -> None:
+    """Two API processes (each its own pool and group-commit writer) get the same Idempotency-Key at once:
+    the unique constraint settles the race, and every request answers with the one event."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several API processes share one database only on PostgreSQL")
+    tenant_id, auth = await api.tenant()
+    await webhook(api, auth, ["message.received"])
+    second_store = Store.from_url(database_url)
+    second = Services(
+        settings=services.settings,
+        store=second_store,
+        registry=EventTypeRegistry(second_store),
+        admin_key_hash=services.admin_key_hash,
+    )
+    transport = httpx.ASGITransport(app=create_app(second), raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://second.test") as other:
+            body = {"event": "message.received", "data": await example(api, auth)}
+            headers = {**auth, "Idempotency-Key": "raced"}
+            assert_ok(await other.get("/v1/webhooks", headers=auth))  # both processes warm, then race
+            responses = await asyncio.gather(
+                *(client.post("/v1/events", json=body, headers=headers) for client in [api.http, other] * 10)
+            )
+    finally:
+        await second_store.close()
+    accepted = [assert_ok(r, 202) for r in responses]
+    assert len({a["id"] for a in accepted}) == 1
+    assert await count_rows(services, events, tenant_id) == 1
+    assert await count_rows(services, deliveries, tenant_id) == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -242,8 +242,14 @@ class EventWriter:
             group = self._waiting[: self.max_group]
             del self._waiting[: self.max_group]
             try:
-                results = await _write_settling_races(self._store, [entry for entry, _ in group])
-            except Exception as exc:  # every request of the group gets the same answer (e.g. a 503)
+                results = await _write(self._store, [entry for entry, _ in group])
+            except IntegrityError:
+                # Another writer took one of these ids first: settle each request on its own, so that
+                # each gets its own answer (a committed event is never reported as a failure).
+                for entry, future in group:
+                    await _answer(future, _write_settling_races(self._store, [entry]))
+                continue
+            except Exception as exc:  # nothing was committed: every request gets the error (e.g. a 503)
                 for _, future in group:
                     if not future.done():
                         future.set_exception(exc)
@@ -251,6 +257,17 @@ class EventWriter:
             for (_, future), result in zip(group, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+
+
+async def _answer(future: asyncio.Future[Accepted], write: Awaitable[list[Accepted]]) -> None:
+    try:
+        [result] = await write
+    except Exception as exc:
+        if not future.done():
+            future.set_exception(exc)
+        return
+    if not future.done():
+        future.set_result(result)
 
 
 async def get_event(conn: AsyncConnection, tenant_id: str, event_id: str) -> Event | None:
