@@ -27,21 +27,12 @@ from hookline.config import Settings, load_settings
 from hookline.runtime import open_services
 from hookline.store import migrate
 from hookline.store.engine import Store
+from tests.pg import pg_exec
 
 PG_SERVER_URL = os.environ.get("HOOKLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ADMIN_KEY = "hk_admin_test_" + secrets.token_hex(8)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TABLES = ["attempts", "deliveries", "events", "endpoints", "api_keys", "tenants", "service_meta"]
-
-
-async def _pg_exec(url: str, statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=5)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 async def _prepare(url: str) -> None:
@@ -60,7 +51,7 @@ async def _prepare(url: str) -> None:
 def pg_url() -> Iterator[str]:
     name = f"hookline_test_{os.getpid()}_{secrets.token_hex(4)}"
     try:
-        asyncio.run(_pg_exec(PG_SERVER_URL, f'CREATE DATABASE "{name}"'))
+        pg_exec(PG_SERVER_URL, f'CREATE DATABASE "{name}"')
     except Exception as exc:
         reason = f"PostgreSQL is not reachable at {PG_SERVER_URL}: {type(exc).__name__}: {exc}"
         if IN_CI:
@@ -71,7 +62,7 @@ def pg_url() -> Iterator[str]:
         asyncio.run(_prepare(url))
         yield url
     finally:
-        asyncio.run(_pg_exec(PG_SERVER_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        pg_exec(PG_SERVER_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +83,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     url: str = request.getfixturevalue("pg_url")
     yield url
     truncate = f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"
-    asyncio.run(_pg_exec(url, f"{truncate}; DELETE FROM event_types WHERE source = 'custom'"))
+    pg_exec(url, f"{truncate}; DELETE FROM event_types WHERE source = 'custom'")
 
 
 @pytest.fixture

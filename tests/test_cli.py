@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import signal
@@ -18,7 +17,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import IN_CI, PG_SERVER_URL, _pg_exec
+from tests.conftest import IN_CI, PG_SERVER_URL
+from tests.pg import pg_exec
 
 HOOKLINE = Path(sys.executable).parent / "hookline"
 START_DEADLINE = 30.0
@@ -218,7 +218,7 @@ def cli_pg_url() -> Iterator[str]:
     """A throwaway, empty PostgreSQL database for this test only."""
     name = f"hookline_test_cli_{secrets.token_hex(4)}"
     try:
-        asyncio.run(_pg_exec(PG_SERVER_URL, f'CREATE DATABASE "{name}"'))
+        pg_exec(PG_SERVER_URL, f'CREATE DATABASE "{name}"')
     except Exception as exc:
         reason = f"PostgreSQL is not reachable at {PG_SERVER_URL}: {type(exc).__name__}: {exc}"
         if IN_CI:
@@ -227,7 +227,7 @@ def cli_pg_url() -> Iterator[str]:
     try:
         yield str(sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False))
     finally:
-        asyncio.run(_pg_exec(PG_SERVER_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        pg_exec(PG_SERVER_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_postgresql_api_needs_migrate_first(tmp_path: Path, processes: Processes, cli_pg_url: str) -> None:

@@ -37,6 +37,7 @@ from aiohttp import web
 from standardwebhooks import Webhook
 
 from tests.conftest import IN_CI, PG_SERVER_URL
+from tests.pg import pg_exec, pg_fetch
 
 HOOKLINE = Path(sys.executable).parent / "hookline"
 ADMIN_KEY = "hk_admin_procs_" + secrets.token_hex(8)
@@ -65,32 +66,6 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, diag: Callable[[
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g} s waiting for {what}\n{diag()}")
         time.sleep(0.05)
-
-
-def pg_fetch(url: str, query: str, *args: Any) -> list[Any]:
-    import asyncpg
-
-    async def run() -> list[Any]:
-        conn = await asyncpg.connect(url, timeout=5)
-        try:
-            return list(await conn.fetch(query, *args))
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
-def pg_exec(url: str, statement: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(url, timeout=5)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
 
 
 def base_env(**settings: str) -> dict[str, str]:

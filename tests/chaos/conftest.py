@@ -25,8 +25,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.chaos.procs import HOOKLINE, Processes, Report, base_env, free_port, pg_exec
+from tests.chaos.procs import HOOKLINE, Processes, Report, base_env, free_port
 from tests.conftest import IN_CI, PG_SERVER_URL
+from tests.pg import pg_exec
 
 LONG_ENV = "HOOKLINE_CHAOS_LONG"
 SCENARIO_TIMEOUT = 900

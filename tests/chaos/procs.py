@@ -6,7 +6,6 @@ with deadlines), grown for thousands of events.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import json
@@ -27,6 +26,8 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+
+from tests.pg import pg_fetch
 
 HOOKLINE = Path(sys.executable).parent / "hookline"
 RECEIVER_SCRIPT = Path(__file__).with_name("receiver.py")
@@ -404,32 +405,6 @@ def new_tenant(base_url: str) -> Tenant:
 
 
 # --- the database ----------------------------------------------------------------------------------------
-
-
-def pg_fetch(url: str, query: str, *args: Any) -> list[Any]:
-    import asyncpg
-
-    async def run() -> list[Any]:
-        conn = await asyncpg.connect(url, timeout=10)
-        try:
-            return list(await conn.fetch(query, *args))
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
-def pg_exec(url: str, statement: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(url, timeout=10)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
 
 
 def sqlite_fetch(path: Path, query: str, *args: Any) -> list[Any]:

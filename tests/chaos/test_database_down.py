@@ -31,12 +31,12 @@ from tests.chaos.procs import (
     base_env,
     event_body,
     new_tenant,
-    pg_exec,
     start_api,
     start_receiver,
     start_workers,
     wait_for,
 )
+from tests.pg import pg_exec
 
 ENDPOINTS = 4
 

@@ -30,12 +30,12 @@ from tests.chaos.procs import (
     base_env,
     new_tenant,
     ok,
-    pg_exec,
     start_api,
     start_receiver,
     start_workers,
     wait_for,
 )
+from tests.pg import pg_exec
 
 DURATION = float(os.environ.get("HOOKLINE_CHAOS_SOAK_SECONDS", "3600"))
 RATE = int(os.environ.get("HOOKLINE_CHAOS_SOAK_RATE", "200"))
