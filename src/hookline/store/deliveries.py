@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -107,22 +107,32 @@ async def get_delivery(conn: AsyncConnection, tenant_id: str, delivery_id: int) 
     return Delivery(**row) if row else None
 
 
-async def attempts_of(conn: AsyncConnection, delivery_id: int) -> list[Attempt]:
+_ATTEMPT_FIELDS = [f.name for f in fields(Attempt)]
+_DELIVERY_FIELDS = [f.name for f in fields(Delivery)]
+
+
+async def get_with_attempts(
+    conn: AsyncConnection, tenant_id: str, delivery_id: int
+) -> tuple[Delivery, list[Attempt]] | None:
+    """A delivery and every attempt, oldest first, read in one statement: one snapshot, so a result
+    recorded meanwhile cannot show an attempt that the delivery does not count yet."""
     query = (
-        sa.select(
-            attempts.c.id,
-            attempts.c.attempt,
-            attempts.c.started_at,
-            attempts.c.duration_ms,
-            attempts.c.status_code,
-            attempts.c.response_body,
-            attempts.c.error,
-            attempts.c.request_headers,
-        )
-        .where(attempts.c.delivery_id == delivery_id)
+        _select()
+        .add_columns(*(attempts.c[name].label(f"attempt_{name}") for name in _ATTEMPT_FIELDS))
+        .outerjoin(attempts, attempts.c.delivery_id == deliveries.c.id)
+        .where(deliveries.c.tenant_id == tenant_id, deliveries.c.id == delivery_id)
         .order_by(attempts.c.id)
     )
-    return [Attempt(**row) for row in (await conn.execute(query)).mappings()]
+    rows = (await conn.execute(query)).mappings().all()
+    if not rows:
+        return None
+    delivery = Delivery(**{name: rows[0][name] for name in _DELIVERY_FIELDS})
+    log = [
+        Attempt(**{name: row[f"attempt_{name}"] for name in _ATTEMPT_FIELDS})
+        for row in rows
+        if row["attempt_id"] is not None
+    ]
+    return delivery, log
 
 
 async def requeue(

@@ -95,10 +95,12 @@ async def get_delivery(
     delivery_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
-    found = await _delivery(services, tenant, delivery_id)
     async with services.store.read() as conn:
-        attempts = await store.attempts_of(conn, found.id)
-    view = delivery_view(found) | {"attempt_log": [attempt_view(a) for a in attempts]}
+        found = await store.get_with_attempts(conn, tenant, numeric_id(delivery_id, "delivery"))
+    if found is None:
+        raise not_found(f"delivery '{delivery_id}' not found")
+    delivery, attempts = found
+    view = delivery_view(delivery) | {"attempt_log": [attempt_view(a) for a in attempts]}
     return ok(view, "Delivery retrieved successfully")
 
 
