@@ -147,6 +147,14 @@ def test_endless_trickling_and_slow_endpoints_do_not_exhaust_the_worker(
     assert not idle, f"{len(idle)} healthy events arrived when the slow endpoints were not busy"
     streamed = [e for e in receiver.entries if e[1] in ("/endless", "/trickle")]
     assert len(streamed) >= 2 * ABUSIVE
+    # A 200 status followed by an endless body: read up to the body limit, then the connection closed.
+    # A 200 followed by a trickle: the deadline ends the attempt; the 200 counts, the timeout is recorded.
+    kinds = db.fetch(
+        "SELECT substr(e.url, length(e.url) - 6), a.status_code, a.error IS NOT NULL, count(*)"
+        " FROM attempts a JOIN endpoints e ON e.id = a.endpoint_id"
+        " WHERE e.url LIKE '%/endless' OR e.url LIKE '%/trickle' GROUP BY 1, 2, 3"
+    )
+    assert sorted(kinds) == [("endless", 200, False, ABUSIVE), ("trickle", 200, True, ABUSIVE)], kinds
 
     line = report.write(
         "6 resource limits (endless, trickle, slow endpoints)",
