@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +35,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from standardwebhooks import Webhook
 
+from tests.chaos.procs import free_port
 from tests.conftest import IN_CI, PG_SERVER_URL
 from tests.pg import pg_exec, pg_fetch
 
@@ -47,13 +47,6 @@ T = TypeVar("T")
 
 
 # --- small utilities -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(check: Callable[[], T], timeout: float, what: str, diag: Callable[[], str] = str) -> T:
