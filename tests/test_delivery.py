@@ -66,6 +66,9 @@ async def running(services: Services, **changes: Any) -> AsyncIterator[Worker]:
         await asyncio.wait_for(task, 15)
 
 
+SENDERS = pytest.mark.parametrize("sender", ["pyreqwest", "aiohttp"])
+
+
 # --- helpers -------------------------------------------------------------------------------------------
 
 _EXAMPLES: dict[str, dict[str, Any]] = {}
@@ -151,7 +154,10 @@ def moment(text: str) -> datetime:
 # --- signatures and payload ----------------------------------------------------------------------------
 
 
-async def test_delivery_is_signed_verifiable_and_shaped(api: Api, services: Services, rx: Receiver) -> None:
+@SENDERS
+async def test_delivery_is_signed_verifiable_and_shaped(
+    api: Api, services: Services, rx: Receiver, sender: str
+) -> None:
     _, auth = await api.tenant()
     endpoint = await hook(api, auth, rx.url("/signed"), headers={"X-Custom-Token": "custom-value-123"})
     secret = endpoint["secret"]
@@ -160,7 +166,7 @@ async def test_delivery_is_signed_verifiable_and_shaped(api: Api, services: Serv
         "body": 'مرحبا ✓ — naïve \u2028 "quoted" </script>',
         "extra": {"n": [1, 2.5, None, True], "big": 12345678901234567},
     }
-    async with running(services):
+    async with running(services, sender=sender):
         event_id = await post(api, auth, data=data)
         (request,) = await rx.wait_for(1, "/signed")
         found = await settled(api, auth, await delivery_id(api, auth, event_id, endpoint["id"]))
@@ -200,7 +206,10 @@ async def test_delivery_is_signed_verifiable_and_shaped(api: Api, services: Serv
     assert secret not in json.dumps(found)
 
 
-async def test_custom_headers_cannot_override_ours(api: Api, services: Services, rx: Receiver) -> None:
+@SENDERS
+async def test_custom_headers_cannot_override_ours(
+    api: Api, services: Services, rx: Receiver, sender: str
+) -> None:
     """Whatever custom headers an endpoint holds (written straight to the store here, past registration's
     checks, e.g. from before the signature prefix was branded), ours win and are sent exactly once, in
     any letter case."""
@@ -216,7 +225,9 @@ async def test_custom_headers_cannot_override_ours(api: Api, services: Services,
     }
     async with services.store.write() as conn:
         await conn.execute(endpoints.update().where(endpoints.c.id == endpoint["id"]).values(headers=forged))
-    async with running(services, signature_header_prefix="X-Awal-Webhook", signature_hex_form="hex"):
+    async with running(
+        services, sender=sender, signature_header_prefix="X-Awal-Webhook", signature_hex_form="hex"
+    ):
         event_id = await post(api, auth)
         (request,) = await rx.wait_for(1, "/clash")
         found = await settled(api, auth, await delivery_id(api, auth, event_id, endpoint["id"]))
@@ -293,13 +304,14 @@ async def test_rotation_signs_with_old_and_new_secret(api: Api, services: Servic
 # --- retry policy ----------------------------------------------------------------------------------------
 
 
+@SENDERS
 async def test_retry_on_500_then_success_records_every_attempt(
-    api: Api, services: Services, rx: Receiver
+    api: Api, services: Services, rx: Receiver, sender: str
 ) -> None:
     _, auth = await api.tenant()
     endpoint = await hook(api, auth, rx.url("/flaky"), headers={"X-Api-Key": "do-not-log-me"})
     rx.plan("/flaky", Reply(500, body=b"E" * 5000), Reply(200, body=b"thanks"))
-    async with running(services):
+    async with running(services, sender=sender):
         event_id = await post(api, auth)
         ident = await delivery_id(api, auth, event_id, endpoint["id"])
         found = await settled(api, auth, ident)
@@ -404,8 +416,9 @@ async def test_per_endpoint_schedule_replaces_the_default(api: Api, services: Se
 # --- what a receiver can do wrong ------------------------------------------------------------------------
 
 
+@SENDERS
 async def test_hanging_or_trickling_receiver_times_out_and_is_rescheduled(
-    api: Api, services: Services, rx: Receiver
+    api: Api, services: Services, rx: Receiver, sender: str
 ) -> None:
     """The deadline covers the whole attempt: a receiver that never answers, and one that answers 200
     and then trickles its body forever, both end at the 1 s deadline."""
@@ -414,7 +427,7 @@ async def test_hanging_or_trickling_receiver_times_out_and_is_rescheduled(
     trickling = await hook(api, auth, rx.url("/trickle"), retry_schedule="30s")
     rx.always("/hang", Reply(hang=True))
     rx.always("/trickle", Reply(trickle=True))
-    async with running(services):
+    async with running(services, sender=sender):
         event_id = await post(api, auth)
         found = await attempted(api, auth, await delivery_id(api, auth, event_id, hanging["id"]))
         cut = await attempted(api, auth, await delivery_id(api, auth, event_id, trickling["id"]))
@@ -446,11 +459,12 @@ async def test_endpoint_timeout_cannot_outlast_the_lease(api: Api, services: Ser
     assert "timed out" in found["attempt_log"][0]["error"]
 
 
-async def test_redirect_is_not_followed(api: Api, services: Services, rx: Receiver) -> None:
+@SENDERS
+async def test_redirect_is_not_followed(api: Api, services: Services, rx: Receiver, sender: str) -> None:
     _, auth = await api.tenant()
     endpoint = await hook(api, auth, rx.url("/moved"))
     rx.plan("/moved", Reply(redirect=rx.url("/target")), Reply(200))
-    async with running(services):
+    async with running(services, sender=sender):
         event_id = await post(api, auth)
         found = await settled(api, auth, await delivery_id(api, auth, event_id, endpoint["id"]))
     assert rx.to("/target") == []
@@ -461,14 +475,17 @@ async def test_redirect_is_not_followed(api: Api, services: Services, rx: Receiv
     assert found["status"] == "succeeded"
 
 
-async def test_response_body_is_truncated_to_the_limit(api: Api, services: Services, rx: Receiver) -> None:
+@SENDERS
+async def test_response_body_is_truncated_to_the_limit(
+    api: Api, services: Services, rx: Receiver, sender: str
+) -> None:
     _, auth = await api.tenant()
     big = await hook(api, auth, rx.url("/big"))
     endless = await hook(api, auth, rx.url("/endless"))
     text = (b"0123456789abcdef" * 640)[: 10 * 1024]
     rx.always("/big", Reply(200, body=text))
     rx.always("/endless", Reply(endless=True))
-    async with running(services):
+    async with running(services, sender=sender):
         event_id = await post(api, auth)
         found_big = await settled(api, auth, await delivery_id(api, auth, event_id, big["id"]))
         found_endless = await settled(api, auth, await delivery_id(api, auth, event_id, endless["id"]))
@@ -479,12 +496,15 @@ async def test_response_body_is_truncated_to_the_limit(api: Api, services: Servi
     assert found_endless["status"] == "succeeded"
 
 
-async def test_response_body_with_nul_bytes_is_recorded(api: Api, services: Services, rx: Receiver) -> None:
+@SENDERS
+async def test_response_body_with_nul_bytes_is_recorded(
+    api: Api, services: Services, rx: Receiver, sender: str
+) -> None:
     """PostgreSQL text cannot hold NUL; a receiver answering one must not make the attempt unrecordable."""
     _, auth = await api.tenant()
     endpoint = await hook(api, auth, rx.url("/nul"))
     rx.always("/nul", Reply(200, body=b"ok\x00\xff done"))
-    async with running(services):
+    async with running(services, sender=sender):
         event_id = await post(api, auth)
         found = await settled(api, auth, await delivery_id(api, auth, event_id, endpoint["id"]), timeout=6)
     assert found["status"] == "succeeded" and found["attempts"] == 1
@@ -566,7 +586,10 @@ async def test_hanging_endpoint_does_not_starve_others(
     assert len({r.headers["webhook-id"] for r in quick}) == 20
 
 
-async def test_send_time_egress_policy_refuses_loopback(api: Api, services: Services, rx: Receiver) -> None:
+@SENDERS
+async def test_send_time_egress_policy_refuses_loopback(
+    api: Api, services: Services, rx: Receiver, sender: str
+) -> None:
     """Registered while loopback was allowed; a worker whose policy no longer allows it must refuse to
     connect, for an IP literal and for a name that resolves to loopback."""
     _, auth = await api.tenant()
@@ -578,7 +601,7 @@ async def test_send_time_egress_policy_refuses_loopback(api: Api, services: Serv
             .where(endpoints.c.id == named["id"])
             .values(url=f"http://localhost:{rx.port}/ssrf")
         )
-    async with running(services, allowed_networks=()):
+    async with running(services, sender=sender, allowed_networks=()):
         event_id = await post(api, auth)
         results = [
             await attempted(api, auth, await delivery_id(api, auth, event_id, h["id"]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     # Delivery (see hookline.dispatch).
     delivery_timeout: Annotated[float, NoDecode] = 15.0
     response_body_limit: int = Field(default=64 * 1024, ge=0, le=16 * 1024 * 1024)
+    sender: Literal["pyreqwest", "aiohttp"] = "pyreqwest"
     max_in_flight_per_endpoint: int = Field(default=20, ge=1, le=10_000)
     worker_concurrency: int = Field(default=256, ge=1, le=100_000)
     worker_batch_size: int = Field(default=200, ge=1, le=10_000)

@@ -4,19 +4,21 @@ Protection against server-side request forgery happens in two places, and both a
 
 * at registration, :func:`check_webhook_url` rejects malformed URLs, internal host names and
   non-public IP literals (host names are *not* resolved there);
-* at delivery, the connector from :func:`make_connector` resolves names through
-  :class:`PolicyResolver`, which drops non-public addresses, and the sender calls
-  :func:`assert_connectable` before every request, because aiohttp's ``TCPConnector`` never
-  consults the resolver for IP-literal hosts.
+* at delivery, every name is resolved by us and only addresses the policy allows are used:
+  :func:`resolve_allowed` for the pyreqwest sender (which pins each host name to the address it
+  returned), :class:`PolicyResolver` inside the aiohttp connector from :func:`make_connector`.
+  IP-literal hosts are never resolved, so the senders check them with :func:`check_ip_literal`
+  (aiohttp: :func:`assert_connectable`) before every request.
 
-Connections go to exactly the addresses the resolver returned, so DNS rebinding between the
-check and the connect is not possible. The sender must not use an HTTP proxy (``proxy=`` or
-``trust_env=True``), which would move resolution out of our hands, and must not follow redirects
-(``allow_redirects=False``): a redirect to an IP literal would bypass :func:`assert_connectable`.
+Connections go to exactly the addresses the policy let through, so DNS rebinding between the
+check and the connect is not possible. A sender must not use an HTTP proxy, which would move
+resolution out of our hands, and must not follow redirects: a redirect to an IP literal would
+bypass the literal check.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import socket
@@ -37,10 +39,12 @@ __all__ = [
     "UrlPolicy",
     "UrlRejected",
     "assert_connectable",
+    "check_ip_literal",
     "check_webhook_url",
     "is_blocked_address",
     "make_connector",
     "parse_networks",
+    "resolve_allowed",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -237,6 +241,40 @@ def assert_connectable(url: URL | str, policy: UrlPolicy) -> None:
         raise BlockedAddressError(host, [str(ip)])
 
 
+def check_ip_literal(host: str, policy: UrlPolicy) -> bool:
+    """For a URL host as an HTTP client parsed it (``127.0.0.1``, ``[::1]``): True if it is an IP
+    literal the policy allows, False if it is a name (to be resolved with :func:`resolve_allowed`).
+    Raises :class:`BlockedAddressError` for a blocked literal."""
+    ip = _ip_literal(host.removeprefix("[").removesuffix("]"))
+    if ip is None:
+        return False
+    if is_blocked_address(ip, policy):
+        raise BlockedAddressError(host, [str(ip)])
+    return True
+
+
+async def resolve_allowed(host: str, port: int, policy: UrlPolicy) -> list[str]:
+    """Resolve ``host`` with the system resolver and return the addresses the policy allows, in the
+    resolver's order. Raises :class:`BlockedAddressError` when it resolved only to blocked addresses,
+    ``OSError`` (``socket.gaierror``) when it did not resolve."""
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
+    found = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    allowed = [address for address in found if not _blocked_text(address, policy)]
+    if not allowed:
+        raise BlockedAddressError(host, found)
+    return allowed
+
+
+def _blocked_text(address: str, policy: UrlPolicy) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True  # not an address we understand: fail closed
+    return is_blocked_address(ip, policy)
+
+
 class PolicyResolver(AbstractResolver):
     """Resolver that drops every address the policy blocks (wraps ``ThreadedResolver`` by default).
 
@@ -260,11 +298,7 @@ class PolicyResolver(AbstractResolver):
         return allowed
 
     def _blocked(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-        except ValueError:
-            return True  # not an address we understand: fail closed
-        return is_blocked_address(ip, self._policy)
+        return _blocked_text(address, self._policy)
 
     async def close(self) -> None:
         if self._inner is not None:

@@ -23,7 +23,7 @@ import structlog
 
 from hookline.config import Settings
 from hookline.dispatch.retry import RetryPolicy, Verdict
-from hookline.dispatch.sender import AttemptResult, Request, Sender
+from hookline.dispatch.sender import AttemptResult, Request, make_sender
 from hookline.egress import UrlPolicy
 from hookline.signing import SignatureStyle
 from hookline.store import queue
@@ -52,7 +52,8 @@ class Worker:
             jitter=settings.retry_jitter,
             retry_after_max=settings.retry_after_max,
         )
-        self.sender = Sender(
+        self.sender = make_sender(
+            settings.sender,
             UrlPolicy(allow_http=settings.allow_http, allowed_networks=settings.allowed_networks),
             style=SignatureStyle(
                 header_prefix=settings.signature_header_prefix,
