@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import re
@@ -143,11 +144,18 @@ def _key_pairs(secrets: Sequence[str]) -> list[tuple[bytes, bytes]]:
             raise TypeError(f"secret #{position} is not a string")
         if not secret:
             raise ValueError(f"secret #{position} is empty")
-        standard_key = signing_key(secret)
-        if not standard_key:
+        pair = _key_pair(secret)
+        if pair is None:
             raise ValueError(f"secret #{position} has an empty key")
-        pairs.append((standard_key, _utf8(secret)))
+        pairs.append(pair)
     return pairs
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_pair(secret: str) -> tuple[bytes, bytes] | None:
+    """Both keys of one secret; a worker signs with the same few secrets over and over."""
+    standard_key = signing_key(secret)
+    return (standard_key, _utf8(secret)) if standard_key else None
 
 
 # --- style -----------------------------------------------------------------------------------------

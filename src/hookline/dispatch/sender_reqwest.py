@@ -82,6 +82,9 @@ class ReqwestSender:
         self._pins: OrderedDict[str, _Pin] = OrderedDict()
         self._pinning: dict[str, asyncio.Future[Client]] = {}
         self._retired: list[Client] = []
+        # Parsed URLs and the policy's verdict on literal hosts, per string (endpoints repeat).
+        self._urls: dict[str, Url] = {}
+        self._literals: dict[str, bool | BlockedAddressError] = {}
 
     def _builder(self) -> ClientBuilder:
         return (
@@ -110,12 +113,37 @@ class ReqwestSender:
         for client in clients:
             await client.close()
 
+    def _ready_client(self, url: Url) -> Client | None:
+        """The client for ``url`` if no resolution is needed (an allowed IP literal or a live pin)."""
+        host = url.host_str
+        if not host:
+            return None
+        verdict = self._literals.get(host)
+        if verdict is True:
+            return self._direct
+        pin = self._pins.get(host) if verdict is False else None
+        if pin is not None and pin.renew_at > time.monotonic():
+            self._pins.move_to_end(host)
+            return pin.client
+        return None
+
     async def _client_for(self, url: Url) -> Client:
         assert self._direct is not None, "Sender.start() was not called"
         host = url.host_str
         if not host:
             raise ValueError("URL has no host")
-        if check_ip_literal(host, self._policy):
+        verdict = self._literals.get(host)
+        if verdict is None:
+            try:
+                verdict = check_ip_literal(host, self._policy)
+            except BlockedAddressError as exc:
+                verdict = exc
+            if len(self._literals) >= 100_000:
+                self._literals.clear()
+            self._literals[host] = verdict
+        if isinstance(verdict, BlockedAddressError):
+            raise BlockedAddressError(verdict.host, verdict.addresses)  # a fresh one: no growing traceback
+        if verdict:
             return self._direct
         pin = self._pins.get(host)
         if pin is not None and pin.renew_at > time.monotonic():
@@ -127,6 +155,14 @@ class ReqwestSender:
             self._pinning[host] = pending
             pending.add_done_callback(self._pinned)
         return await asyncio.shield(pending)
+
+    def _url(self, text: str) -> Url:
+        url = self._urls.get(text)
+        if url is None:
+            if len(self._urls) >= 100_000:
+                self._urls.clear()
+            url = self._urls[text] = Url(text)
+        return url
 
     def _pinned(self, done: asyncio.Future[Client]) -> None:
         for host, future in list(self._pinning.items()):
@@ -163,19 +199,26 @@ class ReqwestSender:
         retry_after: str | None = None
         problem: str | None = None
         try:
-            async with asyncio.timeout(request.timeout):
-                url = Url(request.url)
-                client = await self._client_for(url)
-                builder = (
-                    client.post(url)
-                    .headers(headers)
-                    .body_bytes(request.body)
-                    .timeout(timedelta(seconds=request.timeout + 1))  # ours ends it first
-                )
-                async with builder.build_streamed() as response:
-                    status = response.status
-                    retry_after = response.get_header("retry-after")
-                    text = clean_body(await self._read_capped(response.body_reader))
+            url = self._url(request.url)
+            client = self._ready_client(url)
+            if client is None:  # a host name not pinned yet (or due for renewal): resolve within the deadline
+                async with asyncio.timeout(request.timeout):
+                    client = await self._client_for(url)
+            # reqwest's total timeout covers connect, send, headers and the body (streamed reads too).
+            remaining = request.timeout - (time.perf_counter() - clock)
+            builder = (
+                client.post(url)
+                .headers(headers)
+                .body_bytes(request.body)
+                .timeout(timedelta(seconds=max(remaining, 0.001)))
+                # Hand the response over as soon as its head arrives: with a read-ahead buffer, a body
+                # that trickles would hide even the status until the deadline.
+                .streamed_read_buffer_limit(0)
+            )
+            async with builder.build_streamed() as response:
+                status = response.status
+                retry_after = response.get_header("retry-after")
+                text = clean_body(await self._read_capped(response.body_reader))
         except TimeoutError:
             problem = f"timed out after {request.timeout:g} s"
         except (PyreqwestError, OSError, ValueError) as exc:

@@ -27,7 +27,7 @@ from hookline.dispatch.sender import AttemptResult, Request, make_sender
 from hookline.egress import UrlPolicy
 from hookline.signing import SignatureStyle
 from hookline.store import queue
-from hookline.store.engine import WAKE_CHANNEL, Store
+from hookline.store.engine import DATABASE_ERRORS, WAKE_CHANNEL, Store
 from hookline.store.queue import Job, Outcome
 
 log = structlog.get_logger("hookline.worker")
@@ -142,8 +142,12 @@ class Worker:
                     skip_endpoints=saturated,
                 )
                 backoff = 0.1
-            except (sa.exc.SQLAlchemyError, OSError) as exc:
-                log.warning("claim failed; retrying", error=f"{type(exc).__name__}: {exc}", wait=backoff)
+            except Exception as exc:  # the claim loop must not die: the worker would sit idle
+                error = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, DATABASE_ERRORS):
+                    log.warning("claim failed; retrying", error=error, wait=backoff)
+                else:
+                    log.error("claim failed unexpectedly; retrying", error=error, wait=backoff, exc_info=True)
                 await self._wait(self._stopping, backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -216,7 +220,7 @@ class Worker:
             event_id=job.event_id,
             event_type=job.event_type,
             body=job.payload,
-            secrets=job.secrets(_now()),
+            secrets=job.secrets(),
             custom_headers=job.headers,
             timeout=self._timeout(job),
         )
@@ -287,13 +291,19 @@ class Worker:
             outcomes, self._outcomes = self._outcomes, []
             released, self._to_release = self._to_release, []
             try:
-                await queue.record(self.store, outcomes, _now())
+                if outcomes:
+                    await queue.record(self.store, outcomes, _now())
+                    outcomes = []
                 await queue.release(self.store, released, self.worker_id, _now())
                 return
-            except (sa.exc.SQLAlchemyError, OSError) as exc:
+            except Exception as exc:  # whatever it is, the recorder must live on and keep the results
                 self._outcomes[:0] = outcomes
                 self._to_release[:0] = released
-                log.warning("recording results failed; retrying", error=f"{type(exc).__name__}: {exc}")
+                error = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, DATABASE_ERRORS):
+                    log.warning("recording results failed; retrying", error=error)
+                else:
+                    log.error("recording results failed unexpectedly; retrying", error=error, exc_info=True)
                 if self._stopped.is_set():
                     return
                 await asyncio.sleep(delay)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 import structlog
 from sqlalchemy import event
@@ -16,6 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 log = structlog.get_logger("hookline.store")
 
 WAKE_CHANNEL = "hookline_work"  # PostgreSQL NOTIFY channel the workers LISTEN on
+
+# What a failing database raises: through SQLAlchemy, or from asyncpg on ``driver_connection``.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    sa.exc.SQLAlchemyError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
 
 
 def async_url(url: str) -> sa.URL:
@@ -122,3 +131,19 @@ class Store:
         if self._notifier is not None:
             await asyncio.gather(self._notifier, return_exceptions=True)
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def driver_connection(store: Store) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled PostgreSQL connection as asyncpg itself, for the few statements that are too hot for
+    SQLAlchemy's per-execution overhead. It is in autocommit mode (use ``conn.transaction()`` for more
+    than one statement). A connection that failed is discarded, not returned to the pool."""
+    async with store.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver: asyncpg.Connection = raw.driver_connection
+        try:
+            yield driver
+        except BaseException as exc:
+            if not isinstance(exc, asyncpg.PostgresError) or driver.is_closed():
+                await conn.invalidate()  # broken, or interrupted mid-statement
+            raise

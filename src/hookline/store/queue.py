@@ -3,21 +3,28 @@
 A claim moves ``next_attempt_at`` to the end of the lease and stamps ``leased_by``. If the worker dies,
 the row is simply due again when the lease ends: nothing is lost. On PostgreSQL concurrent workers skip
 each other's rows (``FOR UPDATE SKIP LOCKED``); on SQLite one process owns the queue.
+
+On PostgreSQL these are the hottest statements of the service, so they are written in SQL below and run
+on the pooled connection's asyncpg driver directly: a claim is one statement (select, lease, join), a
+batch of results is one statement (attempt rows inserted and deliveries updated from arrays).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
-from hookline.store.engine import Store
+from hookline.store.engine import Store, driver_connection
 from hookline.store.schema import attempts, deliveries, endpoints, events
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Job:
     delivery_id: int
     attempt: int  # the number of the attempt about to be made (1 for the first)
@@ -35,8 +42,11 @@ class Job:
     payload: bytes
     lease_until: datetime
 
-    def secrets(self, now: datetime) -> list[str]:
+    def secrets(self) -> list[str]:
         """The current secret, then every previous one still inside its grace period."""
+        if not self.previous_secrets:
+            return [self.secret]
+        now = datetime.now(UTC)
         valid = [self.secret]
         for old in self.previous_secrets:
             if datetime.fromisoformat(old["expires_at"]) > now:
@@ -44,7 +54,7 @@ class Job:
         return valid
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What a worker learned from one attempt, ready to be written."""
 
@@ -73,6 +83,8 @@ async def claim(
     skip_endpoints: Collection[int] = (),
 ) -> list[Job]:
     lease_until = now + timedelta(seconds=lease)
+    if not store.is_sqlite:
+        return await _claim_pg(store, worker_id, limit, now, lease_until, skip_endpoints)
     query = (
         sa.select(
             deliveries.c.id,
@@ -98,8 +110,6 @@ async def claim(
     )
     if skip_endpoints:
         query = query.where(deliveries.c.endpoint_id.not_in(list(skip_endpoints)))
-    if not store.is_sqlite:
-        query = query.with_for_update(skip_locked=True, of=deliveries)
     async with store.write() as conn:
         rows = (await conn.execute(query)).all()
         if not rows:
@@ -134,6 +144,9 @@ async def claim(
 async def record(store: Store, outcomes: Sequence[Outcome], now: datetime) -> None:
     """Write a batch of attempts and the resulting delivery states in one transaction."""
     if not outcomes:
+        return
+    if not store.is_sqlite:
+        await _record_pg(store, outcomes, now)
         return
     async with store.write() as conn:
         sent = [o for o in outcomes if o.sent]
@@ -204,3 +217,112 @@ async def release(store: Store, delivery_ids: Sequence[int], worker_id: str, now
             )
             .values(next_attempt_at=now, leased_by=None)
         )
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------------
+
+_CLAIM_PG = """
+WITH due AS (
+    SELECT id FROM deliveries
+    WHERE status = 'pending' AND next_attempt_at <= $1 AND endpoint_id <> ALL($3::bigint[])
+    ORDER BY next_attempt_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), leased AS (
+    UPDATE deliveries AS d SET next_attempt_at = $4, leased_by = $5
+    FROM due WHERE d.id = due.id
+    RETURNING d.id, d.attempts, d.endpoint_id, d.event_seq
+)
+SELECT l.id, l.attempts, l.endpoint_id, p.active, p.url, p.secret, p.previous_secrets::text,
+       p.headers::text, p.timeout_ms, p.retry_schedule::text, p.max_in_flight,
+       e.id AS event_id, e.event_type, e.payload
+FROM leased AS l
+JOIN endpoints AS p ON p.id = l.endpoint_id
+JOIN events AS e ON e.seq = l.event_seq
+ORDER BY l.id
+"""
+
+_RECORD_PG = """
+WITH attempt_rows AS (
+    INSERT INTO attempts (delivery_id, endpoint_id, attempt, started_at, duration_ms, status_code,
+                          response_body, error, request_headers)
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::timestamptz[], $5::int[], $6::int[],
+                         $7::text[], $8::text[], $9::jsonb[])
+)
+UPDATE deliveries AS d
+SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_attempt_at, leased_by = NULL,
+    last_status_code = u.code, last_error = u.error, updated_at = $10::timestamptz,
+    completed_at = CASE WHEN u.status = 'pending' THEN NULL ELSE $10::timestamptz END
+FROM unnest($11::bigint[], $12::text[], $13::int[], $14::timestamptz[], $15::int[], $16::text[])
+     AS u(id, status, attempts, next_attempt_at, code, error)
+WHERE d.id = u.id
+"""
+
+_DISABLE_ENDPOINT_PG = """
+UPDATE endpoints SET active = false, disabled_reason = $2, updated_at = $3 WHERE id = $1
+"""
+
+
+def _json(text: str | None, empty: Any) -> Any:
+    return orjson.loads(text) if text is not None else empty
+
+
+async def _claim_pg(
+    store: Store,
+    worker_id: str,
+    limit: int,
+    now: datetime,
+    lease_until: datetime,
+    skip_endpoints: Collection[int],
+) -> list[Job]:
+    async with driver_connection(store) as conn:
+        rows = await conn.fetch(_CLAIM_PG, now, limit, list(skip_endpoints), lease_until, worker_id)
+    return [
+        Job(
+            delivery_id=r[0],
+            attempt=r[1] + 1,
+            endpoint_id=r[2],
+            endpoint_active=r[3],
+            url=r[4],
+            secret=r[5],
+            previous_secrets=_json(r[6], []),
+            headers=_json(r[7], {}),
+            timeout_ms=r[8],
+            retry_schedule=_json(r[9], None),
+            max_in_flight=r[10],
+            event_id=r[11],
+            event_type=r[12],
+            payload=r[13],
+            lease_until=lease_until,
+        )
+        for r in rows
+    ]
+
+
+async def _record_pg(store: Store, outcomes: Sequence[Outcome], now: datetime) -> None:
+    sent = [o for o in outcomes if o.sent]
+    disabling = [o for o in outcomes if o.disable_endpoint]
+    async with driver_connection(store) as conn, contextlib.AsyncExitStack() as stack:
+        if disabling:  # more than one statement: one transaction
+            await stack.enter_async_context(conn.transaction())
+        await conn.execute(
+            _RECORD_PG,
+            [o.delivery_id for o in sent],
+            [o.endpoint_id for o in sent],
+            [o.attempt for o in sent],
+            [o.started_at for o in sent],
+            [o.duration_ms for o in sent],
+            [o.status_code for o in sent],
+            [o.response_body for o in sent],
+            [o.error for o in sent],
+            [orjson.dumps(o.request_headers).decode() for o in sent],
+            now,
+            [o.delivery_id for o in outcomes],
+            [o.status for o in outcomes],
+            [o.attempt for o in outcomes],
+            [o.next_attempt_at or now for o in outcomes],
+            [o.status_code for o in outcomes],
+            [o.error for o in outcomes],
+        )
+        for o in disabling:
+            await conn.execute(_DISABLE_ENDPOINT_PG, o.endpoint_id, o.disable_endpoint, now)
