@@ -14,3 +14,14 @@ def test_ids_are_unique_and_sort_by_creation_time() -> None:
     later = new_id("evt")
     assert len(set(first)) == 1000
     assert all(earlier < later for earlier in first)
+
+
+def test_the_first_ten_characters_are_the_creation_millisecond() -> None:
+    before = time.time_ns() // 1_000_000
+    ident = new_id("evt")
+    after = time.time_ns() // 1_000_000
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    millis = 0
+    for char in ident[4:14]:
+        millis = millis * 32 + alphabet.index(char)
+    assert before <= millis <= after
