@@ -5,12 +5,14 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match, relevance
 
@@ -121,35 +123,114 @@ def normalize_subscription(patterns: Sequence[str], known: Collection[str]) -> l
     return [WILDCARD] if WILDCARD in result else result
 
 
+# Keywords whose results can differ between `jsonschema` and `jsonschema_rs` (Python `re` against Rust
+# regexes: `$` before a final newline, Unicode `\d`/`\w`; float `multipleOf` rounding; dynamic references).
+# A schema using any of them is checked by `jsonschema` alone, so its answers never change.
+_PYTHON_ONLY_KEYWORDS = frozenset(
+    {"pattern", "patternProperties", "multipleOf", "$dynamicRef", "$dynamicAnchor", "$recursiveRef"}
+)
+_DRAFT_2020_12 = (
+    "https://json-schema.org/draft/2020-12/schema",
+    "https://json-schema.org/draft/2020-12/schema#",
+)
+
+
+def _uses_python_only_keyword(schema: Any) -> bool:
+    if isinstance(schema, dict):
+        if any(k in _PYTHON_ONLY_KEYWORDS for k in schema) or schema.get(
+            "$schema", _DRAFT_2020_12[0]
+        ) not in (_DRAFT_2020_12):
+            return True
+        return any(_uses_python_only_keyword(v) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_uses_python_only_keyword(v) for v in schema)
+    return False
+
+
+def _no_retrieval(uri: str) -> Any:
+    raise ValueError(f"remote references are not fetched ({uri})")
+
+
+def _all_finite(value: Any) -> bool:
+    """False if `value` holds a NaN or an infinity (JSON bodies may carry them): `jsonschema_rs` sees
+    those as null, so its verdict on such data is not `jsonschema`'s."""
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        return all(map(_all_finite, value.values()))
+    if kind is list:
+        return all(map(_all_finite, value))
+    return True
+
+
+@dataclass(frozen=True)
+class _Checker:
+    """The `jsonschema` validator (error messages, the reference behaviour) and, when the schema only
+    uses keywords both libraries treat alike, a compiled `jsonschema_rs` validator for the valid case."""
+
+    python: Draft202012Validator
+    fast: Any  # jsonschema_rs validator, or None
+
+
+def _fast_validator(schema: dict[str, Any]) -> Any:
+    if _uses_python_only_keyword(schema):
+        return None
+    try:
+        # Formats are annotations, as in `jsonschema` without a format checker; nothing is fetched.
+        return jsonschema_rs.Draft202012Validator(schema, validate_formats=False, retriever=_no_retrieval)
+    except Exception:  # a schema the Rust side cannot compile: `jsonschema` alone checks it
+        return None
+
+
 @functools.lru_cache(maxsize=512)
-def _compiled(schema_key: str) -> Draft202012Validator:
+def _compiled(schema_key: str) -> _Checker:
     schema = json.loads(schema_key)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return _Checker(Draft202012Validator(schema), _fast_validator(schema))
 
 
 # The same schema object (an event type held by the registry) finds its validator without re-serializing
 # the schema; the entry keeps the schema alive, so its id cannot be reused by another object.
-_BY_IDENTITY: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+_BY_IDENTITY: dict[int, tuple[dict[str, Any], _Checker]] = {}
+
+
+def _checker_for(schema: dict[str, Any]) -> _Checker:
+    hit = _BY_IDENTITY.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    checker = _compiled(json.dumps(schema, sort_keys=True))
+    if len(_BY_IDENTITY) >= 1024:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[id(schema)] = (schema, checker)
+    return checker
 
 
 def validator_for(schema: dict[str, Any]) -> Draft202012Validator:
     """A compiled (and cached) draft 2020-12 validator; raises `SchemaError` for an invalid schema."""
-    hit = _BY_IDENTITY.get(id(schema))
-    if hit is not None and hit[0] is schema:
-        return hit[1]
-    validator = _compiled(json.dumps(schema, sort_keys=True))
-    if len(_BY_IDENTITY) >= 1024:
-        _BY_IDENTITY.clear()
-    _BY_IDENTITY[id(schema)] = (schema, validator)
-    return validator
+    return _checker_for(schema).python
+
+
+def _fast_says_valid(fast: Any, data: Any) -> bool:
+    try:
+        return bool(fast.is_valid(data)) and _all_finite(data)
+    except Exception:  # data the Rust side cannot convert: `jsonschema` decides
+        return False
 
 
 def first_schema_error(schema: dict[str, Any], data: Any) -> str | None:
-    """The most relevant validation error as `data.<path>: <message>`, or None when `data` is valid."""
-    validator = validator_for(schema)
-    if validator.is_valid(data):  # the common case, and much cheaper than ranking errors
+    """The most relevant validation error as `data.<path>: <message>`, or None when `data` is valid.
+
+    Valid data is recognised by `jsonschema_rs` (compiled once per schema); only when it says "invalid"
+    (or cannot take the data: an integer beyond 64 bits, a NaN, a lone surrogate) does `jsonschema`
+    decide, and look for the error, so the verdicts and messages are `jsonschema`'s."""
+    checker = _checker_for(schema)
+    if checker.fast is not None:
+        if _fast_says_valid(checker.fast, data):
+            return None
+    elif checker.python.is_valid(data):  # the common case, cheaper than ranking errors
         return None
+    validator = checker.python
     error = best_match(validator.iter_errors(data), key=relevance)
     if error is None:
         return None

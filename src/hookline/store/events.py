@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.catalog import subscribes_to
-from hookline.store.endpoints import Subscription, active_subscriptions
+from hookline.store.endpoints import Subscription
 from hookline.store.engine import Store
-from hookline.store.schema import deliveries, events
+from hookline.store.schema import events
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,31 @@ class NewEvent:
         return found
 
 
+# Raw statements for the reads on the write path: no SQL construction, compilation or cache-key work per
+# call (a single-event group commit runs them for every transaction).
+# Two index lookups (the unique (tenant_id, id) and (tenant_id, idempotency_key)), never a scan of the
+# tenant's events; an event found by both appears twice, to the same effect.
+_PG_ACCEPTED = (
+    "SELECT id, event_type, delivery_count, idempotency_key FROM events"
+    " WHERE tenant_id = $1 AND id = ANY($2::text[])"
+    " UNION ALL SELECT id, event_type, delivery_count, idempotency_key FROM events"
+    " WHERE tenant_id = $1 AND idempotency_key = ANY($3::text[])"
+)
+_SQLITE_ACCEPTED = (
+    "SELECT id, event_type, delivery_count, idempotency_key FROM events"
+    " WHERE tenant_id = ?1 AND id IN (SELECT value FROM json_each(?2))"
+    " UNION ALL SELECT id, event_type, delivery_count, idempotency_key FROM events"
+    " WHERE tenant_id = ?1 AND idempotency_key IN (SELECT value FROM json_each(?3))"
+)
+# The JSON columns come back as text and are parsed here (see ``_parsed``), not by the driver's codec.
+_PG_SUBSCRIPTIONS = (
+    "SELECT id, events::text, channels::text FROM endpoints WHERE tenant_id = $1 AND active ORDER BY id"
+)
+_SQLITE_SUBSCRIPTIONS = (
+    "SELECT id, events, channels FROM endpoints WHERE tenant_id = ? AND active ORDER BY id"
+)
+
+
 async def _already_accepted(
     conn: AsyncConnection, tenant_id: str, items: Sequence[NewEvent]
 ) -> dict[tuple[str, str], Accepted]:
@@ -87,16 +113,46 @@ async def _already_accepted(
     keys = [i.idempotency_key for i in items if i.idempotency_key is not None]
     if not ids and not keys:
         return {}
-    query = sa.select(
-        events.c.id, events.c.event_type, events.c.delivery_count, events.c.idempotency_key
-    ).where(events.c.tenant_id == tenant_id, sa.or_(events.c.id.in_(ids), events.c.idempotency_key.in_(keys)))
+    rows: Any
+    if conn.dialect.name == "sqlite":
+        rows = await conn.exec_driver_sql(
+            _SQLITE_ACCEPTED, (tenant_id, orjson.dumps(ids).decode(), orjson.dumps(keys).decode())
+        )
+    else:
+        rows = await conn.exec_driver_sql(_PG_ACCEPTED, (tenant_id, ids, keys))
     found: dict[tuple[str, str], Accepted] = {}
-    for row in await conn.execute(query):
-        accepted = Accepted(row.id, row.event_type, row.delivery_count, created=False)
-        found[("id", row.id)] = accepted
-        if row.idempotency_key is not None:
-            found[("key", row.idempotency_key)] = accepted
+    for event_id, event_type, delivery_count, idempotency_key in rows:
+        accepted = Accepted(event_id, event_type, delivery_count, created=False)
+        found[("id", event_id)] = accepted
+        if idempotency_key is not None:
+            found[("key", idempotency_key)] = accepted
     return found
+
+
+_PARSED: dict[str | None, Any] = {}
+
+
+def _parsed(text: str | None) -> Any:
+    """A JSON column's value; the few distinct subscription lists are parsed once, not per write."""
+    try:
+        return _PARSED[text]
+    except KeyError:
+        pass
+    value = None if text is None else orjson.loads(text)
+    if len(_PARSED) >= 4096:
+        _PARSED.clear()
+    _PARSED[text] = value
+    return value
+
+
+async def _subscriptions(conn: AsyncConnection, tenant_id: str) -> list[Subscription]:
+    """The tenant's active endpoints and what they subscribe to (as ``active_subscriptions``)."""
+    statement = _SQLITE_SUBSCRIPTIONS if conn.dialect.name == "sqlite" else _PG_SUBSCRIPTIONS
+    rows: Any = await conn.exec_driver_sql(statement, (tenant_id,))  # plain tuples (raw SQL, no types)
+    return [
+        Subscription(endpoint_id, _parsed(patterns), _parsed(channels))
+        for endpoint_id, patterns, channels in rows
+    ]
 
 
 def _first_match(found: dict[tuple[str, str], Accepted], item: NewEvent) -> Accepted | None:
@@ -106,84 +162,180 @@ def _first_match(found: dict[tuple[str, str], Accepted], item: NewEvent) -> Acce
     return None
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     tenant_id: str
     item: NewEvent
     now: datetime
 
 
-async def _write(store: Store, entries: Sequence[_Entry]) -> list[Accepted]:
-    """One transaction for all ``entries`` (of any tenants); see ``ingest_many``."""
+# PostgreSQL: the events and their deliveries in one statement (one round trip, one plan for any batch
+# size). Each column travels as one array; the deliveries find their event's generated ``seq`` through
+# the CTE's RETURNING, so no key comes back to Python. WITH ORDINALITY keeps delivery ids in the order
+# of the events and their targets.
+_PG_INSERT = """
+WITH e AS (
+    INSERT INTO events
+        (id, tenant_id, event_type, idempotency_key, channels, payload, delivery_count, created_at)
+    SELECT id, tenant_id, event_type, idempotency_key, channels::jsonb, payload, delivery_count, created_at
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::int[],
+                $8::timestamptz[])
+        AS t(id, tenant_id, event_type, idempotency_key, channels, payload, delivery_count, created_at)
+    RETURNING seq, id, tenant_id, event_type, created_at
+)
+INSERT INTO deliveries
+    (event_seq, endpoint_id, tenant_id, event_type, status, attempts, next_attempt_at, created_at, updated_at)
+SELECT e.seq, d.endpoint_id, e.tenant_id, e.event_type, 'pending', 0, e.created_at, e.created_at, e.created_at
+FROM unnest($9::text[], $10::text[], $11::bigint[]) WITH ORDINALITY AS d(tenant_id, event_id, endpoint_id, n)
+JOIN e ON e.tenant_id = d.tenant_id AND e.id = d.event_id
+ORDER BY d.n
+"""
+
+# SQLite: the events with one executemany (bound by the driver, in C), then every delivery with one
+# INSERT ... SELECT that finds each event's ``seq`` by its unique (tenant_id, id).
+_SQLITE_INSERT_EVENTS = (
+    "INSERT INTO events (id, tenant_id, event_type, idempotency_key, channels, payload, delivery_count,"
+    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_INSERT_DELIVERIES = """
+INSERT INTO deliveries
+    (event_seq, endpoint_id, tenant_id, event_type, status, attempts, next_attempt_at, created_at, updated_at)
+SELECT e.seq, json_extract(d.value, '$[2]'), e.tenant_id, e.event_type, 'pending', 0,
+       e.created_at, e.created_at, e.created_at
+FROM json_each(?) AS d CROSS JOIN events AS e
+WHERE e.tenant_id = json_extract(d.value, '$[0]') AND e.id = json_extract(d.value, '$[1]')
+ORDER BY d.key
+"""
+
+
+def _decide(
+    entries: Sequence[_Entry],
+    found_by_tenant: dict[str, dict[tuple[str, str], Accepted]],
+    subscriptions_by_tenant: dict[str, list[Subscription]],
+) -> tuple[list[Accepted], list[tuple[_Entry, list[int]]]]:
+    """Each entry's answer, and the new events with the endpoints they go to (in entry order)."""
     results: list[Accepted] = []
     fresh: list[tuple[_Entry, list[int]]] = []
-    async with store.write() as conn:
-        by_tenant: dict[str, list[int]] = {}
-        for index, entry in enumerate(entries):
-            by_tenant.setdefault(entry.tenant_id, []).append(index)
-        answers: dict[int, Accepted] = {}
-        for tenant_id, indexes in by_tenant.items():
-            found = await _already_accepted(conn, tenant_id, [entries[i].item for i in indexes])
-            subscriptions = await active_subscriptions(conn, tenant_id)
-            routes: dict[tuple[str, tuple[str, ...] | None], list[int]] = {}
-            for index in indexes:
-                item = entries[index].item
-                if (prior := _first_match(found, item)) is not None:
-                    answers[index] = Accepted(prior.id, prior.event, prior.deliveries, created=False)
-                    continue
-                route = (item.event_type, tuple(item.channels) if item.channels else None)
-                if (targets := routes.get(route)) is None:  # matched once per type and channels
-                    targets = routes[route] = [
-                        s.endpoint_id for s in subscriptions if receives(s, item.event_type, item.channels)
-                    ]
-                answers[index] = accepted = Accepted(item.id, item.event_type, len(targets), created=True)
-                fresh.append((entries[index], targets))
-                for key in item.dedup_keys():  # a repeat later in the same batch replays this one
-                    found[key] = accepted
-        results = [answers[i] for i in range(len(entries))]
+    routes: dict[tuple[str, str, tuple[str, ...] | None], list[int]] = {}
+    for entry in entries:
+        tenant_id, item, _ = entry
+        found = found_by_tenant.get(tenant_id)
+        if found and (prior := _first_match(found, item)) is not None:
+            results.append(Accepted(prior.id, prior.event, prior.deliveries, created=False))
+            continue
+        channels = item.channels
+        route = (tenant_id, item.event_type, tuple(channels) if channels else None)
+        if (targets := routes.get(route)) is None:  # matched once per tenant, type and channels
+            targets = routes[route] = [
+                s.endpoint_id
+                for s in subscriptions_by_tenant[tenant_id]
+                if receives(s, item.event_type, channels)
+            ]
+        accepted = Accepted(item.id, item.event_type, len(targets), created=True)
+        results.append(accepted)
+        fresh.append((entry, targets))
+        if item.client_id or item.idempotency_key is not None:  # a repeat later in the batch replays it
+            if found is None:
+                found = found_by_tenant[tenant_id] = {}
+            for key in item.dedup_keys():
+                found[key] = accepted
+    return results, fresh
+
+
+_BINDERS: dict[tuple[str, str], Callable[[Any], Any]] = {}
+
+
+def _timestamp_binder(dialect: Dialect) -> Callable[[Any], Any]:
+    """How SQLAlchemy binds a ``UtcDateTime`` on this dialect (UTC-aware on PostgreSQL, the sortable
+    text of the DATETIME type on SQLite), so rows written here compare like rows written by it."""
+    key = (dialect.name, dialect.driver)
+    if (binder := _BINDERS.get(key)) is None:
+        process = events.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+        binder = _BINDERS[key] = process if process is not None else (lambda value: value)
+    return binder
+
+
+async def _insert(conn: AsyncConnection, is_sqlite: bool, fresh: list[tuple[_Entry, list[int]]]) -> None:
+    """Insert the new events and their pending deliveries (the statements above)."""
+    bind_time = _timestamp_binder(conn.dialect)
+    stamps: dict[datetime, tuple[Any, str]] = {}  # per distinct `now`: bound value, payload timestamp
+    dumps = orjson.dumps
+    ids: list[str] = []
+    tenant_ids: list[str] = []
+    types: list[str] = []
+    keys: list[str | None] = []
+    channels: list[str] = []
+    payloads: list[bytes] = []
+    counts: list[int] = []
+    created: list[Any] = []
+    for (tenant_id, item, now), targets in fresh:
+        if (stamp := stamps.get(now)) is None:
+            stamp = stamps[now] = (bind_time(now), format_timestamp(now))
+        ids.append(item.id)
+        tenant_ids.append(tenant_id)
+        types.append(item.event_type)
+        keys.append(item.idempotency_key)
+        channels.append(dumps(item.channels).decode())  # JSON, "null" for none (as the JSON type binds)
+        payloads.append(
+            dumps({"id": item.id, "event": item.event_type, "timestamp": stamp[1], "data": item.data})
+        )
+        counts.append(len(targets))
+        created.append(stamp[0])
+    if is_sqlite:
+        await conn.exec_driver_sql(
+            _SQLITE_INSERT_EVENTS,
+            list(zip(ids, tenant_ids, types, keys, channels, payloads, counts, created, strict=True)),
+        )
+        targets_json = dumps(
+            [
+                [entry.tenant_id, entry.item.id, endpoint_id]
+                for entry, targets in fresh
+                for endpoint_id in targets
+            ]
+        )
+        if targets_json != b"[]":
+            await conn.exec_driver_sql(_SQLITE_INSERT_DELIVERIES, (targets_json.decode(),))
+        return
+    d_tenants: list[str] = []
+    d_events: list[str] = []
+    d_endpoints: list[int] = []
+    for entry, targets in fresh:
+        if targets:
+            d_tenants.extend([entry.tenant_id] * len(targets))
+            d_events.extend([entry.item.id] * len(targets))
+            d_endpoints.extend(targets)
+    await conn.exec_driver_sql(
+        _PG_INSERT,
+        (ids, tenant_ids, types, keys, channels, payloads, counts, created, d_tenants, d_events, d_endpoints),
+    )
+
+
+@asynccontextmanager
+async def _writing(store: Store) -> AsyncIterator[AsyncConnection]:
+    """Where ``_write`` runs. On PostgreSQL everything it changes is one statement (``_PG_INSERT``),
+    atomic and committed on its own, and the reads before it see committed rows either way: autocommit
+    saves the BEGIN and COMMIT round trips. SQLite writes take the store's write lock and a transaction."""
+    if store.is_sqlite:
+        async with store.write() as conn:
+            yield conn
+        return
+    async with store.engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+async def _write(store: Store, entries: Sequence[_Entry]) -> list[Accepted]:
+    """One transaction for all ``entries`` (of any tenants); see ``ingest_many``."""
+    async with _writing(store) as conn:
+        found_by_tenant: dict[str, dict[tuple[str, str], Accepted]] = {}
+        subscriptions_by_tenant: dict[str, list[Subscription]] = {}
+        for tenant_id in dict.fromkeys(entry.tenant_id for entry in entries):
+            items = [entry.item for entry in entries if entry.tenant_id == tenant_id]
+            found_by_tenant[tenant_id] = await _already_accepted(conn, tenant_id, items)
+            subscriptions_by_tenant[tenant_id] = await _subscriptions(conn, tenant_id)
+        results, fresh = _decide(entries, found_by_tenant, subscriptions_by_tenant)
         if not fresh:
             return results
-        inserted = await conn.execute(
-            events.insert().returning(events.c.seq, sort_by_parameter_order=True),
-            [
-                {
-                    "id": entry.item.id,
-                    "tenant_id": entry.tenant_id,
-                    "event_type": entry.item.event_type,
-                    "idempotency_key": entry.item.idempotency_key,
-                    "channels": entry.item.channels,
-                    "payload": orjson.dumps(
-                        {
-                            "id": entry.item.id,
-                            "event": entry.item.event_type,
-                            "timestamp": format_timestamp(entry.now),
-                            "data": entry.item.data,
-                        }
-                    ),
-                    "delivery_count": len(targets),
-                    "created_at": entry.now,
-                }
-                for entry, targets in fresh
-            ],
-        )
-        delivery_rows = [
-            {
-                "event_seq": seq,
-                "endpoint_id": endpoint_id,
-                "tenant_id": entry.tenant_id,
-                "event_type": entry.item.event_type,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": entry.now,
-                "created_at": entry.now,
-                "updated_at": entry.now,
-            }
-            for seq, (entry, targets) in zip(inserted.scalars().all(), fresh, strict=True)
-            for endpoint_id in targets
-        ]
-        if delivery_rows:
-            await conn.execute(deliveries.insert(), delivery_rows)
-    if delivery_rows:
+        await _insert(conn, store.is_sqlite, fresh)
+    if any(targets for _, targets in fresh):
         store.announce_new_work()
     return results
 
