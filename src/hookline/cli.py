@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 from collections.abc import Coroutine, Iterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import uvicorn
@@ -15,11 +16,18 @@ from hookline import __version__
 from hookline.config import ConfigError, Settings, load_settings
 from hookline.logs import configure_logging
 
+if TYPE_CHECKING:
+    from hookline.api.services import Services
+
 app = typer.Typer(help="hookline: self-hosted webhook delivery.", no_args_is_help=True, add_completion=False)
 
 HostOpt = Annotated[str | None, typer.Option(help="address to listen on [env: HOOKLINE_HOST]")]
 PortOpt = Annotated[int | None, typer.Option(help="port to listen on [env: HOOKLINE_PORT]")]
 DbOpt = Annotated[str | None, typer.Option("--database-url", help="[env: HOOKLINE_DATABASE_URL]")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", help="API processes sharing the port (PostgreSQL) [env: HOOKLINE_API_WORKERS]"),
+]
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -66,9 +74,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _run_roles(settings: Settings, *, api: bool, worker: bool, auto_migrate: bool) -> None:
-    from hookline.api.app import create_app
-    from hookline.dispatch.worker import Worker
+async def _open_services(settings: Settings, *, api: bool, auto_migrate: bool) -> Services:
     from hookline.runtime import SchemaOutOfDate, open_services
 
     try:
@@ -84,6 +90,21 @@ async def _run_roles(settings: Settings, *, api: bool, worker: bool, auto_migrat
             "(set HOOKLINE_ADMIN_KEY to choose your own; `hookline admin-key reset` makes a new one)",
             err=True,
         )
+    return services
+
+
+async def _run_roles(
+    settings: Settings,
+    *,
+    api: bool,
+    worker: bool,
+    auto_migrate: bool,
+    sockets: list[socket.socket] | None = None,
+) -> None:
+    from hookline.api.app import create_app
+    from hookline.dispatch.worker import Worker
+
+    services = await _open_services(settings, api=api, auto_migrate=auto_migrate)
     dispatcher = Worker(services.store, settings) if worker else None
     server = (
         _Server(
@@ -115,7 +136,7 @@ async def _run_roles(settings: Settings, *, api: bool, worker: bool, auto_migrat
         if dispatcher is not None:
             roles.append(asyncio.create_task(dispatcher.run(), name="worker"))
         if server is not None:
-            roles.append(asyncio.create_task(server.serve(), name="api"))
+            roles.append(asyncio.create_task(server.serve(sockets), name="api"))
         # Whichever role ends first (a signal, or the API failing to bind) ends the other.
         await asyncio.wait(roles, return_when=asyncio.FIRST_COMPLETED)
         stop()
@@ -135,10 +156,76 @@ def serve(host: HostOpt = None, port: PortOpt = None, database_url: DbOpt = None
 
 
 @app.command()
-def api(host: HostOpt = None, port: PortOpt = None, database_url: DbOpt = None) -> None:
+def api(
+    host: HostOpt = None, port: PortOpt = None, database_url: DbOpt = None, workers: WorkersOpt = None
+) -> None:
     """Run only the HTTP API (production: as many as you like against one PostgreSQL)."""
-    settings = _settings(host=host, port=port, database_url=database_url)
-    _run(_run_roles(settings, api=True, worker=False, auto_migrate=False))
+    overrides = {"host": host, "port": port, "database_url": database_url, "api_workers": workers}
+    settings = _settings(**overrides)
+    if settings.api_workers == 1:
+        _run(_run_roles(settings, api=True, worker=False, auto_migrate=False))
+        return
+    if settings.effective_database_url.startswith("sqlite"):
+        typer.echo("hookline: invalid configuration: HOOKLINE_API_WORKERS above 1 needs PostgreSQL", err=True)
+        raise typer.Exit(2)
+    _serve_api_processes(settings, overrides)
+
+
+def _serve_api_processes(settings: Settings, overrides: dict[str, Any]) -> None:
+    """``hookline api --workers N``: N API processes accepting on one socket bound here (the kernel
+    spreads the connections), each with its own event loop, pool and group-commit writer. This process
+    only supervises: a stop signal stops them all; if one of them ends, so do the others, and the
+    command fails (leave restarts to the service manager)."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    async def check() -> None:  # schema and admin key once, before any process is started
+        services = await _open_services(settings, api=True, auto_migrate=False)
+        await services.store.close()
+
+    _run(check())
+    config = uvicorn.Config("hookline", host=settings.host, port=settings.port, log_level=settings.log_level)
+    sock = config.bind_socket()
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=_api_process, args=(overrides, sock), name=f"hookline-api-{n}")
+        for n in range(settings.api_workers)
+    ]
+    signalled = False
+
+    def stop() -> None:
+        for child in children:
+            if child.is_alive():
+                child.terminate()  # SIGTERM: each stops as a single `hookline api` does
+
+    def on_signal(*_: Any) -> None:
+        nonlocal signalled
+        signalled = True
+        stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for child in children:
+            child.start()
+        wait([child.sentinel for child in children])  # a stop signal, or one of them ended
+        stop()
+        for child in children:
+            child.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+    if not signalled or any(child.exitcode not in (0, -signal.SIGTERM) for child in children):
+        raise typer.Exit(1)
+
+
+def _api_process(overrides: dict[str, Any], sock: socket.socket) -> None:
+    """One of the ``hookline api --workers N`` processes (started by multiprocessing, spawn)."""
+    settings = _settings(**overrides)
+    try:
+        _run(_run_roles(settings, api=True, worker=False, auto_migrate=False, sockets=[sock]))
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
 
 
 @app.command()

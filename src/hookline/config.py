@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     signature_hex_form: str = "sha256="
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    api_workers: int = Field(default=1, ge=1, le=64)  # `hookline api` processes sharing the port
     log_level: str = "info"
 
     @field_validator("allowed_networks", mode="before")

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from hookline import __version__
 from hookline.api.envelope import ok
 from hookline.api.errors import install_error_handlers
+from hookline.api.ingest import FastIngest
 from hookline.api.limits import BodyLimitMiddleware
 from hookline.api.routes import deliveries, event_types, events, tenants, webhooks
 from hookline.api.services import Services
@@ -18,7 +19,8 @@ DESCRIPTION = """Self-hosted webhook delivery. Every answer uses one envelope:
 Authenticate with `Authorization: Bearer <key>`: the operator's admin key, or a tenant's API key."""
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, *, lean_ingest: bool = True) -> FastAPI:
+    """``lean_ingest=False`` leaves POST /v1/events[/batch] to FastAPI alone (the tests compare both)."""
     app = FastAPI(
         title="hookline",
         version=__version__,
@@ -30,6 +32,9 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
+    # Added last is outermost: the body limit, then the lean ingest path (POST /v1/events[/batch]).
+    if lean_ingest:
+        app.add_middleware(FastIngest, services=services)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
     for module in (tenants, webhooks, deliveries, event_types, events):
         app.include_router(module.router)

@@ -139,6 +139,12 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return _logged_500(request)
 
 
+# The same handlers, for the lean ingest path (hookline.api.ingest), which answers outside FastAPI.
+database_error = _database_error
+database_unavailable_error = _database_unavailable
+unexpected_error = _unexpected
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)

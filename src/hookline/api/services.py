@@ -52,6 +52,8 @@ class Services:
     registry: EventTypeRegistry
     admin_key_hash: str
     key_cache: KeyCache = field(default_factory=KeyCache)
+    # Tenants the admin key recently acted on (tenant id -> itself): ingest skips a query per event.
+    known_tenants: KeyCache = field(default_factory=KeyCache)
     event_writer: EventWriter = field(init=False)
 
     def __post_init__(self) -> None:

@@ -106,6 +106,7 @@ async def delete_tenant(tenant_id: str, services: ServicesDep, _: Admin) -> Resp
         if not await store.delete_tenant(conn, tenant_id):
             raise not_found(f"tenant '{tenant_id}' not found")
     services.key_cache.clear()
+    services.known_tenants.clear()
     return ok({"id": tenant_id, "deleted": True}, "Tenant deleted successfully")
 
 
