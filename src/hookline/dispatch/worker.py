@@ -130,7 +130,8 @@ class Worker:
                 await self._wait(self._slot_freed, self.settings.poll_interval)
                 continue
             limit = min(free, self.settings.worker_batch_size)
-            saturated = [ep for ep, n in self._in_flight.items() if n > 0 and self._waiting.get(ep)]
+            # Endpoints with at least a full round of work waiting here are left out of the claim.
+            saturated = [ep for ep, q in self._waiting.items() if q and len(q) >= self._cap(q[0])]
             self._wake.clear()
             try:
                 jobs = await queue.claim(
@@ -182,7 +183,8 @@ class Worker:
         endpoint = job.endpoint_id
         self._in_flight[endpoint] -= 1
         waiting = self._waiting[endpoint]
-        was_skipped = bool(waiting)  # the claim loop skips endpoints with a local backlog
+        cap = self._cap(waiting[0]) if waiting else 0
+        was_skipped = bool(waiting) and len(waiting) >= cap  # see the claim loop
         if self._stopping.is_set():
             self._to_release.extend(j.delivery_id for j in waiting)
             waiting.clear()
@@ -198,12 +200,14 @@ class Worker:
                 self._record_needed.set()
                 continue
             self._start(next_job)
+        if was_skipped and len(waiting) < cap:
+            # Its local backlog is down to less than a round: claim more for it now (while the rest is
+            # still being sent), not at the next poll.
+            self._wake.set()
         if not waiting:
             del self._waiting[endpoint]
             if not self._in_flight[endpoint]:
                 del self._in_flight[endpoint]
-            if was_skipped:
-                self._wake.set()  # its backlog ran out: claim more for it now, not at the next poll
         self._slot_freed.set()
 
     # --- sending ---------------------------------------------------------------------------------
