@@ -1,6 +1,6 @@
 """``python -m bench``: hookline against the ceiling and Celery, side by side in one run.
 
-    python -m bench                         # the full run (about 15 minutes on 2 cores)
+    python -m bench                         # the full run (about 7 minutes on 2 cores)
     python -m bench --nominal               # the issue's nominal sizes (much longer)
     python -m bench --quick                 # a smoke run, under a minute; never fails on a missed target
     python -m bench --scenarios throughput,latency --backends postgresql --markdown out.md

@@ -54,7 +54,7 @@ class Sizes:
 
 CELERY_POOLS = (("prefork", 8), ("threads", 32))
 
-# The default run: the scenarios with sizes that finish in about 15 minutes on 2 cores.
+# The default run: the scenarios with sizes that finish in about 7 minutes on 2 cores.
 FULL = Sizes(
     name="full",
     fanout_events=5_000,
