@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from pyreqwest.client import Client, ClientBuilder
-from pyreqwest.exceptions import PyreqwestError
+from pyreqwest.exceptions import ConnectError, PyreqwestError
 from pyreqwest.http import Url
 from pyreqwest.response import ResponseBodyReader
 
@@ -56,10 +56,9 @@ def _describe(exc: BaseException) -> str:
             return f"TLS error: {detail}"
         if "connection closed before message completed" in lowered or "incomplete message" in lowered:
             return "the server closed the connection without answering"
-        kind = type(exc).__name__
-        if kind in ("ConnectError",):
+        if isinstance(exc, ConnectError):
             return f"connection failed: {detail}"
-        return f"{kind}: {detail}"
+        return f"{type(exc).__name__}: {detail}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
