@@ -1,7 +1,6 @@
 """``python -m bench``: hookline against the ceiling and Celery, side by side in one run.
 
-    python -m bench                         # the full run (about 7 minutes on 2 cores)
-    python -m bench --nominal               # the issue's nominal sizes (much longer)
+    python -m bench                         # the full run at the issue's sizes (about 12 minutes on 2 cores)
     python -m bench --quick                 # a smoke run, under a minute; never fails on a missed target
     python -m bench --scenarios throughput,latency --backends postgresql --markdown out.md
 
@@ -33,18 +32,13 @@ from bench import pg, scenarios
 from bench.api import Sink
 from bench.deploy import BACKENDS
 from bench.procs import Processes, free_port, port_open, wait_until
-from bench.scenarios import FULL, NOMINAL, QUICK, SCENARIOS, Bench, Figure, deployed, fmt
+from bench.scenarios import FULL, QUICK, SCENARIOS, Bench, Figure, deployed, fmt
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     sizes = parser.add_mutually_exclusive_group()
     sizes.add_argument("--quick", action="store_true", help="small sizes: a smoke run under a minute")
-    sizes.add_argument(
-        "--nominal",
-        action="store_true",
-        help="the issue's nominal sizes (10,000 x 10, 100,000 x 1, ...): slow",
-    )
     parser.add_argument(
         "--scenarios", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}"
     )
@@ -246,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         sink_proc = procs.python("sink", "bench.sink", str(port))
         wait_until(lambda: port_open(port), 30, "the sink", [sink_proc])
-        sizes = QUICK if args.quick else NOMINAL if args.nominal else FULL
+        sizes = QUICK if args.quick else FULL
         info["sizes"] = sizes.name
         bench = Bench(sizes, args.quick, tuple(backends), procs, dbs, Sink(port))
         run_all(bench, args.scenarios, errors)
