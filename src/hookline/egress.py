@@ -234,11 +234,8 @@ def assert_connectable(url: URL | str, policy: UrlPolicy) -> None:
     so :class:`PolicyResolver` alone does not cover them. Host names are left to the resolver.
     """
     host = URL(url).raw_host if isinstance(url, str) else url.raw_host
-    if host is None:
-        return
-    ip = _ip_literal(host)
-    if ip is not None and is_blocked_address(ip, policy):
-        raise BlockedAddressError(host, [str(ip)])
+    if host is not None:
+        check_ip_literal(host, policy)
 
 
 def check_ip_literal(host: str, policy: UrlPolicy) -> bool:

@@ -11,9 +11,10 @@ redirects, no proxy, a deadline over the whole attempt, a capped response read):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 from hookline import __version__
 from hookline.egress import UrlPolicy
@@ -84,6 +85,55 @@ class Headers:
         taken = {name.lower() for name in own}
         custom = {k: v for k, v in request.custom_headers.items() if k.lower() not in taken}
         return {**custom, **own}, {**dict.fromkeys(custom, REDACTED), **own}
+
+
+@dataclass(slots=True)
+class Reply:
+    """What has come back so far. A client fills it in as the response arrives, so a deadline that ends
+    the body read still leaves the status it answered with."""
+
+    status: int | None = None
+    retry_after: str | None = None
+    text: str | None = None
+
+
+class HttpSender:
+    """One attempt, whichever client makes it: sign, exchange, and turn what happened into an
+    ``AttemptResult`` by the same rules (a deadline is "timed out", a 3xx is a redirect not followed).
+    A client supplies ``_exchange`` (the request, filling ``reply`` in), ``_describe`` (its errors in
+    words) and ``errors`` (the exceptions it raises for a failed attempt)."""
+
+    errors: ClassVar[tuple[type[BaseException], ...]]
+
+    def __init__(self, policy: UrlPolicy, style: SignatureStyle, body_limit: int) -> None:
+        self._policy = policy
+        self._headers = Headers(style)
+        self._body_limit = body_limit
+
+    async def send(self, request: Request) -> AttemptResult:
+        started = time.time()
+        clock = time.perf_counter()
+        headers, recorded = self._headers.build(request, int(started))
+        reply = Reply()
+        problem: str | None = None
+        try:
+            await self._exchange(request, headers, reply, clock)
+        except TimeoutError:
+            problem = f"timed out after {request.timeout:g} s"
+        except self.errors as exc:
+            problem = self._describe(exc)
+        problem = redirect_error(reply.status) or problem
+        duration_ms = int((time.perf_counter() - clock) * 1000)
+        return AttemptResult(
+            started, duration_ms, reply.status, reply.text, problem, reply.retry_after, recorded
+        )
+
+    async def _exchange(self, request: Request, headers: dict[str, str], reply: Reply, clock: float) -> None:
+        """Send ``request`` with ``headers``; ``clock`` is ``time.perf_counter()`` at the attempt's start."""
+        raise NotImplementedError
+
+    def _describe(self, exc: BaseException) -> str:
+        raise NotImplementedError
 
 
 def clean_body(raw: bytes) -> str:

@@ -9,11 +9,10 @@ receiver that trickles bytes cannot hold a slot past it.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
 
-from hookline.dispatch.sender import AttemptResult, Headers, Request, clean_body, redirect_error
+from hookline.dispatch.sender import HttpSender, Reply, Request, clean_body
 from hookline.egress import BlockedAddressError, UrlPolicy, assert_connectable, make_connector
 from hookline.signing import SignatureStyle
 
@@ -34,7 +33,9 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-class AiohttpSender:
+class AiohttpSender(HttpSender):
+    errors = (aiohttp.ClientError, OSError, ValueError)
+
     def __init__(
         self,
         policy: UrlPolicy,
@@ -43,9 +44,7 @@ class AiohttpSender:
         body_limit: int = 64 * 1024,
         connection_limit: int = 0,
     ) -> None:
-        self._policy = policy
-        self._headers = Headers(style)
-        self._body_limit = body_limit
+        super().__init__(policy, style, body_limit)
         self._connection_limit = connection_limit
         self._session: aiohttp.ClientSession | None = None
 
@@ -70,34 +69,22 @@ class AiohttpSender:
             await self._session.close()
             self._session = None
 
-    async def send(self, request: Request) -> AttemptResult:
+    async def _exchange(self, request: Request, headers: dict[str, str], reply: Reply, clock: float) -> None:
         assert self._session is not None, "Sender.start() was not called"
-        started = time.time()
-        clock = time.perf_counter()
-        headers, recorded = self._headers.build(request, int(started))
-        status: int | None = None
-        text: str | None = None
-        retry_after: str | None = None
-        problem: str | None = None
-        try:
-            async with asyncio.timeout(request.timeout):
-                assert_connectable(request.url, self._policy)
-                async with self._session.post(
-                    request.url, data=request.body, headers=headers, allow_redirects=False
-                ) as response:
-                    status = response.status
-                    retry_after = response.headers.get("Retry-After")
-                    raw, complete = await self._read_capped(response.content)
-                    text = clean_body(raw)
-                    if not complete:
-                        response.close()  # do not return a connection with unread bytes to the pool
-        except TimeoutError:
-            problem = f"timed out after {request.timeout:g} s"
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            problem = _describe(exc)
-        problem = redirect_error(status) or problem
-        duration_ms = int((time.perf_counter() - clock) * 1000)
-        return AttemptResult(started, duration_ms, status, text, problem, retry_after, recorded)
+        async with asyncio.timeout(request.timeout):
+            assert_connectable(request.url, self._policy)
+            async with self._session.post(
+                request.url, data=request.body, headers=headers, allow_redirects=False
+            ) as response:
+                reply.status = response.status
+                reply.retry_after = response.headers.get("Retry-After")
+                raw, complete = await self._read_capped(response.content)
+                reply.text = clean_body(raw)
+                if not complete:
+                    response.close()  # do not return a connection with unread bytes to the pool
+
+    def _describe(self, exc: BaseException) -> str:
+        return _describe(exc)
 
     async def _read_capped(self, content: aiohttp.StreamReader) -> tuple[bytes, bool]:
         """Up to ``body_limit`` bytes; whether the body ended within them."""

@@ -26,7 +26,7 @@ from pyreqwest.exceptions import ConnectError, PyreqwestError
 from pyreqwest.http import Url
 from pyreqwest.response import ResponseBodyReader
 
-from hookline.dispatch.sender import AttemptResult, Headers, Request, clean_body, redirect_error
+from hookline.dispatch.sender import HttpSender, Reply, Request, clean_body
 from hookline.egress import BlockedAddressError, UrlPolicy, check_ip_literal, resolve_allowed
 from hookline.signing import SignatureStyle
 
@@ -62,7 +62,9 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-class ReqwestSender:
+class ReqwestSender(HttpSender):
+    errors = (PyreqwestError, OSError, ValueError)
+
     def __init__(
         self,
         policy: UrlPolicy,
@@ -72,9 +74,7 @@ class ReqwestSender:
         dns_ttl: float = 60.0,
         max_hosts: int = 1024,
     ) -> None:
-        self._policy = policy
-        self._headers = Headers(style)
-        self._body_limit = body_limit
+        super().__init__(policy, style, body_limit)
         self._dns_ttl = dns_ttl
         self._max_hosts = max_hosts
         self._direct: Client | None = None
@@ -144,10 +144,6 @@ class ReqwestSender:
             raise BlockedAddressError(verdict.host, verdict.addresses)  # a fresh one: no growing traceback
         if verdict:
             return self._direct
-        pin = self._pins.get(host)
-        if pin is not None and pin.renew_at > time.monotonic():
-            self._pins.move_to_end(host)
-            return pin.client
         pending = self._pinning.get(host)
         if pending is None:  # one resolution per host, however many requests wait for it
             pending = asyncio.ensure_future(self._pin(host, url.port_or_known_default or 443))
@@ -189,42 +185,30 @@ class ReqwestSender:
                 await old.close()
         return client
 
-    async def send(self, request: Request) -> AttemptResult:
-        started = time.time()
-        clock = time.perf_counter()
-        headers, recorded = self._headers.build(request, int(started))
-        status: int | None = None
-        text: str | None = None
-        retry_after: str | None = None
-        problem: str | None = None
-        try:
-            url = self._url(request.url)
-            client = self._ready_client(url)
-            if client is None:  # a host name not pinned yet (or due for renewal): resolve within the deadline
-                async with asyncio.timeout(request.timeout):
-                    client = await self._client_for(url)
-            # reqwest's total timeout covers connect, send, headers and the body (streamed reads too).
-            remaining = request.timeout - (time.perf_counter() - clock)
-            builder = (
-                client.post(url)
-                .headers(headers)
-                .body_bytes(request.body)
-                .timeout(timedelta(seconds=max(remaining, 0.001)))
-                # Hand the response over as soon as its head arrives: with a read-ahead buffer, a body
-                # that trickles would hide even the status until the deadline.
-                .streamed_read_buffer_limit(0)
-            )
-            async with builder.build_streamed() as response:
-                status = response.status
-                retry_after = response.get_header("retry-after")
-                text = clean_body(await self._read_capped(response.body_reader))
-        except TimeoutError:
-            problem = f"timed out after {request.timeout:g} s"
-        except (PyreqwestError, OSError, ValueError) as exc:
-            problem = _describe(exc)
-        problem = redirect_error(status) or problem
-        duration_ms = int((time.perf_counter() - clock) * 1000)
-        return AttemptResult(started, duration_ms, status, text, problem, retry_after, recorded)
+    async def _exchange(self, request: Request, headers: dict[str, str], reply: Reply, clock: float) -> None:
+        url = self._url(request.url)
+        client = self._ready_client(url)
+        if client is None:  # a host name not pinned yet (or due for renewal): resolve within the deadline
+            async with asyncio.timeout(request.timeout):
+                client = await self._client_for(url)
+        # reqwest's total timeout covers connect, send, headers and the body (streamed reads too).
+        remaining = request.timeout - (time.perf_counter() - clock)
+        builder = (
+            client.post(url)
+            .headers(headers)
+            .body_bytes(request.body)
+            .timeout(timedelta(seconds=max(remaining, 0.001)))
+            # Hand the response over as soon as its head arrives: with a read-ahead buffer, a body
+            # that trickles would hide even the status until the deadline.
+            .streamed_read_buffer_limit(0)
+        )
+        async with builder.build_streamed() as response:
+            reply.status = response.status
+            reply.retry_after = response.get_header("retry-after")
+            reply.text = clean_body(await self._read_capped(response.body_reader))
+
+    def _describe(self, exc: BaseException) -> str:
+        return _describe(exc)
 
     async def _read_capped(self, reader: ResponseBodyReader) -> bytes:
         """Up to ``body_limit`` bytes. What is left unread is dropped with the connection, which hyper then
