@@ -35,45 +35,28 @@ import sqlalchemy as sa
 from aiohttp import web
 from standardwebhooks import Webhook
 
+from tests.chaos import procs as chaos
 from tests.chaos.procs import free_port
 from tests.conftest import IN_CI, PG_SERVER_URL
 from tests.pg import pg_exec, pg_fetch
 
 HOOKLINE = Path(sys.executable).parent / "hookline"
-ADMIN_KEY = "hk_admin_procs_" + secrets.token_hex(8)
+ADMIN_KEY = chaos.ADMIN_KEY
 EVENT_TYPE = "message.incoming"
 
 T = TypeVar("T")
 
 
 # --- small utilities -------------------------------------------------------------------------------------
+# The chaos suite's helpers, with this module's faster polling.
 
 
 def wait_for(check: Callable[[], T], timeout: float, what: str, diag: Callable[[], str] = str) -> T:
-    """Poll ``check`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}\n{diag()}")
-        time.sleep(0.05)
+    return chaos.wait_for(check, timeout, what, diag, interval=0.05)
 
 
 def base_env(**settings: str) -> dict[str, str]:
-    """The parent's environment without any HOOKLINE_* setting, plus the test's settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
-    env.update(
-        HOOKLINE_ADMIN_KEY=ADMIN_KEY,
-        HOOKLINE_ALLOW_HTTP="true",
-        HOOKLINE_ALLOWED_NETWORKS="127.0.0.0/8",
-        HOOKLINE_POLL_INTERVAL="100ms",
-        HOOKLINE_RETRY_JITTER="0",
-        HOOKLINE_LOG_LEVEL="info",
-    )
-    env.update(settings)
-    return env
+    return chaos.base_env(**{"HOOKLINE_POLL_INTERVAL": "100ms", **settings})
 
 
 # --- the receiver: aiohttp on loopback, in a thread with its own event loop -----------------------------
