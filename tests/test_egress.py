@@ -8,6 +8,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hookline.egress import (
     BlockedAddressError,
@@ -16,12 +18,16 @@ from hookline.egress import (
     UrlRejected,
     assert_connectable,
     check_webhook_url,
+    header_problem,
     is_blocked_address,
     make_connector,
     parse_networks,
 )
 
 STRICT = UrlPolicy()
+HTTPS_ONLY = "URL must be HTTPS (set HOOKLINE_ALLOW_HTTP=true to allow http:// for local development)"
+NETWORKS_HINT = "HOOKLINE_ALLOWED_NETWORKS can allow it"
+LOOPBACK_HINT = "HOOKLINE_ALLOWED_NETWORKS=127.0.0.0/8 can allow it for local development"
 LOOPBACK_OK = UrlPolicy(allow_http=True, allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
 
 
@@ -59,7 +65,7 @@ def test_strips_but_does_not_rewrite() -> None:
 
 
 def test_http_only_when_allowed() -> None:
-    assert rejection("http://example.com/hook") == "URL must be HTTPS"
+    assert rejection("http://example.com/hook") == HTTPS_ONLY
     assert (
         check_webhook_url("http://example.com/hook", UrlPolicy(allow_http=True)) == "http://example.com/hook"
     )
@@ -90,10 +96,10 @@ def test_http_only_when_allowed() -> None:
         ("https://a..example.com/", "URL host 'a..example.com' is not a valid host name"),
         ("https://1.2.3.4.5/", "URL host '1.2.3.4.5' is not a valid host name"),
         ("https://999.1.1.1/", "URL host '999.1.1.1' is not a valid host name"),
-        ("https://localhost/", "URL host 'localhost' is not a public address"),
-        ("https://localhost./", "URL host 'localhost.' is not a public address"),
-        ("https://LocalHost:8080/", "URL host 'localhost' is not a public address"),
-        ("https://api.localhost/", "URL host 'api.localhost' is not a public address"),
+        ("https://localhost/", f"URL host 'localhost' is not a public address ({LOOPBACK_HINT})"),
+        ("https://localhost./", f"URL host 'localhost.' is not a public address ({LOOPBACK_HINT})"),
+        ("https://LocalHost:8080/", f"URL host 'localhost' is not a public address ({LOOPBACK_HINT})"),
+        ("https://api.localhost/", f"URL host 'api.localhost' is not a public address ({LOOPBACK_HINT})"),
         ("https://localhost.localdomain/", "URL host 'localhost.localdomain' is not a public address"),
         ("https://metadata.google.internal/", "URL host 'metadata.google.internal' is not a public address"),
         ("https://printer.local/", "URL host 'printer.local' is not a public address"),
@@ -102,7 +108,7 @@ def test_http_only_when_allowed() -> None:
         ("https://redis/", "URL host 'redis' is not a public address"),
         (
             "https://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/",  # fullwidth, mapped by IDNA
-            "URL host 'localhost' is not a public address",
+            f"URL host 'localhost' is not a public address ({LOOPBACK_HINT})",
         ),
     ],
 )
@@ -133,15 +139,130 @@ def test_rejections(url: str, message: str) -> None:
     ],
 )
 def test_rejects_non_public_ip_literals(url: str, host: str) -> None:
-    assert rejection(url) == f"URL host {host!r} is not a public address"
+    assert rejection(url) == f"URL host {host!r} is not a public address ({NETWORKS_HINT})"
 
 
-def test_allowed_networks_exempt_ip_literals_only() -> None:
+def test_allowed_networks_exempt_ip_literals_and_localhost() -> None:
     assert check_webhook_url("http://127.0.0.1:8080/hook", LOOPBACK_OK) == "http://127.0.0.1:8080/hook"
     assert check_webhook_url("http://127.1:8080/", LOOPBACK_OK) == "http://127.1:8080/"
     assert check_webhook_url("http://[::ffff:127.0.0.1]/", LOOPBACK_OK) == "http://[::ffff:127.0.0.1]/"
-    assert rejection("http://localhost:8080/", LOOPBACK_OK) == "URL host 'localhost' is not a public address"
-    assert rejection("http://10.0.0.1/", LOOPBACK_OK) == "URL host '10.0.0.1' is not a public address"
+    assert (
+        rejection("http://10.0.0.1/", LOOPBACK_OK)
+        == f"URL host '10.0.0.1' is not a public address ({NETWORKS_HINT})"
+    )
+    # Names that mean "this network" are not made public by allowing loopback.
+    assert rejection("http://redis:6379/", LOOPBACK_OK) == "URL host 'redis' is not a public address"
+    assert rejection("http://localhost.localdomain/", LOOPBACK_OK).startswith(
+        "URL host 'localhost.localdomain'"
+    )
+
+
+# --- finding 8 (issue 9): localhost when loopback is allowed; refusals name the setting ---------------
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:8080/hook", "http://LOCALHOST./", "http://api.localhost:3000/x"]
+)
+@pytest.mark.parametrize("network", ["127.0.0.0/8", "127.0.0.1/32", "::1/128"])
+def test_localhost_is_allowed_when_loopback_is(url: str, network: str) -> None:
+    policy = UrlPolicy(allow_http=True, allowed_networks=(ipaddress.ip_network(network),))
+    assert check_webhook_url(url, policy) == url
+
+
+def test_localhost_refusal_names_the_setting_that_allows_it() -> None:
+    private_only = UrlPolicy(allow_http=True, allowed_networks=(ipaddress.ip_network("10.0.0.0/8"),))
+    assert rejection("http://localhost:8080/", private_only) == (
+        f"URL host 'localhost' is not a public address ({LOOPBACK_HINT})"
+    )
+    assert rejection("http://localhost:8080/") == HTTPS_ONLY
+
+
+def test_blocked_connection_names_the_setting() -> None:
+    assert NETWORKS_HINT in str(BlockedAddressError("example.test", ["10.0.0.5"]))
+
+
+# --- finding 6 (issue 9): ports as written -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "port", ["+443", "0443", "00000000000443", "\u0664\u0664\u0663", "443\u00b2", "-1", "", "4_43", "0x1bb"]
+)
+def test_ports_must_be_plain_digits(port: str) -> None:
+    # yarl reads "+443", "0443" and Arabic-Indic digits as 443; other clients refuse them or differ.
+    assert (
+        rejection(f"https://example.com:{port}/hook")
+        == "URL port must be written as plain digits (e.g. :8443)"
+    )
+
+
+@pytest.mark.parametrize("url", ["https://example.com:+443/", "https://[2606:4700::1111]:+443/"])
+def test_signed_port_is_refused_with_ipv6_too(url: str) -> None:
+    assert rejection(url) == "URL port must be written as plain digits (e.g. :8443)"
+
+
+@pytest.mark.parametrize("port", ["1", "443", "8443", "65535"])
+def test_plain_ports_are_accepted(port: str) -> None:
+    url = f"https://example.com:{port}/hook"
+    assert check_webhook_url(url, STRICT) == url
+    assert (
+        check_webhook_url(f"https://[2606:4700::1111]:{port}/", STRICT)
+        == f"https://[2606:4700::1111]:{port}/"
+    )
+
+
+# --- finding 6 (issue 9): custom headers ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Connection",
+        "keep-alive",
+        "TE",
+        "Trailer",
+        "Upgrade",
+        "Expect",
+        "Proxy-Authorization",
+        "proxy-connection",
+        "Proxy-Anything",
+        "Content-Encoding",
+        "Transfer-Encoding",
+        "Content-Length",
+        "Host",
+    ],
+)
+def test_hop_by_hop_and_framing_headers_are_refused(name: str) -> None:
+    assert header_problem(name, "x") == (
+        f"header '{name}' controls how the request is carried and cannot be set on an endpoint"
+    )
+
+
+@pytest.mark.parametrize("name", ["Authorization", "X-Api-Token", "Accept", "X-Proxy-Id"])
+def test_ordinary_headers_are_allowed(name: str) -> None:
+    assert header_problem(name, "Bearer abc.def\tghi ~!") is None
+
+
+SECRET = "Bearer sk_live_0123456789"
+
+
+@pytest.mark.parametrize("control", [chr(c) for c in [*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F]])
+def test_control_characters_in_values_are_refused_without_echoing_them(control: str) -> None:
+    problem = header_problem("Authorization", SECRET + control)
+    assert problem == "invalid value for header 'Authorization' (control characters are not allowed)"
+    assert "sk_live" not in problem
+
+
+@pytest.mark.parametrize("text", ["caf\u00e9", "\u0085", "\u2028", "\ud800", "token\u00a0"])
+def test_values_beyond_visible_ascii_are_refused(text: str) -> None:
+    assert header_problem("X-Token", text) == (
+        "invalid value for header 'X-Token' (only visible ASCII characters, spaces and tabs)"
+    )
+
+
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=50))
+def test_header_values_are_sent_only_if_every_character_is_sendable(text: str) -> None:
+    sendable = all(c == "\t" or " " <= c <= "~" for c in text)
+    assert (header_problem("X-Any", text) is None) == sendable
 
 
 # --- is_blocked_address -----------------------------------------------------------------------
@@ -292,7 +413,9 @@ async def test_resolver_raises_when_nothing_is_left() -> None:
     resolver = PolicyResolver(STRICT, FakeResolver("10.0.0.5"))
     with pytest.raises(BlockedAddressError) as info:
         await resolver.resolve("example.test", 443)
-    assert str(info.value) == "refusing to connect to 'example.test' at 10.0.0.5: not a public address"
+    assert str(info.value) == (
+        f"refusing to connect to 'example.test' at 10.0.0.5: not a public address ({NETWORKS_HINT})"
+    )
     assert info.value.host == "example.test"
     assert info.value.addresses == ("10.0.0.5",)
     assert isinstance(info.value, OSError)

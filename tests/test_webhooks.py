@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from hookline.config import ConfigError, load_settings
 from tests.conftest import Api, assert_error, assert_ok
 
 SEED_002_BODY = {
@@ -18,6 +19,9 @@ SEED_002_BODY = {
 HOOK = {"url": "https://example.com/hook", "events": ["message.received"]}
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 ALLOW_HTTP = pytest.mark.parametrize("settings_overrides", [{"allow_http": True}], ids=["allow_http"])
+HTTPS_ONLY = "URL must be HTTPS (set HOOKLINE_ALLOW_HTTP=true to allow http:// for local development)"
+NETWORKS_HINT = "HOOKLINE_ALLOWED_NETWORKS can allow it"
+LOOPBACK_HINT = "HOOKLINE_ALLOWED_NETWORKS=127.0.0.0/8 can allow it for local development"
 
 
 async def create(api: Api, auth: dict[str, str], **body: Any) -> dict[str, Any]:
@@ -115,7 +119,7 @@ async def test_http_url_is_400(api: Api) -> None:
     response = await api.http.post(
         "/v1/webhooks", json={**HOOK, "url": "http://example.com/hook"}, headers=auth
     )
-    body = assert_error(response, 400, "URL must be HTTPS")
+    body = assert_error(response, 400, HTTPS_ONLY)
     assert body["message"] == "Bad request"
     assert assert_ok(await api.http.get("/v1/webhooks", headers=auth))["items"] == []
 
@@ -131,7 +135,7 @@ async def test_http_url_is_accepted_with_allow_http(api: Api) -> None:
 async def test_allow_http_still_blocks_private_addresses(api: Api) -> None:
     _, auth = await api.tenant()
     response = await api.http.post("/v1/webhooks", json={**HOOK, "url": "http://10.0.0.1/hook"}, headers=auth)
-    assert_error(response, 400, "URL host '10.0.0.1' is not a public address")
+    assert_error(response, 400, f"URL host '10.0.0.1' is not a public address ({NETWORKS_HINT})")
 
 
 @pytest.mark.parametrize(
@@ -143,14 +147,33 @@ async def test_allow_http_still_blocks_private_addresses(api: Api) -> None:
         ("https://172.16.5.4/hook", "172.16.5.4"),
         ("https://169.254.169.254/latest/meta-data/", "169.254.169.254"),
         ("https://[::1]/hook", "::1"),
-        ("https://localhost/hook", "localhost"),
-        ("https://api.localhost/hook", "api.localhost"),
     ],
 )
 async def test_non_public_hosts_are_rejected(api: Api, url: str, host: str) -> None:
     _, auth = await api.tenant()
     response = await api.http.post("/v1/webhooks", json={**HOOK, "url": url}, headers=auth)
-    assert_error(response, 400, f"URL host {host!r} is not a public address")
+    assert_error(response, 400, f"URL host {host!r} is not a public address ({NETWORKS_HINT})")
+
+
+@pytest.mark.parametrize("host", ["localhost", "api.localhost"])
+async def test_localhost_is_refused_naming_the_setting(api: Api, host: str) -> None:
+    _, auth = await api.tenant()
+    response = await api.http.post("/v1/webhooks", json={**HOOK, "url": f"https://{host}/hook"}, headers=auth)
+    assert_error(response, 400, f"URL host {host!r} is not a public address ({LOOPBACK_HINT})")
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"allow_http": True, "allowed_networks": "127.0.0.0/8"}], ids=["loopback"]
+)
+async def test_localhost_is_accepted_when_loopback_is_allowed(api: Api) -> None:
+    """Issue 9, finding 8: local development with HOOKLINE_ALLOWED_NETWORKS=127.0.0.0/8 refused localhost."""
+    _, auth = await api.tenant()
+    created = await create(api, auth, url="http://localhost:8080/hook")
+    assert created["url"] == "http://localhost:8080/hook"
+    patched = await api.http.patch(
+        f"/v1/webhooks/{created['id']}", json={"url": "http://app.localhost:3000/in"}, headers=auth
+    )
+    assert assert_ok(patched)["url"] == "http://app.localhost:3000/in"
 
 
 @pytest.mark.parametrize("url", ["not a url", "ftp://example.com/hook", "/relative/path", "https://"])
@@ -234,7 +257,7 @@ async def test_header_value_with_newline_is_rejected(api: Api) -> None:
     response = await api.http.post(
         "/v1/webhooks", json={**HOOK, "headers": {"X-Custom": "a\r\nInjected: yes"}}, headers=auth
     )
-    assert_error(response, 400, "invalid value for header 'X-Custom'")
+    assert_error(response, 400, "invalid value for header 'X-Custom' (control characters are not allowed)")
 
 
 # --- listing ----------------------------------------------------------------------------------------
@@ -322,7 +345,7 @@ async def test_patch_with_http_url_is_400(api: Api) -> None:
     response = await api.http.patch(
         f"/v1/webhooks/{created['id']}", json={"url": "http://example.com/hook"}, headers=auth
     )
-    assert_error(response, 400, "URL must be HTTPS")
+    assert_error(response, 400, HTTPS_ONLY)
     assert (await fetch(api, auth, created["id"]))["url"] == created["url"]
 
 
@@ -541,3 +564,105 @@ async def test_headers_under_the_branded_signature_prefix_are_reserved(api: Api)
     assert_error(
         response, 400, "header 'x-awal-webhook-signature' is set by hookline and cannot be overridden"
     )
+
+
+# --- issue 9, finding 6: accepted but undeliverable or unsafe -----------------------------------------
+
+
+async def _refused_on_create_and_patch(api: Api, body: dict[str, Any], error: str) -> None:
+    """The same 400 on POST and on PATCH; the stored endpoint is unchanged by the PATCH."""
+    _, auth = await api.tenant()
+    assert_error(await api.http.post("/v1/webhooks", json={**HOOK, **body}, headers=auth), 400, error)
+    created = await create(api, auth)
+    patch = await api.http.patch(f"/v1/webhooks/{created['id']}", json=body, headers=auth)
+    assert_error(patch, 400, error)
+    assert await fetch(api, auth, created["id"]) == {k: v for k, v in created.items() if k != "secret"}
+
+
+@pytest.mark.parametrize("port", ["+443", "0443", "\u0664\u0664\u0663"])
+async def test_port_not_written_as_plain_digits_is_400(api: Api, port: str) -> None:
+    url = f"https://example.com:{port}/hook"
+    await _refused_on_create_and_patch(
+        api, {"url": url}, "URL port must be written as plain digits (e.g. :8443)"
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Connection",
+        "Keep-Alive",
+        "TE",
+        "Trailer",
+        "Upgrade",
+        "Expect",
+        "Proxy-Authorization",
+        "Content-Encoding",
+    ],
+)
+async def test_hop_by_hop_and_framing_headers_are_400(api: Api, name: str) -> None:
+    await _refused_on_create_and_patch(
+        api,
+        {"headers": {name: "x"}},
+        f"header '{name}' controls how the request is carried and cannot be set on an endpoint",
+    )
+
+
+@pytest.mark.parametrize("control", ["\x01", "\x08", "\x0b", "\x1b", "\x7f"])
+async def test_control_characters_in_header_values_are_400_without_the_value(api: Api, control: str) -> None:
+    token = "Bearer sk_live_do_not_echo"
+    _, auth = await api.tenant()
+    response = await api.http.post(
+        "/v1/webhooks", json={**HOOK, "headers": {"Authorization": token + control}}, headers=auth
+    )
+    assert_error(
+        response, 400, "invalid value for header 'Authorization' (control characters are not allowed)"
+    )
+    assert "sk_live" not in response.text
+
+
+async def test_authorization_and_tabs_stay_allowed(api: Api) -> None:
+    _, auth = await api.tenant()
+    created = await create(api, auth, headers={"Authorization": "Bearer a\tb", "X-Proxy-Id": "7"})
+    assert created["headers"] == {"Authorization": "Bearer a\tb", "X-Proxy-Id": "7"}
+
+
+RETRY_RANGE = "'retry_schedule': retry waits must be between 100ms and 7d"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "got"),
+    [
+        ("0.0000001ms", "1e-10s"),
+        ("1m,50ms", "0.05s"),
+        ("8d", "691200s"),
+        ([1e-300], "1e-300s"),
+        ([60, 0.0001], "0.0001s"),
+        ([0], "0s"),
+        ([-1], "-1s"),
+        ([700000], "700000s"),
+    ],
+)
+async def test_retry_waits_out_of_range_are_400(api: Api, schedule: Any, got: str) -> None:
+    await _refused_on_create_and_patch(api, {"retry_schedule": schedule}, f"{RETRY_RANGE} (got {got})")
+
+
+@pytest.mark.parametrize("schedule", ["1e-300", "1" * 400, "\u0661s"])
+async def test_retry_waits_that_are_not_durations_are_400(api: Api, schedule: str) -> None:
+    _, auth = await api.tenant()
+    response = await api.http.post("/v1/webhooks", json={**HOOK, "retry_schedule": schedule}, headers=auth)
+    assert assert_error(response, 400)["error"].startswith("'retry_schedule': invalid duration")
+
+
+@pytest.mark.parametrize(
+    ("schedule", "stored"), [("100ms,7d", [0.1, 604800.0]), ([0.1, 604800], [0.1, 604800.0])]
+)
+async def test_retry_waits_at_the_limits_are_accepted(api: Api, schedule: Any, stored: list[float]) -> None:
+    _, auth = await api.tenant()
+    assert (await create(api, auth, retry_schedule=schedule))["retry_schedule"] == stored
+
+
+@pytest.mark.parametrize("value", ["0.0000001ms", "1e-300", "50ms", "8d", "1" * 400 + "s"])
+def test_the_service_retry_schedule_follows_the_same_rule(value: str) -> None:
+    with pytest.raises(ConfigError, match="HOOKLINE_RETRY_SCHEDULE: "):
+        load_settings(retry_schedule=value)

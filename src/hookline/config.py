@@ -7,7 +7,9 @@ variable, never later in the middle of a request.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,7 +21,7 @@ from hookline.egress import parse_networks
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_RETRY_SCHEDULE = "1m,5m,15m,1h,6h"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")  # ASCII digits only
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -28,23 +30,39 @@ class ConfigError(ValueError):
 
 
 def parse_duration(text: str) -> float:
-    """``"1m"`` -> 60.0. Units: ms, s, m, h, d; a bare number is seconds."""
+    """``"1m"`` -> 60.0. Units: ms, s, m, h, d; a bare number is seconds. Always finite."""
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"invalid duration {text.strip()!r} (use e.g. 30s, 5m, 1h)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    if not math.isfinite(seconds):
+        raise ValueError(f"invalid duration {text.strip()!r} (too large)")
+    return seconds
 
 
-def parse_retry_schedule(text: str) -> tuple[float, ...]:
-    """``"1m,5m,15m"`` -> (60.0, 300.0, 900.0): the waits before retries 1, 2, 3..."""
-    parts = [p for p in (s.strip() for s in text.split(",")) if p]
-    if not parts:
+# A retry wait is at least 100 ms: below that a "wait" is a hot loop (1e-300 s, 0.0000001ms) that no
+# clock or timestamp column can tell from zero. Not 1 s: local receivers in development and tests
+# rightly retry within a second. At most 7 days: later than that, nobody is waiting for the event.
+MIN_RETRY_WAIT = 0.1
+MAX_RETRY_WAIT = 7 * 86400.0
+MAX_RETRIES = 50
+
+
+def parse_retry_schedule(value: str | Sequence[float]) -> tuple[float, ...]:
+    """``"1m,5m,15m"`` (or ``[60, 300, 900]``) -> (60.0, 300.0, 900.0): the waits before retries
+    1, 2, 3... The one rule for HOOKLINE_RETRY_SCHEDULE and an endpoint's ``retry_schedule``."""
+    if isinstance(value, str):
+        parts = [p for p in (s.strip() for s in value.split(",")) if p]
+        waits = tuple(parse_duration(p) for p in parts)
+    else:
+        waits = tuple(float(w) for w in value)
+    if not waits:
         raise ValueError("retry schedule is empty (use e.g. 1m,5m,15m,1h,6h)")
-    waits = tuple(parse_duration(p) for p in parts)
-    if any(w <= 0 for w in waits):
-        raise ValueError("retry schedule waits must be positive")
-    if len(waits) > 50:
-        raise ValueError("retry schedule has more than 50 retries")
+    if len(waits) > MAX_RETRIES:
+        raise ValueError(f"retry schedule has more than {MAX_RETRIES} retries")
+    for wait in waits:
+        if not (math.isfinite(wait) and MIN_RETRY_WAIT <= wait <= MAX_RETRY_WAIT):
+            raise ValueError(f"retry waits must be between 100ms and 7d (got {wait:g}s)")
     return waits
 
 

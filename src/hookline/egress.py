@@ -1,4 +1,5 @@
-"""Egress policy: which webhook URLs hookline accepts and which addresses it connects to.
+"""Egress policy: which webhook URLs and custom headers hookline accepts, and which addresses it
+connects to.
 
 Protection against server-side request forgery happens in two places, and both are needed:
 
@@ -14,6 +15,14 @@ Connections go to exactly the addresses the policy let through, so DNS rebinding
 check and the connect is not possible. A sender must not use an HTTP proxy, which would move
 resolution out of our hands, and must not follow redirects: a redirect to an IP literal would
 bypass the literal check.
+
+Custom headers (:func:`header_problem`) are checked here too, because they are part of what goes out:
+a header that changes how the request is framed or carried (``Connection``, ``Transfer-Encoding``,
+``Proxy-*``...) or a value no HTTP client can send would make every delivery fail, or worse, be sent
+differently by each sender.
+
+Every refusal that a setting can lift names the setting, so an operator testing locally knows what
+to change; refusals no setting can lift (internal names such as ``*.internal``) do not.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -41,6 +51,7 @@ __all__ = [
     "assert_connectable",
     "check_ip_literal",
     "check_webhook_url",
+    "header_problem",
     "is_blocked_address",
     "make_connector",
     "parse_networks",
@@ -95,6 +106,38 @@ _LABEL_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _NUMERIC_HOST_RE = re.compile(r"[0-9a-fx.]+", re.IGNORECASE)
 _NUMBER_RE = re.compile(r"[0-9]+|0x[0-9a-f]*", re.IGNORECASE)
 _CONTROL_OR_SPACE_RE = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
+_PORT_RE = re.compile(r"[1-9][0-9]{0,4}")  # plain decimal digits, no sign, no leading zero
+
+# What the refusals that a setting can lift say about it.
+_HTTP_HINT = "set HOOKLINE_ALLOW_HTTP=true to allow http:// for local development"
+_NETWORKS_HINT = "HOOKLINE_ALLOWED_NETWORKS can allow it"
+_LOOPBACK_HINT = "HOOKLINE_ALLOWED_NETWORKS=127.0.0.0/8 can allow it for local development"
+_LOOPBACK = (ipaddress.IPv4Address("127.0.0.1"), ipaddress.IPv6Address("::1"))
+
+# Custom header names an endpoint may not set: hop-by-hop headers (RFC 9110 7.6.1) and the ones that
+# frame or encode the body. They describe the connection or the bytes, which only the sender decides.
+# (hookline's own headers -- Content-Type, signatures... -- are reserved by the API, which knows the
+# configured signature prefix.)
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "content-encoding",
+        "transfer-encoding",
+        "content-length",
+        "host",
+    }
+)
+FORBIDDEN_HEADER_PREFIXES = ("proxy-",)
+MAX_HEADER_VALUE = 4096
+# A value is visible ASCII, spaces and tabs (RFC 9110 field-value without obs-text): clients encode
+# anything beyond ASCII differently (aiohttp as UTF-8, others as Latin-1 or not at all).
+_HEADER_VALUE_RE = re.compile(r"[\t\x20-\x7e]*")
+_HEADER_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -120,7 +163,8 @@ class BlockedAddressError(OSError):
     def __init__(self, host: str, addresses: Iterable[str]) -> None:
         self.host = host
         self.addresses = tuple(dict.fromkeys(addresses))
-        message = f"refusing to connect to {host!r} at {', '.join(self.addresses)}: not a public address"
+        addresses = ", ".join(self.addresses)
+        message = f"refusing to connect to {host!r} at {addresses}: not a public address ({_NETWORKS_HINT})"
         super().__init__(message)
         self.strerror = message  # aiohttp's ClientConnectorError shows strerror
 
@@ -188,6 +232,7 @@ def check_webhook_url(url: str, policy: UrlPolicy) -> str:
         parsed = URL(url)
     except ValueError as exc:
         if "port" in str(exc).lower():
+            _check_port(url)  # the specific complaint about how it is written, if there is one
             raise UrlRejected("URL port must be between 1 and 65535") from None
         raise UrlRejected("URL must be an absolute http(s) URL") from None
 
@@ -199,21 +244,41 @@ def check_webhook_url(url: str, policy: UrlPolicy) -> str:
     if not host:
         raise UrlRejected("URL must be an absolute http(s) URL")
     if parsed.scheme == "http" and not policy.allow_http:
-        raise UrlRejected("URL must be HTTPS")
+        raise UrlRejected(f"URL must be HTTPS ({_HTTP_HINT})")
     if parsed.raw_user is not None or parsed.raw_password is not None:
         raise UrlRejected("URL must not contain credentials")
-    if parsed.explicit_port is not None and not 1 <= parsed.explicit_port <= 65535:
-        raise UrlRejected("URL port must be between 1 and 65535")
+    _check_port(url)
     _check_host(host, policy)
     return url
 
 
+def _check_port(url: str) -> None:
+    """The port as written, not as yarl reads it: yarl (like ``int()``) accepts ``+443``, ``0443``
+    and non-ASCII digits, which other HTTP clients refuse or read differently."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        raise UrlRejected("URL must be an absolute http(s) URL") from None
+    host_port = netloc.rpartition("@")[2]
+    if host_port.startswith("["):
+        _, _, after = host_port.partition("]")
+        has_port, port = after.startswith(":"), after[1:]
+    else:
+        _, colon, port = host_port.rpartition(":")
+        has_port = bool(colon)
+    if not has_port:
+        return
+    if not (port.isascii() and port.isdigit()) or (port.startswith("0") and port.strip("0")):
+        raise UrlRejected("URL port must be written as plain digits (e.g. :8443)")
+    if not (_PORT_RE.fullmatch(port) and int(port) <= 65535):
+        raise UrlRejected("URL port must be between 1 and 65535")
+
+
 def _check_host(host: str, policy: UrlPolicy) -> None:
-    not_public = UrlRejected(f"URL host {host!r} is not a public address")
     ip = _ip_literal(host)
     if ip is not None:
         if is_blocked_address(ip, policy):
-            raise not_public
+            raise UrlRejected(f"URL host {host!r} is not a public address ({_NETWORKS_HINT})")
         return
     name = host.lower().removesuffix(".")
     labels = name.split(".")
@@ -223,8 +288,31 @@ def _check_host(host: str, policy: UrlPolicy) -> None:
         or _NUMBER_RE.fullmatch(labels[-1])  # looks numeric but is not a valid IPv4 address
     ):
         raise UrlRejected(f"URL host {host!r} is not a valid host name")
+    if name == "localhost" or name.endswith(".localhost"):
+        # RFC 6761: loopback by definition. Allowed when the loopback addresses are; the addresses
+        # it resolves to at delivery still go through the policy.
+        if not any(not is_blocked_address(ip, policy) for ip in _LOOPBACK):
+            raise UrlRejected(f"URL host {host!r} is not a public address ({_LOOPBACK_HINT})")
+        return
     if len(labels) == 1 or any(name == n or name.endswith("." + n) for n in _INTERNAL_NAMES):
-        raise not_public
+        raise UrlRejected(f"URL host {host!r} is not a public address")
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why an endpoint may not send the custom header ``name: value``, or None.
+
+    The answer names the header but never shows the value: header values are often credentials.
+    """
+    lowered = name.lower()
+    if lowered in FORBIDDEN_HEADERS or lowered.startswith(FORBIDDEN_HEADER_PREFIXES):
+        return f"header '{name}' controls how the request is carried and cannot be set on an endpoint"
+    if _HEADER_CONTROL_RE.search(value):
+        return f"invalid value for header '{name}' (control characters are not allowed)"
+    if not _HEADER_VALUE_RE.fullmatch(value):
+        return f"invalid value for header '{name}' (only visible ASCII characters, spaces and tabs)"
+    if len(value) > MAX_HEADER_VALUE:
+        return f"invalid value for header '{name}' (longer than {MAX_HEADER_VALUE} characters)"
+    return None
 
 
 def assert_connectable(url: URL | str, policy: UrlPolicy) -> None:

@@ -10,6 +10,8 @@ from hookline.api.envelope import ok
 from hookline.api.errors import install_error_handlers
 from hookline.api.ingest import FastIngest
 from hookline.api.limits import BodyLimitMiddleware
+from hookline.api.openapi import install_openapi
+from hookline.api.responses import Envelope, Health
 from hookline.api.routes import deliveries, event_types, events, tenants, webhooks
 from hookline.api.services import Services
 
@@ -32,6 +34,7 @@ def create_app(services: Services, *, lean_ingest: bool = True) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
+    install_openapi(app)
     # Added last is outermost: the body limit, then the lean ingest path (POST /v1/events[/batch]).
     if lean_ingest:
         app.add_middleware(FastIngest, services=services)
@@ -39,7 +42,12 @@ def create_app(services: Services, *, lean_ingest: bool = True) -> FastAPI:
     for module in (tenants, webhooks, deliveries, event_types, events):
         app.include_router(module.router)
 
-    @app.get("/health", tags=["operations"], summary="Liveness and database check")
+    @app.get(
+        "/health",
+        tags=["operations"],
+        summary="Liveness and database check",
+        response_model=Envelope[Health],
+    )
     async def health() -> Response:
         async with services.store.read() as conn:
             await conn.exec_driver_sql("SELECT 1")

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
 from hookline.api.envelope import bad_request, not_found, ok
 from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page, require_timezone
+from hookline.api.responses import DeliveryDetail, DeliveryOut, DeliveryQueued, Envelope, Page, Replayed
 from hookline.api.routes.webhooks import TenantQuery, endpoint_or_404, numeric_id
 from hookline.store import deliveries as store
 from hookline.store.deliveries import Attempt, Delivery
@@ -51,7 +52,11 @@ def attempt_view(a: Attempt) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/webhooks/{webhook_id}/deliveries", summary="List a webhook's deliveries, newest first")
+@router.get(
+    "/v1/webhooks/{webhook_id}/deliveries",
+    summary="List a webhook's deliveries, newest first",
+    response_model=Envelope[Page[DeliveryOut]],
+)
 async def list_deliveries(
     webhook_id: str,
     services: ServicesDep,
@@ -90,7 +95,11 @@ async def _delivery(services: ServicesDep, tenant: str, raw_id: str) -> Delivery
     return found
 
 
-@router.get("/v1/deliveries/{delivery_id}", summary="Get a delivery with every attempt")
+@router.get(
+    "/v1/deliveries/{delivery_id}",
+    summary="Get a delivery with every attempt",
+    response_model=Envelope[DeliveryDetail],
+)
 async def get_delivery(
     delivery_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
 ) -> Response:
@@ -104,7 +113,12 @@ async def get_delivery(
     return ok(view, "Delivery retrieved successfully")
 
 
-@router.post("/v1/deliveries/{delivery_id}/retry", status_code=202, summary="Deliver again now")
+@router.post(
+    "/v1/deliveries/{delivery_id}/retry",
+    status_code=202,
+    summary="Deliver again now",
+    response_model=Envelope[DeliveryQueued],
+)
 async def retry_delivery(
     delivery_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
 ) -> Response:
@@ -121,7 +135,12 @@ class ReplayRequest(BaseModel):
     status: Status | None = Field(default=None, description="only deliveries in this state (default: all)")
 
 
-@router.post("/v1/webhooks/{webhook_id}/replay", status_code=202, summary="Re-queue a webhook's deliveries")
+@router.post(
+    "/v1/webhooks/{webhook_id}/replay",
+    status_code=202,
+    summary="Re-queue a webhook's deliveries",
+    response_model=Envelope[Replayed],
+)
 async def replay(
     webhook_id: str,
     body: ReplayRequest,

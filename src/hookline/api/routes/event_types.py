@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from hookline.api.auth import Admin, Authenticated, ServicesDep
 from hookline.api.envelope import ApiError, bad_request, not_found, ok
+from hookline.api.responses import Envelope, EventTypeOut, Page
 from hookline.catalog import (
     EVENT_NAME_PATTERN,
     MAX_EVENT_NAME_LENGTH,
@@ -70,13 +71,13 @@ def event_type_view(t: EventType) -> dict[str, Any]:
     }
 
 
-@router.get("", summary="List event types")
+@router.get("", summary="List event types", response_model=Envelope[Page[EventTypeOut]])
 async def list_event_types(services: ServicesDep, _: Authenticated) -> Response:
     items = [event_type_view(t) for t in await services.registry.all()]
     return ok({"items": items, "next_cursor": None}, "Event types retrieved successfully")
 
 
-@router.get("/{name}", summary="Get an event type")
+@router.get("/{name}", summary="Get an event type", response_model=Envelope[EventTypeOut])
 async def get_event_type(name: str, services: ServicesDep, _: Authenticated) -> Response:
     found = await services.registry.get(name)
     if found is None:
@@ -86,7 +87,13 @@ async def get_event_type(name: str, services: ServicesDep, _: Authenticated) -> 
     return ok(event_type_view(found), "Event type retrieved successfully")
 
 
-@router.post("", status_code=201, summary="Add a custom event type (admin)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Add a custom event type (admin)",
+    response_model=Envelope[EventTypeOut],
+    responses={409: {"description": "Conflict: an event type with this name already exists"}},
+)
 async def create_event_type(body: EventTypeCreate, services: ServicesDep, _: Admin) -> Response:
     try:
         validator_for(body.schema_)

@@ -13,6 +13,7 @@ from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
 from hookline.api.envelope import not_found, ok
 from hookline.api.ingest import EVENT_ID, MAX_BATCH, MAX_IDEMPOTENCY_KEY, accept_batch, accept_event
 from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page, require_timezone
+from hookline.api.responses import BatchAccepted, Envelope, EventAccepted, EventDetail, EventOut, Page
 from hookline.api.routes.deliveries import delivery_view
 from hookline.api.routes.webhooks import TenantQuery, _check_channels
 from hookline.store import deliveries as delivery_store
@@ -46,7 +47,9 @@ def event_view(e: Event) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=202, summary="Post an event for delivery")
+@router.post(
+    "", status_code=202, summary="Post an event for delivery", response_model=Envelope[EventAccepted]
+)
 async def create_event(
     body: EventCreate,
     services: ServicesDep,
@@ -76,14 +79,19 @@ class EventBatch(BaseModel):
     tenant_id: str | None = None
 
 
-@router.post("/batch", status_code=202, summary=f"Post up to {MAX_BATCH} events in one transaction")
+@router.post(
+    "/batch",
+    status_code=202,
+    summary=f"Post up to {MAX_BATCH} events in one transaction",
+    response_model=Envelope[BatchAccepted],
+)
 async def create_events(body: EventBatch, services: ServicesDep, principal: Authenticated) -> Response:
     """All or nothing: one invalid event rejects the batch (the error names its index)."""
     entries = [(e.event, e.data, e.id, e.channels) for e in body.events]
     return await accept_batch(services, principal, body.tenant_id, entries)
 
 
-@router.get("", summary="List events, newest first")
+@router.get("", summary="List events, newest first", response_model=Envelope[Page[EventOut]])
 async def list_events(
     services: ServicesDep,
     principal: Authenticated,
@@ -109,7 +117,11 @@ async def list_events(
     return ok(page([event_view(e) for e in rows], limit, last), "Events retrieved successfully")
 
 
-@router.get("/{event_id}", summary="Get an event and the state of its deliveries")
+@router.get(
+    "/{event_id}",
+    summary="Get an event and the state of its deliveries",
+    response_model=Envelope[EventDetail],
+)
 async def get_event(
     event_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
 ) -> Response:

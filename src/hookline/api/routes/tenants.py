@@ -12,6 +12,7 @@ from starlette.responses import Response
 from hookline.api.auth import Admin, ServicesDep
 from hookline.api.envelope import ApiError, not_found, ok
 from hookline.api.pagination import Cursor, Limit, decode_cursor, page
+from hookline.api.responses import ApiKeyCreated, ApiKeyOut, Deleted, Envelope, Page, TenantOut
 from hookline.store import tenants as store
 from hookline.store.tenants import ApiKey, Tenant
 
@@ -66,7 +67,13 @@ async def _existing_tenant(services: ServicesDep, tenant_id: str) -> Tenant:
     return tenant
 
 
-@router.post("", status_code=201, summary="Create a tenant")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a tenant",
+    response_model=Envelope[TenantOut],
+    responses={409: {"description": "Conflict: a tenant with this id already exists"}},
+)
 async def create_tenant(body: TenantCreate, services: ServicesDep, _: Admin) -> Response:
     try:
         async with services.store.write() as conn:
@@ -78,7 +85,7 @@ async def create_tenant(body: TenantCreate, services: ServicesDep, _: Admin) -> 
     return ok(tenant_view(tenant), "Tenant created successfully", 201)
 
 
-@router.get("", summary="List tenants")
+@router.get("", summary="List tenants", response_model=Envelope[Page[TenantOut]])
 async def list_tenants(services: ServicesDep, _: Admin, limit: Limit = 50, cursor: Cursor = None) -> Response:
     async with services.store.read() as conn:
         rows = await store.list_tenants(conn, after=decode_cursor(cursor), limit=limit + 1)
@@ -86,12 +93,12 @@ async def list_tenants(services: ServicesDep, _: Admin, limit: Limit = 50, curso
     return ok(page(items, limit, rows[limit - 1].id if len(rows) > limit else None), "Tenants retrieved")
 
 
-@router.get("/{tenant_id}", summary="Get a tenant")
+@router.get("/{tenant_id}", summary="Get a tenant", response_model=Envelope[TenantOut])
 async def get_tenant(tenant_id: str, services: ServicesDep, _: Admin) -> Response:
     return ok(tenant_view(await _existing_tenant(services, tenant_id)), "Tenant retrieved successfully")
 
 
-@router.patch("/{tenant_id}", summary="Update a tenant")
+@router.patch("/{tenant_id}", summary="Update a tenant", response_model=Envelope[TenantOut])
 async def update_tenant(tenant_id: str, body: TenantUpdate, services: ServicesDep, _: Admin) -> Response:
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     async with services.store.write() as conn:
@@ -100,7 +107,9 @@ async def update_tenant(tenant_id: str, body: TenantUpdate, services: ServicesDe
     return ok(tenant_view(await _existing_tenant(services, tenant_id)), "Tenant updated successfully")
 
 
-@router.delete("/{tenant_id}", summary="Delete a tenant and everything it owns")
+@router.delete(
+    "/{tenant_id}", summary="Delete a tenant and everything it owns", response_model=Envelope[Deleted]
+)
 async def delete_tenant(tenant_id: str, services: ServicesDep, _: Admin) -> Response:
     async with services.store.write() as conn:
         if not await store.delete_tenant(conn, tenant_id):
@@ -110,7 +119,12 @@ async def delete_tenant(tenant_id: str, services: ServicesDep, _: Admin) -> Resp
     return ok({"id": tenant_id, "deleted": True}, "Tenant deleted successfully")
 
 
-@router.post("/{tenant_id}/keys", status_code=201, summary="Create an API key (shown once)")
+@router.post(
+    "/{tenant_id}/keys",
+    status_code=201,
+    summary="Create an API key (shown once)",
+    response_model=Envelope[ApiKeyCreated],
+)
 async def create_key(
     tenant_id: str, services: ServicesDep, _: Admin, body: KeyCreate | None = None
 ) -> Response:
@@ -122,7 +136,11 @@ async def create_key(
     return ok({**key_view(record), "key": key}, "API key created; store it now, it is not shown again", 201)
 
 
-@router.get("/{tenant_id}/keys", summary="List a tenant's API keys (prefixes only)")
+@router.get(
+    "/{tenant_id}/keys",
+    summary="List a tenant's API keys (prefixes only)",
+    response_model=Envelope[Page[ApiKeyOut]],
+)
 async def list_keys(tenant_id: str, services: ServicesDep, _: Admin) -> Response:
     await _existing_tenant(services, tenant_id)
     async with services.store.read() as conn:
@@ -130,7 +148,7 @@ async def list_keys(tenant_id: str, services: ServicesDep, _: Admin) -> Response
     return ok({"items": [key_view(k) for k in keys], "next_cursor": None}, "API keys retrieved")
 
 
-@router.delete("/{tenant_id}/keys/{key_id}", summary="Revoke an API key")
+@router.delete("/{tenant_id}/keys/{key_id}", summary="Revoke an API key", response_model=Envelope[Deleted])
 async def delete_key(tenant_id: str, key_id: str, services: ServicesDep, _: Admin) -> Response:
     async with services.store.write() as conn:
         if not await store.delete_api_key(conn, tenant_id, key_id):

@@ -14,10 +14,19 @@ from starlette.responses import Response
 from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
 from hookline.api.envelope import bad_request, not_found, ok
 from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page
+from hookline.api.responses import (
+    Deleted,
+    Envelope,
+    Page,
+    SecretRotated,
+    WebhookCreated,
+    WebhookOut,
+    WebhookSecret,
+)
 from hookline.api.services import Services
 from hookline.catalog import UnknownEventType, normalize_subscription
 from hookline.config import parse_retry_schedule
-from hookline.egress import UrlRejected, check_webhook_url
+from hookline.egress import UrlRejected, check_webhook_url, header_problem
 from hookline.signing import generate_secret, validate_secret
 from hookline.store import endpoints as store
 from hookline.store.endpoints import Endpoint
@@ -26,8 +35,9 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 CHANNEL = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
-# Headers hookline sets itself; an endpoint's custom headers may not replace them.
-RESERVED_HEADERS = {"content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection"}
+# Headers hookline sets itself; an endpoint's custom headers may not replace them. (Hop-by-hop and
+# framing headers are refused by hookline.egress.header_problem.)
+RESERVED_HEADERS = {"content-type", "content-length", "host", "user-agent"}
 RESERVED_PREFIXES = ("webhook-", "x-webhook-")
 MAX_METADATA_BYTES = 8192
 
@@ -54,8 +64,8 @@ def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:
         lowered = name.lower()
         if lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_PREFIXES):
             raise ValueError(f"header '{name}' is set by hookline and cannot be overridden")
-        if any(c in text for c in "\r\n\0") or len(text) > 4096:
-            raise ValueError(f"invalid value for header '{name}'")
+        if problem := header_problem(name, text):
+            raise ValueError(problem)
     return value
 
 
@@ -66,19 +76,18 @@ def _check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _check_schedule(value: str | list[float] | None) -> list[float] | None:
+    """The same rules as HOOKLINE_RETRY_SCHEDULE, for both spellings ("1m,5m" and [60, 300])."""
     if value is None:
         return None
     try:
-        waits = parse_retry_schedule(value) if isinstance(value, str) else tuple(float(v) for v in value)
+        return list(parse_retry_schedule(value))
     except ValueError as exc:
         raise ValueError(f"'retry_schedule': {exc}") from None
-    if not waits or len(waits) > 50 or any(w <= 0 or w > 7 * 86400 for w in waits):
-        raise ValueError("'retry_schedule' needs 1 to 50 waits, each above 0 and at most 7 days")
-    return list(waits)
 
 
 class _EndpointFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no false for 0, no 0 for a datetime (lax coercions the OpenAPI document does not promise)
+    model_config = ConfigDict(extra="forbid", strict=True)
     events: list[str] | None = Field(default=None, max_length=100)
     timeout_seconds: float | None = Field(default=None, gt=0, le=120, description="per-attempt deadline")
     retry_schedule: str | list[float] | None = Field(
@@ -177,7 +186,9 @@ async def endpoint_or_404(services: Services, tenant_id: str, raw_id: str) -> En
 TenantQuery = Query(default=None, description="the tenant to act on (admin key only)")
 
 
-@router.post("", status_code=201, summary="Register a webhook endpoint")
+@router.post(
+    "", status_code=201, summary="Register a webhook endpoint", response_model=Envelope[WebhookCreated]
+)
 async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: Authenticated) -> Response:
     tenant_id = await resolve_tenant(services, principal, body.tenant_id)
     url = _url(services, body.url)
@@ -204,7 +215,7 @@ async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: 
     return ok({**webhook_view(endpoint), "secret": secret}, "Webhook created successfully", 201)
 
 
-@router.get("", summary="List webhook endpoints")
+@router.get("", summary="List webhook endpoints", response_model=Envelope[Page[WebhookOut]])
 async def list_webhooks(
     services: ServicesDep,
     principal: Authenticated,
@@ -219,7 +230,7 @@ async def list_webhooks(
     return ok(page([webhook_view(e) for e in rows], limit, last), "Webhooks retrieved successfully")
 
 
-@router.get("/{webhook_id}", summary="Get a webhook endpoint")
+@router.get("/{webhook_id}", summary="Get a webhook endpoint", response_model=Envelope[WebhookOut])
 async def get_webhook(
     webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
 ) -> Response:
@@ -229,7 +240,11 @@ async def get_webhook(
     )
 
 
-@router.get("/{webhook_id}/secret", summary="Get a webhook endpoint's signing secret")
+@router.get(
+    "/{webhook_id}/secret",
+    summary="Get a webhook endpoint's signing secret",
+    response_model=Envelope[WebhookSecret],
+)
 async def get_webhook_secret(
     webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
 ) -> Response:
@@ -238,7 +253,7 @@ async def get_webhook_secret(
     return ok({"id": endpoint.id, "secret": endpoint.secret}, "Webhook secret retrieved successfully")
 
 
-@router.patch("/{webhook_id}", summary="Update a webhook endpoint")
+@router.patch("/{webhook_id}", summary="Update a webhook endpoint", response_model=Envelope[WebhookOut])
 async def update_webhook(
     webhook_id: str,
     body: WebhookUpdate,
@@ -269,7 +284,7 @@ async def update_webhook(
     )
 
 
-@router.delete("/{webhook_id}", summary="Delete a webhook endpoint")
+@router.delete("/{webhook_id}", summary="Delete a webhook endpoint", response_model=Envelope[Deleted])
 async def delete_webhook(
     webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
 ) -> Response:
@@ -281,14 +296,19 @@ async def delete_webhook(
 
 
 class SecretRotation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no false for 0, no 0 for a datetime (lax coercions the OpenAPI document does not promise)
+    model_config = ConfigDict(extra="forbid", strict=True)
     secret: str | None = Field(default=None, description="the new secret; generated if absent")
     grace_period_seconds: int = Field(
         default=86400, ge=0, le=30 * 86400, description="how long the old secret keeps signing too"
     )
 
 
-@router.post("/{webhook_id}/secret/rotate", summary="Rotate the signing secret, with a grace period")
+@router.post(
+    "/{webhook_id}/secret/rotate",
+    summary="Rotate the signing secret, with a grace period",
+    response_model=Envelope[SecretRotated],
+)
 async def rotate_secret(
     webhook_id: str,
     services: ServicesDep,

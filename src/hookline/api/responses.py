@@ -1,0 +1,196 @@
+"""The shapes of what the API answers, as pydantic models: the OpenAPI document's response schemas.
+
+Routes build their answers with the ``*_view`` functions and ``envelope.ok`` (fast, no validation on
+the way out); these models only describe them. They are kept honest by tests, not by the runtime:
+``tests/test_openapi.py`` validates real answers against the published schemas, and schemathesis
+checks every answer it provokes. Models are strict (``extra="forbid"``, every field required, the
+way the views always write every key), so a view that gains or loses a key fails those tests.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Envelope(_Shape, Generic[T]):
+    """``{"status": true, "code": 200, "message": "...", "data": ...}``"""
+
+    status: Literal[True]
+    code: int
+    message: str
+    data: T
+
+
+class ErrorEnvelope(_Shape):
+    """``{"status": false, "code": 400, "message": "Bad request", "error": "URL must be HTTPS"}``"""
+
+    status: Literal[False]
+    code: int
+    message: str
+    error: str = Field(description="what went wrong, specific enough to fix the request")
+
+
+class Page(_Shape, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last")
+
+
+class Deleted(_Shape):
+    id: int | str
+    deleted: Literal[True]
+
+
+# --- tenants and keys ---------------------------------------------------------------------------------
+
+
+class TenantOut(_Shape):
+    id: str
+    name: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApiKeyOut(_Shape):
+    id: str
+    tenant_id: str
+    name: str
+    prefix: str = Field(description="the first characters of the key, to recognise it")
+    created_at: datetime
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="the key itself; shown only in this answer")
+
+
+# --- webhooks -----------------------------------------------------------------------------------------
+
+
+class WebhookOut(_Shape):
+    id: int
+    url: str
+    events: list[str]
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+    tenant_id: str
+    description: str
+    channels: list[str] | None
+    headers: dict[str, str]
+    metadata: dict[str, Any]
+    disabled_reason: str | None
+    timeout_seconds: float | None
+    retry_schedule: list[float] | None
+    max_in_flight: int | None
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="the signing secret (also at GET /v1/webhooks/{id}/secret)")
+
+
+class WebhookSecret(_Shape):
+    id: int
+    secret: str
+
+
+class SecretRotated(WebhookSecret):
+    previous_secrets_expire_at: list[str] = Field(
+        description="when each still-valid old secret stops signing"
+    )
+
+
+# --- deliveries ---------------------------------------------------------------------------------------
+
+
+class DeliveryOut(_Shape):
+    id: int
+    webhook_id: int
+    event_id: str
+    event: str
+    status: Literal["pending", "succeeded", "failed"]
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+class AttemptOut(_Shape):
+    attempt: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    response_body: str | None
+    error: str | None
+    request_headers: dict[str, str]
+
+
+class DeliveryDetail(DeliveryOut):
+    attempt_log: list[AttemptOut]
+
+
+class DeliveryQueued(_Shape):
+    id: int
+    status: Literal["pending"]
+
+
+class Replayed(_Shape):
+    webhook_id: int
+    requeued: int
+
+
+# --- events and event types ---------------------------------------------------------------------------
+
+
+class EventOut(_Shape):
+    id: str
+    event: str
+    timestamp: str
+    data: dict[str, Any]
+    channels: list[str] | None
+    deliveries: int = Field(description="how many deliveries the event created")
+    created_at: datetime
+
+
+class EventDetail(EventOut):
+    delivery_status: list[DeliveryOut]
+
+
+class EventAccepted(_Shape):
+    id: str
+    event: str
+    deliveries: int
+
+
+class BatchItemAccepted(EventAccepted):
+    created: bool = Field(description="false for an id seen before (nothing new was created)")
+
+
+class BatchAccepted(_Shape):
+    accepted: int
+    items: list[BatchItemAccepted]
+
+
+class EventTypeOut(_Shape):
+    name: str
+    description: str
+    group: str
+    source: str
+    schema_: dict[str, Any] = Field(alias="schema")
+    example: dict[str, Any]
+
+
+class Health(_Shape):
+    version: str
+    database: Literal["ok"]
