@@ -1,4 +1,5 @@
-"""The pyreqwest sender's egress pinning, against a real receiver on loopback.
+"""The pyreqwest sender's egress pinning, against a real receiver on loopback; and, for both senders,
+custom headers that cannot be sent are refused without their values appearing anywhere.
 
 reqwest resolves names itself; hookline resolves them first (``egress.resolve_allowed``) and pins each
 name to the address that passed the policy. These tests replace the system resolution with a fixed
@@ -8,12 +9,13 @@ answer, so a name that does not exist anywhere (``*.pinned.test``) can only be r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
 
 from hookline.dispatch import sender_reqwest
-from hookline.dispatch.sender import Request
+from hookline.dispatch.sender import Request, SenderKind, hide_values, make_sender
 from hookline.dispatch.sender_reqwest import ReqwestSender
 from hookline.egress import BlockedAddressError, UrlPolicy, parse_networks
 from hookline.signing import generate_secret
@@ -123,3 +125,40 @@ async def test_connection_errors_and_deadlines_are_described(rx: Receiver) -> No
     assert refused.error is not None and refused.error.startswith("connection failed:"), refused.error
     assert slow.error == "timed out after 0.3 s"
     assert 250 <= slow.duration_ms < 2000
+
+
+# --- custom header values never reach an error (issue 9, finding 6) ----------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["pyreqwest", "aiohttp"])
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        ({"Authorization": "Bearer s3cr3t\x01token"}, "custom header 'Authorization' has an invalid value"),
+        ({"X-Del": "s3cr3t\x7f"}, "custom header 'X-Del' has an invalid value"),
+        ({"X-Split": "s3cr3t\r\nX-Injected: 1"}, "custom header 'X-Split' has an invalid value"),
+        ({"Bad Name s3cr3t": "v"}, "a custom header has an invalid name"),
+    ],
+)
+async def test_an_invalid_custom_header_is_refused_without_its_value(
+    rx: Receiver, kind: SenderKind, headers: dict[str, str], error: str
+) -> None:
+    sender = make_sender(kind, LOOPBACK_OK)
+    await sender.start()
+    try:
+        result = await sender.send(dataclasses.replace(request(rx.url("/headers")), custom_headers=headers))
+    finally:
+        await sender.close()
+    assert result.status_code is None and result.error is not None
+    assert result.error == f"the request could not be built: {error} (not shown)"
+    assert "s3cr3t" not in repr(result)
+    assert rx.requests == []
+
+
+async def test_header_values_quoted_by_a_client_error_are_hidden() -> None:
+    value = "Bearer s3cr3t\x01token"
+    headers = {"Authorization": value, "X-Short": "ab"}
+    for quoted in (value, "Bearer s3cr3ttoken", "Bearer s3cr3t\\x01token"):
+        hidden = hide_values(f"ValueError: Invalid header value: {quoted}", headers)
+        assert "s3cr3t" not in hidden and hidden.endswith("(not shown)")
+    assert hide_values("about ab", headers) == "about ab"  # too short to be a secret, too common to hide

@@ -3,6 +3,10 @@
 Defaults follow seed 003: 2xx is success; 400 and 401 are not retried; other failures are retried after
 1 min, 5 min, 15 min, 1 h and 6 h, then the delivery is ``failed``. 410 Gone also disables the endpoint.
 A ``Retry-After`` on 429 or 503 replaces the scheduled wait, within bounds.
+
+An endpoint's own schedule comes from its row; whatever the row says, its waits (after jitter) stay
+within ``ENDPOINT_WAITS``: a stored 1e-300 s must not turn into a retry storm, nor 1e300 s into an
+overflow (see ``hookline.dispatch.options``, which checks the schedule before it gets here).
 """
 
 from __future__ import annotations
@@ -12,6 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
+
+from hookline.config import MAX_RETRY_WAIT, MIN_RETRY_WAIT
+
+# The shortest and longest wait an endpoint may ask for: the API's rule (hookline.config), enforced again here
+# for rows written before it or by hand.
+ENDPOINT_WAITS = (MIN_RETRY_WAIT, MAX_RETRY_WAIT)
 
 
 class Verdict(Enum):
@@ -58,6 +68,8 @@ class RetryPolicy:
             return Decision(Verdict.RETRY, min(max(hinted, 0.0), self.retry_after_max))
         if self.jitter:
             wait *= random.uniform(1 - self.jitter, 1 + self.jitter)
+        if schedule:
+            wait = min(max(wait, ENDPOINT_WAITS[0]), ENDPOINT_WAITS[1])
         return Decision(Verdict.RETRY, wait)
 
 
@@ -66,7 +78,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not str.isdigit alone: "²" is a digit to it
         return float(value)
     try:
         moment = parsedate_to_datetime(value)

@@ -11,6 +11,7 @@ redirects, no proxy, a deadline over the whole attempt, a capped response read):
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,27 @@ from hookline.signing import SignatureStyle, signature_headers
 
 USER_AGENT = f"hookline/{__version__}"
 REDACTED = "[redacted]"
+NOT_SHOWN = "(not shown)"
+
+# RFC 9110: a field name is a token; a value is visible characters, spaces and tabs (no other control
+# characters). Values can be credentials, so no message about them ever quotes them.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+MAX_HEADER_VALUE = 8192
+
+
+def custom_header_problem(name: object, value: object) -> str | None:
+    """Why a custom header cannot be sent, without its value (nor a name that is not a token), or None."""
+    if not isinstance(name, str) or _TOKEN.fullmatch(name) is None:
+        return f"a custom header has an invalid name {NOT_SHOWN}"
+    if not isinstance(value, str) or len(value) > MAX_HEADER_VALUE or _CONTROL.search(value):
+        return f"custom header '{name}' has an invalid value {NOT_SHOWN}"
+    return None
+
+
+class RequestError(ValueError):
+    """The request cannot be made as configured (nothing was sent); the message is safe to record."""
+
 
 SenderKind = Literal["pyreqwest", "aiohttp"]
 
@@ -82,6 +104,9 @@ class Headers:
         own = self.own(request, timestamp)
         if not request.custom_headers:
             return own, own
+        for name, value in request.custom_headers.items():
+            if (problem := custom_header_problem(name, value)) is not None:
+                raise RequestError(problem)
         taken = {name.lower() for name in own}
         custom = {k: v for k, v in request.custom_headers.items() if k.lower() not in taken}
         return {**custom, **own}, {**dict.fromkeys(custom, REDACTED), **own}
@@ -113,7 +138,11 @@ class HttpSender:
     async def send(self, request: Request) -> AttemptResult:
         started = time.time()
         clock = time.perf_counter()
-        headers, recorded = self._headers.build(request, int(started))
+        try:
+            headers, recorded = self._headers.build(request, int(started))
+        except ValueError as exc:  # a custom header or a secret that cannot be used; the messages of
+            # both name the field, never its value
+            return AttemptResult(started, 0, None, None, f"the request could not be built: {exc}", None, {})
         reply = Reply()
         problem: str | None = None
         try:
@@ -121,7 +150,7 @@ class HttpSender:
         except TimeoutError:
             problem = f"timed out after {request.timeout:g} s"
         except self.errors as exc:
-            problem = self._describe(exc)
+            problem = hide_values(self._describe(exc), request.custom_headers)
         problem = redirect_error(reply.status) or problem
         duration_ms = int((time.perf_counter() - clock) * 1000)
         return AttemptResult(
@@ -134,6 +163,20 @@ class HttpSender:
 
     def _describe(self, exc: BaseException) -> str:
         raise NotImplementedError
+
+
+def hide_values(text: str, custom_headers: Mapping[str, str]) -> str:
+    """``text`` (a client's error message) with every custom header value in it, as given or escaped,
+    replaced: a client that quotes the header it rejected must not put a credential in the logs."""
+    for value in custom_headers.values():
+        if not isinstance(value, str) or len(value) < 3:
+            continue
+        escaped = value.encode("unicode_escape").decode("ascii")
+        printable = "".join(ch for ch in value if ch.isprintable())
+        for form in (value, escaped, printable):
+            if len(form) >= 3:
+                text = text.replace(form, NOT_SHOWN)
+    return text
 
 
 def clean_body(raw: bytes) -> str:

@@ -4,17 +4,26 @@
 
 New work wakes the loop at once (PostgreSQL LISTEN/NOTIFY across processes, a callback within one);
 a slow poll is only the safety net and the clock for retries. ``stop()`` drains: claiming stops,
-in-flight sends get ``drain_timeout`` to finish, and every claimed-but-unsent delivery is handed back
-so no one waits for a lease to expire after a clean stop.
+in-flight sends get most of ``drain_timeout`` to finish, and every claimed-but-unsent delivery is handed
+back so no one waits for a lease to expire after a clean stop. The whole stop, final writes included,
+ends within ``drain_timeout``: what cannot be written by then is left to its lease (at-least-once).
+
+The recorder cannot be poisoned: a batch that fails for a reason other than an unavailable database is
+written one result at a time, and a result that still cannot be written is dropped (logged, counted in
+``dropped_results``; its lease runs out and it is sent again) instead of holding back everyone else's.
+What the worker reads from an endpoint row is checked first (``hookline.dispatch.options``): a bad value
+fails or adjusts one delivery, never the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import secrets
 import socket
+import time
 from collections import defaultdict, deque
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +31,7 @@ import sqlalchemy as sa
 import structlog
 
 from hookline.config import Settings
+from hookline.dispatch import options
 from hookline.dispatch.retry import RetryPolicy, Verdict
 from hookline.dispatch.sender import AttemptResult, Request, make_sender
 from hookline.egress import UrlPolicy
@@ -72,6 +82,8 @@ class Worker:
         self._to_release: list[int] = []
         self._record_needed = asyncio.Event()
         self._recorder_closing = False
+        self._flush_deadline: float | None = None  # loop time by which a stopping worker gives up writing
+        self.dropped_results = 0  # results that could not be written at all (see _record_alone)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -93,15 +105,22 @@ class Worker:
         try:
             await self._claim_loop()
         finally:
-            await self._drain()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.settings.drain_timeout
+            # Sends get the drain timeout less a reserve for writing their results.
+            await self._drain(deadline - min(1.0, self.settings.drain_timeout / 4))
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            # Never cancel the recorder mid-flush: it holds the batch it took out of the lists (outcomes
-            # and leases to hand back) and would drop it. Let it finish its flush and stop by itself.
+            # The recorder finishes its flush and stops by itself (a flush gives up at the deadline).
+            # Only one stuck in a write past the deadline is cancelled; it puts its batch back first.
+            self._flush_deadline = deadline
             self._recorder_closing = True
             self._record_needed.set()
-            await asyncio.gather(recorder, return_exceptions=True)
+            done, _ = await asyncio.wait([recorder], timeout=max(deadline - loop.time(), 0.0))
+            if not done:
+                recorder.cancel()
+                await asyncio.gather(recorder, return_exceptions=True)
             await self._flush()
             await self.sender.close()
             self._stopped.set()
@@ -167,6 +186,11 @@ class Worker:
         if not job.endpoint_active:
             self._finish(job, None, "the endpoint is disabled; not sent")
             return
+        checked = options.check(job)
+        if checked.problem is not None:
+            self._finish(job, None, f"{checked.problem}; not sent")
+            return
+        job = checked.job
         if self._in_flight[job.endpoint_id] >= self._cap(job):
             self._waiting[job.endpoint_id].append(job)
             return
@@ -219,20 +243,25 @@ class Worker:
         return min(wanted, self.settings.lease / 2)
 
     async def _attempt(self, job: Job) -> None:
-        request = Request(
-            url=job.url,
-            event_id=job.event_id,
-            event_type=job.event_type,
-            body=job.payload,
-            secrets=job.secrets(),
-            custom_headers=job.headers,
-            timeout=self._timeout(job),
-        )
         try:
+            request = Request(
+                url=job.url,
+                event_id=job.event_id,
+                event_type=job.event_type,
+                body=job.payload,
+                secrets=options.signing_secrets(job, _now()),
+                custom_headers=job.headers,
+                timeout=self._timeout(job),
+            )
             result = await self.sender.send(request)
         except asyncio.CancelledError:
             self._to_release.append(job.delivery_id)
             raise
+        except Exception as exc:  # nothing foreseen: this attempt fails, the worker goes on
+            kind = type(exc).__name__  # not the message: it could quote a header or a secret
+            log.error("delivery attempt failed unexpectedly", delivery_id=job.delivery_id, error=kind)
+            error = f"the attempt failed unexpectedly ({kind})"
+            result = AttemptResult(time.time(), 0, None, None, error, None, {})
         self._finish(job, result)
 
     def _finish(self, job: Job, result: AttemptResult | None, not_sent: str | None = None) -> None:
@@ -241,6 +270,7 @@ class Worker:
             outcome = Outcome(
                 delivery_id=job.delivery_id,
                 endpoint_id=job.endpoint_id,
+                tenant_id=job.tenant_id,
                 attempt=job.attempt - 1,
                 started_at=now,
                 duration_ms=0,
@@ -260,15 +290,17 @@ class Worker:
                 schedule=tuple(job.retry_schedule) if job.retry_schedule else None,
             )
             status = {Verdict.SUCCEEDED: "succeeded", Verdict.FAILED: "failed", Verdict.RETRY: "pending"}
+            error = "; ".join(p for p in (result.error, *job.notes) if p) or None
             outcome = Outcome(
                 delivery_id=job.delivery_id,
                 endpoint_id=job.endpoint_id,
+                tenant_id=job.tenant_id,
                 attempt=job.attempt,
                 started_at=datetime.fromtimestamp(result.started_at, UTC),
                 duration_ms=result.duration_ms,
                 status_code=result.status_code,
                 response_body=result.response_body,
-                error=result.error,
+                error=error,
                 request_headers=result.request_headers,
                 status=status[decision.verdict],
                 next_attempt_at=now + timedelta(seconds=decision.wait)
@@ -278,6 +310,8 @@ class Worker:
             )
         self._outcomes.append(outcome)
         self._record_needed.set()
+        if outcome.status != "succeeded":
+            _log_failure(outcome, disabled=not job.endpoint_active)
 
     # --- recording -------------------------------------------------------------------------------
 
@@ -288,39 +322,114 @@ class Worker:
             await self._flush()
 
     async def _flush(self) -> None:
-        """Write every finished attempt and hand back released leases; on a database error keep them
-        and try again (a lease that runs out meanwhile means a duplicate send, never a lost one)."""
+        """Write every finished attempt and hand back released leases. While the database is unavailable
+        keep them and try again (a lease that runs out meanwhile means a duplicate send, never a lost
+        one); a stopping worker tries until its deadline, then leaves the rest to their leases."""
         delay = 0.1
         while self._outcomes or self._to_release:
+            if self._past_deadline():
+                log.warning(
+                    "stopping without writing every result; their leases expire and they are sent again",
+                    results=len(self._outcomes),
+                    leases=len(self._to_release),
+                )
+                return
             outcomes, self._outcomes = self._outcomes, []
             released, self._to_release = self._to_release, []
             try:
-                if outcomes:
-                    await queue.record(self.store, outcomes, _now())
-                    outcomes = []
-                await queue.release(self.store, released, self.worker_id, _now())
+                async with self._before_deadline():
+                    await self._record(outcomes)
+                    await queue.release(self.store, released, self.worker_id, _now())
                 return
-            except Exception as exc:  # whatever it is, the recorder must live on and keep the results
+            except BaseException as exc:  # keep what is not written yet, whatever happened
                 self._outcomes[:0] = outcomes
                 self._to_release[:0] = released
-                error = f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, DATABASE_ERRORS):
-                    log.warning("recording results failed; retrying", error=error)
+                if not isinstance(exc, Exception):
+                    raise
+                if queue.unavailable(exc):
+                    log.warning("recording results failed; retrying", error=_describe(exc, message=True))
                 else:
-                    log.error("recording results failed unexpectedly; retrying", error=error, exc_info=True)
-                if self._stopped.is_set():
-                    return
-                await asyncio.sleep(delay)
+                    log.error("recording results failed unexpectedly; retrying", error=_describe(exc))
+                await self._pause(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def _record(self, pending: list[Outcome]) -> None:
+        """Write ``pending`` (one statement), emptying it. If that fails for any other reason than an
+        unavailable database, write the results one at a time, so that one that cannot be written
+        holds back no other. Raises (``pending`` keeping what is not written yet) if the database is
+        unavailable. The one-at-a-time path only ever runs after a failure."""
+        if not pending:
+            return
+        try:
+            await queue.record(self.store, pending, _now())
+            pending.clear()
+            return
+        except Exception as exc:
+            if queue.unavailable(exc):
+                raise
+            log.warning(
+                "a batch of results could not be written; writing them one at a time",
+                results=len(pending),
+                error=_describe(exc),
+            )
+        while pending:
+            await self._record_alone(pending[0])
+            del pending[0]
+
+    async def _record_alone(self, outcome: Outcome) -> None:
+        """Write one result; failing that, the result without its details (response, headers, error
+        text: the likely unstorable parts); failing that, drop it, log it and count it."""
+        try:
+            await queue.record(self.store, [outcome], _now())
+            return
+        except Exception as exc:
+            if queue.unavailable(exc):
+                raise
+            first = _describe(exc)
+        bare = dataclasses.replace(
+            outcome,
+            response_body=None,
+            request_headers={},
+            error=f"the attempt's details could not be stored ({first})",
+            status_code=outcome.status_code if 100 <= (outcome.status_code or 0) <= 999 else None,
+        )
+        try:
+            await queue.record(self.store, [bare], _now())
+            log.warning("a result was written without its details", **_ids(outcome), error=first)
+        except Exception as exc:
+            if queue.unavailable(exc):
+                raise
+            self.dropped_results += 1
+            log.error(
+                "a result could not be written and was dropped; its lease expires and it is sent again",
+                **_ids(outcome),
+                error=_describe(exc),
+                dropped_results=self.dropped_results,
+            )
+
+    def _past_deadline(self) -> bool:
+        return self._flush_deadline is not None and asyncio.get_running_loop().time() >= self._flush_deadline
+
+    def _before_deadline(self) -> contextlib.AbstractAsyncContextManager[object]:
+        if self._flush_deadline is None:
+            return contextlib.nullcontext()
+        return asyncio.timeout_at(self._flush_deadline)
+
+    async def _pause(self, seconds: float) -> None:
+        if self._flush_deadline is not None:
+            seconds = min(seconds, max(self._flush_deadline - asyncio.get_running_loop().time(), 0.0))
+        await asyncio.sleep(seconds)
 
     # --- shutdown --------------------------------------------------------------------------------
 
-    async def _drain(self) -> None:
+    async def _drain(self, until: float) -> None:
+        """Hand back what waits for a slot; give what is being sent until ``until`` (loop time)."""
         for waiting in self._waiting.values():
             self._to_release.extend(j.delivery_id for j in waiting)
         self._waiting.clear()
         if self._running:
-            _, pending = await asyncio.wait(list(self._running), timeout=self.settings.drain_timeout)
+            timeout = max(until - asyncio.get_running_loop().time(), 0.0)
+            _, pending = await asyncio.wait(list(self._running), timeout=timeout)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -347,3 +456,42 @@ class Worker:
             finally:
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=2)
+
+
+def _log_failure(outcome: Outcome, *, disabled: bool) -> None:
+    """One line per failed attempt, for an operator watching the console: which delivery, what went
+    wrong (status or error, never a response body or a header value) and when it is tried again."""
+    fields = {
+        **_ids(outcome),
+        "status_code": outcome.status_code,
+        "error": outcome.error,
+        "next_try": outcome.next_attempt_at.isoformat() if outcome.next_attempt_at else "gave up",
+    }
+    if not outcome.sent:
+        (log.info if disabled else log.warning)("delivery not sent", **fields)
+    else:
+        log.warning("delivery attempt failed", **fields)
+
+
+def _ids(outcome: Outcome) -> dict[str, object]:
+    return {
+        "delivery_id": outcome.delivery_id,
+        "endpoint_id": outcome.endpoint_id,
+        "tenant_id": outcome.tenant_id,
+        "attempt": outcome.attempt,
+    }
+
+
+def _describe(exc: BaseException, *, message: bool = False) -> str:
+    """An error for the log: its kind (and SQLSTATE), the message only if asked. A failed write's
+    message can quote the values it was given, which may hold a receiver's answer or a header."""
+    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    cause = (
+        cause.__cause__
+        if cause.__cause__ is not None and type(cause).__module__.startswith("sqlalchemy")
+        else cause
+    )
+    kind = type(cause).__name__
+    if (sqlstate := getattr(cause, "sqlstate", None)) is not None:
+        kind = f"{kind} ({sqlstate})"
+    return f"{kind}: {exc}" if message else kind

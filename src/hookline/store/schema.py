@@ -3,6 +3,11 @@
 The queue is the ``deliveries`` table itself: one row per (event, endpoint), due when
 ``status = 'pending' AND next_attempt_at <= now``. A worker claims a row by pushing ``next_attempt_at``
 forward by its lease, so a crashed worker's rows simply become due again when the lease runs out.
+
+Every integer key that other rows, the worker or a client refers to (endpoints, events, deliveries,
+attempts) is AUTOINCREMENT on SQLite: without it SQLite hands the id of a deleted row to the next insert,
+and a late result or a client's stale id would land on someone else's row. PostgreSQL sequences never
+reuse a value.
 """
 
 from __future__ import annotations
@@ -113,6 +118,7 @@ endpoints = sa.Table(
     # Secrets still valid during a rotation's grace period: [{"secret": ..., "expires_at": iso}].
     sa.Column("previous_secrets", Json, nullable=False, server_default=sa.text("'[]'")),
     sa.Index(None, "tenant_id", "id"),
+    sqlite_autoincrement=True,
 )
 
 events = sa.Table(
@@ -131,6 +137,7 @@ events = sa.Table(
     sa.UniqueConstraint("tenant_id", "id"),
     sa.UniqueConstraint("tenant_id", "idempotency_key"),
     sa.Index(None, "tenant_id", "seq"),
+    sqlite_autoincrement=True,
 )
 
 deliveries = sa.Table(
@@ -159,6 +166,7 @@ deliveries = sa.Table(
     ),
     sa.Index(None, "endpoint_id", "id"),
     sa.Index(None, "event_seq"),
+    sqlite_autoincrement=True,
 )
 
 attempts = sa.Table(
@@ -175,4 +183,5 @@ attempts = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("request_headers", Json, nullable=False),
     sa.Index(None, "delivery_id"),
+    sqlite_autoincrement=True,
 )
