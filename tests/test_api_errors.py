@@ -187,7 +187,9 @@ async def test_non_json_content_type_is_415(api: Api) -> None:
         content=b"url=https://example.com/hook",
         headers={**auth, "Content-Type": "application/x-www-form-urlencoded"},
     )
-    body = assert_error(response, 415, "Content-Type must be application/json")
+    body = assert_error(
+        response, 415, "Content-Type must be application/json (got 'application/x-www-form-urlencoded')"
+    )
     assert body["message"] == "Unsupported media type"
 
 

@@ -102,6 +102,7 @@ async def _run_roles(
     sockets: list[socket.socket] | None = None,
 ) -> None:
     from hookline.api.app import create_app
+    from hookline.api.protocol import EnvelopeHttpToolsProtocol
     from hookline.dispatch.worker import Worker
 
     services = await _open_services(settings, api=api, auto_migrate=auto_migrate)
@@ -114,6 +115,7 @@ async def _run_roles(
                 port=settings.port,
                 log_level=settings.log_level,
                 access_log=False,
+                http=EnvelopeHttpToolsProtocol,
             )
         )
         if api

@@ -19,6 +19,7 @@ REASONS = {
     405: "Method not allowed",
     409: "Conflict",
     413: "Payload too large",
+    414: "URI too long",
     415: "Unsupported media type",
     429: "Too many requests",
     500: "Internal server error",

@@ -3,7 +3,7 @@ pydantic dump."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import structlog
@@ -76,12 +76,30 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    routes = request.app.router.routes
+    """The methods of the routes whose path matches. A fixed path beats a parametrised one, as in the
+    routing of the answered methods: /v1/events/batch is POST only, not GET of an event named "batch"."""
+    matching = [route for route in _flat(request.app.router.routes) if _path_matches(route, request)]
+    fixed = [route for route in matching if not getattr(route, "param_convertors", None)]
+    routes = fixed or matching
     return [
         method
         for method in _METHODS
         if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
     ]
+
+
+def _flat(routes: Sequence[Any]) -> Iterator[Any]:
+    """Every route, with the routers FastAPI includes (each holding its routers' routes) opened up."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _flat(included.routes)
+        else:
+            yield route
+
+
+def _path_matches(route: Any, request: Request) -> bool:
+    return bool(route.matches(request.scope)[0] != Match.NONE)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -2,8 +2,9 @@
 
 Both routes are declared in ``hookline.api.routes.events`` (so FastAPI documents them in the OpenAPI
 document and answers every malformed request), but an ordinary request never reaches FastAPI:
-``FastIngest``, a pure ASGI middleware, takes POSTs to exactly those two paths, parses the body with
-orjson and checks it by hand against the same rules as the pydantic models. A request that passes goes
+``FastIngest``, a pure ASGI middleware, takes POSTs to exactly those two paths, takes the body as the
+edge's strict decoder left it (``hookline.api.jsonbody``: the value FastAPI's routes get too) and checks
+it by hand against the same rules as the pydantic models. A request that passes goes
 straight to the shared handlers below (``accept_event``, ``accept_batch``), the same ones the FastAPI
 routes call. Anything it does not recognise as well-formed (not JSON, a missing or extra field, a wrong
 type, a bad channel, an over-long header...) is handed to FastAPI unchanged, body included, so every
@@ -21,11 +22,12 @@ import orjson
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hookline.api.auth import CHALLENGE, Principal, principal_for, resolve_tenant
 from hookline.api.envelope import ApiError, bad_request, error
 from hookline.api.errors import database_error, database_unavailable_error, unexpected_error
+from hookline.api.jsonbody import SCOPE_KEY
 from hookline.api.routes.webhooks import _check_channels
 from hookline.api.services import Services
 from hookline.catalog import first_schema_error, suggest
@@ -169,12 +171,6 @@ class _Malformed(Exception):
     """The request is not one the lean path is sure about: FastAPI answers it (with the exact error)."""
 
 
-def _is_json(content_type: bytes | None) -> bool:
-    # FastAPI parses the body as JSON without a Content-Type, or with application/json (and, rarely,
-    # application/*+json, which is left to FastAPI here).
-    return not content_type or content_type.partition(b";")[0].strip().lower() == b"application/json"
-
-
 def _string(value: Any, low: int = 0, high: int | None = None) -> str:
     if type(value) is not str or len(value) < low or (high is not None and len(value) > high):
         raise _Malformed
@@ -228,37 +224,23 @@ class FastIngest:
         await self.app(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, *, batch: bool) -> None:
-        messages: list[Message] = []
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                break
-        raw = (
-            b"".join(m.get("body", b"") for m in messages) if messages[-1]["type"] == "http.request" else b""
-        )
+        # BodyLimitMiddleware (outside this one) has read the body and decoded it with the one strict
+        # decoder; what is not there (an empty body) is FastAPI's to answer.
+        if SCOPE_KEY not in scope:
+            await self.app(scope, receive, send)
+            return
         try:
-            if not raw:
-                raise _Malformed
-            await self._answer(scope, receive, send, raw, batch)
+            await self._answer(scope, receive, send, scope[SCOPE_KEY], batch)
         except _Malformed:
-            await self.app(scope, _replay(messages, receive), send)
+            await self.app(scope, receive, send)
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send, raw: bytes, batch: bool) -> None:
-        content_type = authorization = idempotency_key = None
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, body: Any, batch: bool) -> None:
+        authorization = idempotency_key = None
         for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
-            if name == b"content-type":
-                content_type = value if content_type is None else content_type
-            elif name == b"authorization":
+            if name == b"authorization":
                 authorization = value if authorization is None else authorization
             elif name == b"idempotency-key":
                 idempotency_key = value if idempotency_key is None else idempotency_key
-        if not _is_json(content_type):
-            raise _Malformed
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise _Malformed from None
         if type(body) is not dict:
             raise _Malformed
         services = self.services
@@ -306,14 +288,3 @@ class FastIngest:
             await response(scope, receive, send)
             return
         await answer(scope, receive, send)
-
-
-def _replay(messages: list[Message], then: Receive) -> Receive:
-    pending = list(messages)
-
-    async def receive() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await then()
-
-    return receive

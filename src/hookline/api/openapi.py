@@ -6,7 +6,8 @@ post-processes FastAPI's document once, when it is first asked for:
 
 * the ``422`` is dropped, and each operation gets the error statuses it can really answer, derived
   from what the route declares rather than pasted on each one: a route that authenticates can answer
-  401 and 503 (the key is looked up in the database); one that needs the admin key 403; one that acts
+  401 and 503 (the key is looked up in the database); every route 400 and 414 (the edge refuses control
+  characters in a path or query, and over-long paths); one that needs the admin key 403; one that acts
   on a tenant (a ``tenant_id`` query parameter or body field) 400, 403 and 404; one with query or
   header parameters 400; one with path parameters 404; one with a body 400, 413 and 415. Statuses only
   a route knows (409 for a taken id) are listed in its decorator's ``responses`` and get the same
@@ -42,6 +43,7 @@ _WHAT = {
     404: "no such resource (for this tenant)",
     409: "it already exists",
     413: "the body is larger than HOOKLINE_MAX_BODY_BYTES",
+    414: "the request path is too long",
     415: "the body is not application/json",
     503: "the database is unavailable; retry after the Retry-After delay",
 }
@@ -105,7 +107,9 @@ def _error_statuses(route: APIRoute) -> tuple[bool, set[int]]:
     """(whether the route authenticates, the error statuses it can answer)."""
     seen = _Seen()
     seen.visit(route.dependant)
-    statuses = {503}  # every route reads the database
+    # Every route reads the database (503), and the edge answers any request whose path or query holds
+    # control characters (400) or whose path is too long (414) before a route sees it.
+    statuses = {400, 414, 503}
     secured = authenticate in seen.calls
     if secured:
         statuses |= {401}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
+from pydantic import BeforeValidator
 
 from hookline.api.envelope import bad_request
 
@@ -37,6 +39,24 @@ def decode_int_cursor(cursor: str | None) -> int | None:
     if not (value.isascii() and value.isdigit()) or len(value) > 18:  # must fit a BIGINT
         raise bad_request("query parameter 'cursor' is not a cursor this API returned")
     return int(value)
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_only(value: Any) -> Any:
+    """pydantic reads a number (or a numeric string) as a Unix time; hookline's time filters are
+    ISO 8601 only, as the OpenAPI document says (``until=0.5`` is a mistake, not 1970)."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError(
+            "time filters must be ISO 8601 date-times with a timezone (e.g. 2025-01-01T00:00:00Z)"
+        )
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def require_timezone(name: str, moment: datetime | None) -> datetime | None:

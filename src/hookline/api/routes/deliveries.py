@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -12,13 +11,14 @@ from starlette.responses import Response
 
 from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
 from hookline.api.envelope import bad_request, not_found, ok
-from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page, require_timezone
+from hookline.api.pagination import Cursor, Limit, Moment, decode_int_cursor, page, require_timezone
 from hookline.api.responses import DeliveryDetail, DeliveryOut, DeliveryQueued, Envelope, Page, Replayed
 from hookline.api.routes.webhooks import TenantQuery, endpoint_or_404, numeric_id
+from hookline.api.routing import StrictJsonRoute
 from hookline.store import deliveries as store
 from hookline.store.deliveries import Attempt, Delivery
 
-router = APIRouter(tags=["deliveries"])
+router = APIRouter(tags=["deliveries"], route_class=StrictJsonRoute)
 
 Status = Literal["pending", "succeeded", "failed"]
 
@@ -65,8 +65,8 @@ async def list_deliveries(
     cursor: Cursor = None,
     status: Status | None = None,
     event: Annotated[str | None, Query(description="only this event type")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     tenant_id: str | None = TenantQuery,
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
@@ -130,8 +130,8 @@ async def retry_delivery(
 
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    since: datetime
-    until: datetime | None = None
+    since: Moment
+    until: Moment | None = None
     status: Status | None = Field(default=None, description="only deliveries in this state (default: all)")
 
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from hookline.api.auth import Admin, Authenticated, ServicesDep
 from hookline.api.envelope import ApiError, bad_request, not_found, ok
 from hookline.api.responses import Envelope, EventTypeOut, Page
+from hookline.api.routing import StrictJsonRoute
 from hookline.catalog import (
     EVENT_NAME_PATTERN,
     MAX_EVENT_NAME_LENGTH,
@@ -26,7 +27,7 @@ from hookline.catalog import (
 )
 from hookline.store.event_types import insert_event_type
 
-router = APIRouter(prefix="/v1/event-types", tags=["event types"])
+router = APIRouter(prefix="/v1/event-types", tags=["event types"], route_class=StrictJsonRoute)
 
 
 class EventTypeCreate(BaseModel):

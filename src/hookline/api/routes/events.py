@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -10,17 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import Response
 
 from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
-from hookline.api.envelope import not_found, ok
+from hookline.api.envelope import ApiError, not_found, ok
 from hookline.api.ingest import EVENT_ID, MAX_BATCH, MAX_IDEMPOTENCY_KEY, accept_batch, accept_event
-from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page, require_timezone
+from hookline.api.pagination import Cursor, Limit, Moment, decode_int_cursor, page, require_timezone
 from hookline.api.responses import BatchAccepted, Envelope, EventAccepted, EventDetail, EventOut, Page
 from hookline.api.routes.deliveries import delivery_view
 from hookline.api.routes.webhooks import TenantQuery, _check_channels
+from hookline.api.routing import StrictJsonRoute
 from hookline.store import deliveries as delivery_store
 from hookline.store import events as store
 from hookline.store.events import Event
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=StrictJsonRoute)
 
 
 class EventCreate(BaseModel):
@@ -98,8 +98,8 @@ async def list_events(
     limit: Limit = 50,
     cursor: Cursor = None,
     event: Annotated[str | None, Query(description="only this event type")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     tenant_id: str | None = TenantQuery,
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
@@ -125,6 +125,8 @@ async def list_events(
 async def get_event(
     event_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
 ) -> Response:
+    if event_id == "batch":  # the path of POST /v1/events/batch, not an event id
+        raise ApiError(405, "method GET is not allowed on /v1/events/batch", {"Allow": "POST"})
     tenant = await resolve_tenant(services, principal, tenant_id)
     async with services.store.read() as conn:
         found = await store.get_event(conn, tenant, event_id)

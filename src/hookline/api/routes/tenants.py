@@ -13,10 +13,11 @@ from hookline.api.auth import Admin, ServicesDep
 from hookline.api.envelope import ApiError, not_found, ok
 from hookline.api.pagination import Cursor, Limit, decode_cursor, page
 from hookline.api.responses import ApiKeyCreated, ApiKeyOut, Deleted, Envelope, Page, TenantOut
+from hookline.api.routing import StrictJsonRoute
 from hookline.store import tenants as store
 from hookline.store.tenants import ApiKey, Tenant
 
-router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
+router = APIRouter(prefix="/v1/tenants", tags=["tenants"], route_class=StrictJsonRoute)
 
 TENANT_ID = r"^[A-Za-z0-9_-]{1,64}$"
 

@@ -23,6 +23,7 @@ from hookline.api.responses import (
     WebhookOut,
     WebhookSecret,
 )
+from hookline.api.routing import StrictJsonRoute
 from hookline.api.services import Services
 from hookline.catalog import UnknownEventType, normalize_subscription
 from hookline.config import parse_retry_schedule
@@ -31,7 +32,7 @@ from hookline.signing import generate_secret, validate_secret
 from hookline.store import endpoints as store
 from hookline.store.endpoints import Endpoint
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=StrictJsonRoute)
 
 CHANNEL = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
