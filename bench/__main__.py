@@ -271,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{(busy - own) / max(total, 1) * 100:.0f} %"
     )
     if bench is not None and bench.figures:
+        if args.quick:
+            print(
+                "\nbench: SMOKE RUN (--quick): the sizes are too small for any figure to be a verdict; the"
+                " targets are judged by the full run (python -m bench), whose figures are in"
+                " docs/benchmarks.md"
+            )
         print("\n" + text_table(bench.figures))
         if args.markdown:
             args.markdown.write_text(markdown(bench.figures, info, command))

@@ -126,7 +126,7 @@ class Figure:
     value: float | None
     unit: str
     target: str = ""
-    verdict: str = ""  # PASS, MISS, or empty when the figure has no target
+    verdict: str = ""  # PASS, MISS, "smoke" (a --quick run: too small for a verdict), or empty
     note: str = ""
 
 
@@ -180,12 +180,14 @@ class Bench:
                 target = f"<= {fmt(at_most, unit)}"
                 passed = value is not None and value <= at_most
             verdict = "PASS" if passed and holds else "MISS"
+            if self.quick:  # the smoke run's sizes are far too small for a figure to mean anything
+                verdict = "smoke"
         self.figures.append(Figure(scenario, backend, name, value, unit, target, verdict, note))
         if key is not None and value is not None:
             self.values[key] = value
         shown = fmt(value, unit) if value is not None else "n/a"
         print(
-            f"  {scenario:<10} {backend:<10} {name:<38} {shown:>14} {target:>12} {verdict:<4} {note}",
+            f"  {scenario:<10} {backend:<10} {name:<38} {shown:>14} {target:>12} {verdict:<5} {note}",
             flush=True,
         )
 

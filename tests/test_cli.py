@@ -252,6 +252,7 @@ def test_postgresql_api_needs_migrate_first(tmp_path: Path, processes: Processes
 
 
 def test_migrate_twice_succeeds(tmp_path: Path) -> None:
+    (tmp_path / "db").mkdir()
     env = clean_env(HOOKLINE_DATABASE_URL=f"sqlite:///{tmp_path / 'db' / 'hookline.db'}")
     first = run(["migrate"], cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stderr
@@ -259,3 +260,105 @@ def test_migrate_twice_succeeds(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert first.stdout == second.stdout
     assert (tmp_path / "db" / "hookline.db").is_file()
+
+
+def test_migrate_prints_the_admin_key_it_creates_once(tmp_path: Path) -> None:
+    env = clean_env(HOOKLINE_DATABASE_URL=f"sqlite:///{tmp_path / 'hookline.db'}")
+    first = run(["migrate"], cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    assert len([line for line in first.stderr.splitlines() if line.startswith("  hk_admin_")]) == 1
+    second = run(["migrate"], cwd=tmp_path, env=env)
+    assert "hk_admin_" not in second.stderr + second.stdout
+
+
+def test_a_worker_started_first_creates_no_admin_key_nobody_sees(
+    tmp_path: Path, processes: Processes, cli_pg_url: str
+) -> None:
+    """Issue 9, finding 8: on a fresh PostgreSQL database, `worker` before `api` made the admin key and
+    printed nothing; only a role that prints it may make it."""
+    env = clean_env(HOOKLINE_DATABASE_URL=cli_pg_url)
+    from hookline.store import migrate as migrations  # the schema without `hookline migrate`'s key
+    from hookline.store.engine import Store
+
+    async def upgrade() -> None:
+        store = Store.from_url(cli_pg_url)
+        try:
+            await migrations.upgrade(store)
+        finally:
+            await store.close()
+
+    import asyncio
+
+    asyncio.run(upgrade())
+    worker, worker_log = processes.start(["worker"], cwd=tmp_path, env=env, name="worker-first")
+    deadline = time.monotonic() + START_DEADLINE
+    while "worker started" not in worker_log.read_text() and time.monotonic() < deadline:
+        assert worker.poll() is None, worker_log.read_text()
+        time.sleep(0.1)
+    assert "worker started" in worker_log.read_text()
+    assert "hk_admin_" not in worker_log.read_text()
+    port = free_port()
+    api, api_log = processes.start(["api", "--port", str(port)], cwd=tmp_path, env=env, name="api-second")
+    wait_healthy(api, api_log, f"http://127.0.0.1:{port}")
+    [admin_key] = printed_admin_keys(api_log)
+    tenants = httpx.get(
+        f"http://127.0.0.1:{port}/v1/tenants", headers={"Authorization": f"Bearer {admin_key}"}, timeout=10
+    )
+    assert tenants.status_code == 200, tenants.text
+    assert stop(api) == 0 and stop(worker) == 0
+
+
+@pytest.mark.parametrize("command", [["serve"], ["api"]])
+def test_a_port_in_use_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        env = clean_env(HOOKLINE_DATABASE_URL=f"sqlite:///{tmp_path / 'hookline.db'}")
+        if command == ["api"]:
+            assert run(["migrate"], cwd=tmp_path, env=env).returncode == 0
+        result = run([*command, "--port", str(port)], cwd=tmp_path, env=env)
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "hk_admin_" not in line and line.strip()]
+    problem = [line for line in lines if line.startswith("hookline: cannot listen")]
+    assert problem == [f"hookline: cannot listen on 127.0.0.1:{port}: address already in use"], result.stderr
+    assert "Traceback" not in result.stderr and "Task exception" not in result.stderr
+
+
+def test_an_sqlite_url_in_a_missing_directory_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "dir"
+    env = clean_env(HOOKLINE_DATABASE_URL=f"sqlite:///{missing / 'x.db'}")
+    for command in (["migrate"], ["serve", "--port", str(free_port())]):
+        result = run(command, cwd=tmp_path, env=env)
+        assert result.returncode == 1, result.stderr
+        assert f"the directory of the SQLite database does not exist: {missing}" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "typo").exists()
+    assert not (tmp_path / "hookline-data").exists()
+
+
+def test_help_shows_the_environment_variables_and_version_exists(tmp_path: Path) -> None:
+    shown = run(["serve", "--help"], cwd=tmp_path, env=clean_env())
+    assert "[env: HOOKLINE_HOST]" in shown.stdout and "[env: HOOKLINE_DEV]" in shown.stdout, shown.stdout
+    assert "<bool>" not in shown.stdout
+    version = run(["--version"], cwd=tmp_path, env=clean_env())
+    assert version.returncode == 0
+    from hookline import __version__
+
+    assert version.stdout.strip() == __version__
+
+
+def test_dev_mode_allows_a_loopback_http_receiver_and_says_so(tmp_path: Path, processes: Processes) -> None:
+    port = free_port()
+    env = clean_env(HOOKLINE_ADMIN_KEY="hk_admin_" + secrets.token_hex(8))
+    proc, log = processes.start(["serve", "--dev", "--port", str(port)], cwd=tmp_path, env=env, name="dev")
+    base = f"http://127.0.0.1:{port}"
+    wait_healthy(proc, log, base)
+    assert "DEVELOPMENT MODE" in log.read_text()
+    admin = {"Authorization": f"Bearer {env['HOOKLINE_ADMIN_KEY']}"}
+    with httpx.Client(base_url=base, timeout=10) as http:
+        data(http.post("/v1/tenants", json={"name": "Acme", "id": "acme"}, headers=admin), 201)
+        for url in ("http://localhost:9/hook", "http://127.0.0.1:9/hook"):
+            body = {"url": url, "tenant_id": "acme"}
+            data(http.post("/v1/webhooks", json=body, headers=admin), 201)
+    assert stop(proc) == 0, log.read_text()

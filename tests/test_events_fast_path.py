@@ -104,7 +104,7 @@ def single_cases(data: dict[str, Any]) -> list[tuple[str, bytes, dict[str, str]]
 async def test_malformed_single_events_answer_as_fastapi_does(api: Api, plain: httpx.AsyncClient) -> None:
     _, auth = await api.tenant()
     data = await example(api, auth)
-    for name, content, headers in single_cases(data):
+    for _name, content, headers in single_cases(data):
         for who in (auth, api.admin, {}, api.auth("hk_wrong")):
             response = await same_answer(api, plain, "/v1/events", content, {**headers, **who})
             assert_error(response, response.status_code)

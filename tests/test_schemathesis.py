@@ -44,6 +44,7 @@ expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 
 """
 
+
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[Processes]:
     processes = Processes(tmp_path)

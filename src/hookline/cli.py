@@ -19,11 +19,24 @@ from hookline.logs import configure_logging
 if TYPE_CHECKING:
     from hookline.api.services import Services
 
-app = typer.Typer(help="hookline: self-hosted webhook delivery.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="hookline: self-hosted webhook delivery.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
 
 HostOpt = Annotated[str | None, typer.Option(help="address to listen on [env: HOOKLINE_HOST]")]
 PortOpt = Annotated[int | None, typer.Option(help="port to listen on [env: HOOKLINE_PORT]")]
 DbOpt = Annotated[str | None, typer.Option("--database-url", help="[env: HOOKLINE_DATABASE_URL]")]
+DevOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dev",
+        help="local development: http:// and loopback receivers allowed, never in production "
+        "[env: HOOKLINE_DEV]",
+    ),
+]
 WorkersOpt = Annotated[
     int | None,
     typer.Option("--workers", help="API processes sharing the port (PostgreSQL) [env: HOOKLINE_API_WORKERS]"),
@@ -79,18 +92,45 @@ async def _open_services(settings: Settings, *, api: bool, auto_migrate: bool) -
 
     try:
         with _database_errors(settings):
-            services, new_admin_key = await open_services(settings, auto_migrate=auto_migrate)
+            services, new_admin_key = await open_services(
+                settings, auto_migrate=auto_migrate, create_admin_key=api
+            )
     except SchemaOutOfDate as exc:
         typer.echo(f"hookline: {exc}", err=True)
         raise typer.Exit(2) from None
-    if new_admin_key and api:
-        typer.echo(
-            "hookline: generated the admin key. It is shown only this once; store it now:\n"
-            f"  {new_admin_key}\n"
-            "(set HOOKLINE_ADMIN_KEY to choose your own; `hookline admin-key reset` makes a new one)",
-            err=True,
-        )
+    if new_admin_key:
+        _announce_admin_key(new_admin_key)
     return services
+
+
+def _announce_admin_key(key: str) -> None:
+    typer.echo(
+        "hookline: generated the admin key. It is shown only this once; store it now:\n"
+        f"  {key}\n"
+        "(set HOOKLINE_ADMIN_KEY to choose your own; `hookline admin-key reset` makes a new one)",
+        err=True,
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound before anything else starts: a port in use is one line and
+    exit code 1, not uvicorn's SystemExit inside a task (a 66-line traceback)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        typer.echo(f"hookline: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        typer.echo(f"hookline: cannot listen on {host}:{port}: {reason}", err=True)
+        raise typer.Exit(1) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 async def _run_roles(
@@ -105,7 +145,15 @@ async def _run_roles(
     from hookline.api.protocol import EnvelopeHttpToolsProtocol
     from hookline.dispatch.worker import Worker
 
+    if settings.dev:
+        log_dev_mode()
     services = await _open_services(settings, api=api, auto_migrate=auto_migrate)
+    if api and sockets is None:
+        try:
+            sockets = [_bind(settings.host, settings.port)]
+        except typer.Exit:
+            await services.store.close()
+            raise
     dispatcher = Worker(services.store, settings) if worker else None
     server = (
         _Server(
@@ -149,20 +197,41 @@ async def _run_roles(
         await services.store.close()
 
 
+def log_dev_mode() -> None:
+    import structlog
+
+    structlog.get_logger("hookline").warning(
+        "DEVELOPMENT MODE: http:// URLs and loopback addresses (127.0.0.0/8, ::1, localhost) are allowed "
+        "as webhook receivers; never use this in production"
+    )
+
+
 @app.command()
-def serve(host: HostOpt = None, port: PortOpt = None, database_url: DbOpt = None) -> None:
+def serve(
+    host: HostOpt = None, port: PortOpt = None, database_url: DbOpt = None, dev: DevOpt = False
+) -> None:
     """Run the API and the delivery worker in one process (on SQLite, migrations are applied first)."""
-    settings = _settings(host=host, port=port, database_url=database_url)
+    settings = _settings(host=host, port=port, database_url=database_url, dev=dev or None)
     is_sqlite = settings.effective_database_url.startswith("sqlite")
     _run(_run_roles(settings, api=True, worker=True, auto_migrate=is_sqlite))
 
 
 @app.command()
 def api(
-    host: HostOpt = None, port: PortOpt = None, database_url: DbOpt = None, workers: WorkersOpt = None
+    host: HostOpt = None,
+    port: PortOpt = None,
+    database_url: DbOpt = None,
+    workers: WorkersOpt = None,
+    dev: DevOpt = False,
 ) -> None:
     """Run only the HTTP API (production: as many as you like against one PostgreSQL)."""
-    overrides = {"host": host, "port": port, "database_url": database_url, "api_workers": workers}
+    overrides = {
+        "host": host,
+        "port": port,
+        "database_url": database_url,
+        "api_workers": workers,
+        "dev": dev or None,
+    }
     settings = _settings(**overrides)
     if settings.api_workers == 1:
         _run(_run_roles(settings, api=True, worker=False, auto_migrate=False))
@@ -186,8 +255,7 @@ def _serve_api_processes(settings: Settings, overrides: dict[str, Any]) -> None:
         await services.store.close()
 
     _run(check())
-    config = uvicorn.Config("hookline", host=settings.host, port=settings.port, log_level=settings.log_level)
-    sock = config.bind_socket()
+    sock = _bind(settings.host, settings.port)
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(target=_api_process, args=(overrides, sock), name=f"hookline-api-{n}")
@@ -231,29 +299,38 @@ def _api_process(overrides: dict[str, Any], sock: socket.socket) -> None:
 
 
 @app.command()
-def worker(database_url: DbOpt = None) -> None:
+def worker(database_url: DbOpt = None, dev: DevOpt = False) -> None:
     """Run only the delivery worker (production: as many as you like against one PostgreSQL)."""
-    settings = _settings(database_url=database_url)
+    settings = _settings(database_url=database_url, dev=dev or None)
     _run(_run_roles(settings, api=False, worker=True, auto_migrate=False))
 
 
 @app.command()
 def migrate(database_url: DbOpt = None) -> None:
     """Create or upgrade the database schema."""
+    from datetime import UTC, datetime
+
+    from hookline.runtime import open_store
     from hookline.store import migrate as migrations
-    from hookline.store.engine import Store
+    from hookline.store.meta import ensure_admin_key_hash
 
     settings = _settings(database_url=database_url)
 
     async def run() -> None:
+        new_key = None
         with _database_errors(settings):
-            store = Store.from_url(settings.effective_database_url)
+            store = open_store(settings)
             try:
                 await migrations.upgrade(store)
                 revision = await migrations.current_revision(store)
+                if not settings.admin_key:  # the key is made where it can be shown: here or by the API
+                    async with store.write() as conn:
+                        _, new_key = await ensure_admin_key_hash(conn, datetime.now(UTC))
             finally:
                 await store.close()
         typer.echo(f"hookline: database schema at revision {revision}")
+        if new_key:
+            _announce_admin_key(new_key)
 
     _run(run())
 
@@ -267,7 +344,7 @@ def admin_key_reset(database_url: DbOpt = None) -> None:
     """Replace the stored admin key with a new one and print it (once)."""
     from datetime import UTC, datetime
 
-    from hookline.store.engine import Store
+    from hookline.runtime import open_store
     from hookline.store.meta import ADMIN_KEY_HASH, generate_admin_key, set_value
     from hookline.store.tenants import hash_key
 
@@ -276,7 +353,7 @@ def admin_key_reset(database_url: DbOpt = None) -> None:
 
     async def run() -> None:
         with _database_errors(settings):
-            store = Store.from_url(settings.effective_database_url)
+            store = open_store(settings)
             try:
                 async with store.write() as conn:
                     await set_value(conn, ADMIN_KEY_HASH, hash_key(key), datetime.now(UTC))
@@ -293,6 +370,22 @@ def admin_key_reset(database_url: DbOpt = None) -> None:
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """hookline: self-hosted webhook delivery."""
 
 
 def main() -> None:

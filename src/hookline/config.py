@@ -21,6 +21,7 @@ from hookline.egress import parse_networks
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_RETRY_SCHEDULE = "1m,5m,15m,1h,6h"
+DEV_NETWORKS = "127.0.0.0/8,::1/128"  # what --dev lets webhooks reach
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")  # ASCII digits only
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -74,6 +75,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKLINE_", extra="ignore", frozen=True)
 
     data_dir: Path = Field(default_factory=default_data_dir)
+    # Local development (`hookline serve --dev`): http:// and loopback receivers, unless those two
+    # settings are given explicitly. Logged loudly at start.
+    dev: bool = False
     database_url: str = ""
     admin_key: str | None = None
     allow_http: bool = False
@@ -99,6 +103,15 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     api_workers: int = Field(default=1, ge=1, le=64)  # `hookline api` processes sharing the port
     log_level: str = "info"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dev_mode(cls, data: Any) -> Any:
+        if isinstance(data, dict) and str(data.get("dev", "")).strip().lower() in ("1", "true", "yes", "on"):
+            data = dict(data)
+            data.setdefault("allow_http", True)
+            data.setdefault("allowed_networks", DEV_NETWORKS)
+        return data
 
     @field_validator("allowed_networks", mode="before")
     @classmethod

@@ -11,7 +11,7 @@ from hookline.config import Settings
 from hookline.store import migrate
 from hookline.store.engine import Store
 from hookline.store.event_types import EventTypeRegistry, sync_default_catalog
-from hookline.store.meta import ensure_admin_key_hash
+from hookline.store.meta import ADMIN_KEY_HASH, ensure_admin_key_hash, get_value
 from hookline.store.tenants import hash_key
 
 
@@ -19,9 +19,19 @@ class SchemaOutOfDate(RuntimeError):
     pass
 
 
-async def _prepare(store: Store, settings: Settings) -> tuple[str, str | None]:
-    """Sync the shipped catalog and find (or create) the admin key. Several processes may start at
-    once against one PostgreSQL: the one that loses the insert race simply reads what the winner wrote."""
+def open_store(settings: Settings) -> Store:
+    """The store the settings name. Only the default data directory is created on the way; the
+    directory of an explicit ``sqlite:///`` URL must exist (a typo must not create a tree of folders)."""
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Store.from_url(settings.effective_database_url)
+
+
+async def _prepare(store: Store, settings: Settings, *, create_admin_key: bool) -> tuple[str, str | None]:
+    """Sync the shipped catalog and find (or, with ``create_admin_key``, create) the admin key. Several
+    processes may start at once against one PostgreSQL: the one that loses the insert race simply reads
+    what the winner wrote. Only a role that can print the new key creates it (the API, ``migrate``): a
+    worker started first must not make a key that nobody ever sees."""
     for attempt in range(3):
         try:
             now = datetime.now(UTC)
@@ -29,6 +39,8 @@ async def _prepare(store: Store, settings: Settings) -> tuple[str, str | None]:
                 await sync_default_catalog(conn, now)
                 if settings.admin_key:
                     return hash_key(settings.admin_key), None
+                if not create_admin_key:
+                    return await get_value(conn, ADMIN_KEY_HASH) or "", None
                 return await ensure_admin_key_hash(conn, now)
         except IntegrityError:
             if attempt == 2:
@@ -36,16 +48,19 @@ async def _prepare(store: Store, settings: Settings) -> tuple[str, str | None]:
     raise AssertionError("unreachable")
 
 
-async def open_services(settings: Settings, *, auto_migrate: bool) -> tuple[Services, str | None]:
+async def open_services(
+    settings: Settings, *, auto_migrate: bool, create_admin_key: bool = True
+) -> tuple[Services, str | None]:
     """Returns the services and, on the very first start without HOOKLINE_ADMIN_KEY, the new admin key
-    (to be printed once)."""
-    store = Store.from_url(settings.effective_database_url)
+    (to be printed once; only with ``create_admin_key``, else the services hold whatever is stored, or
+    no admin key at all: "" matches no key's hash)."""
+    store = open_store(settings)
     try:
         if auto_migrate:
             await migrate.upgrade(store)
         elif not await migrate.is_up_to_date(store):
             raise SchemaOutOfDate("the database schema is not up to date: run `hookline migrate` first")
-        admin_hash, new_key = await _prepare(store, settings)
+        admin_hash, new_key = await _prepare(store, settings, create_admin_key=create_admin_key)
         registry = EventTypeRegistry(store)
         await registry.reload()
     except BaseException:

@@ -39,8 +39,16 @@ def async_url(url: str) -> sa.URL:
 
 
 def _prepare_sqlite(url: sa.URL) -> None:
+    """The database file may be new, its directory not: ``sqlite:////typo/dir/x.db`` is an error naming
+    the directory, not a tree of folders created on the way (``runtime.open_store`` creates the default
+    data directory)."""
     if url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        directory = Path(url.database).expanduser().parent
+        if not directory.is_dir():
+            raise FileNotFoundError(
+                f"the directory of the SQLite database does not exist: {directory} (create it, or fix "
+                "HOOKLINE_DATABASE_URL)"
+            )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
