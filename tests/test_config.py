@@ -137,3 +137,20 @@ def test_bad_network_message_quotes_the_network(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("HOOKLINE_ALLOWED_NETWORKS", "10.0.0.0/8,10.0.0.0/33")
     with pytest.raises(ConfigError, match=r"HOOKLINE_ALLOWED_NETWORKS: .*'10\.0\.0\.0/33'"):
         load_settings()
+
+
+def test_dev_mode_allows_http_and_loopback_unless_set_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
+    loopback = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+    assert load_settings().allow_http is False and load_settings().allowed_networks == ()
+    monkeypatch.setenv("HOOKLINE_DEV", "true")
+    settings = load_settings()
+    assert settings.dev and settings.allow_http is True and settings.allowed_networks == loopback
+    monkeypatch.setenv("HOOKLINE_ALLOW_HTTP", "false")
+    monkeypatch.setenv("HOOKLINE_ALLOWED_NETWORKS", "10.0.0.0/8")
+    explicit = load_settings()
+    assert explicit.allow_http is False
+    assert explicit.allowed_networks == (ipaddress.ip_network("10.0.0.0/8"),)
+    monkeypatch.delenv("HOOKLINE_DEV")
+    monkeypatch.delenv("HOOKLINE_ALLOW_HTTP")
+    monkeypatch.delenv("HOOKLINE_ALLOWED_NETWORKS")
+    assert load_settings(dev=True).allowed_networks == loopback  # `serve --dev`
