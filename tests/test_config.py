@@ -7,8 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from hookline.config import ConfigError, load_settings
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 @pytest.fixture(autouse=True)
@@ -154,3 +159,47 @@ def test_dev_mode_allows_http_and_loopback_unless_set_explicitly(monkeypatch: py
     monkeypatch.delenv("HOOKLINE_ALLOW_HTTP")
     monkeypatch.delenv("HOOKLINE_ALLOWED_NETWORKS")
     assert load_settings(dev=True).allowed_networks == loopback  # `serve --dev`
+
+
+TRUE_SPELLINGS = ("true", "TRUE", "1", "yes", "on", "t", "y")
+FALSE_SPELLINGS = ("false", "0", "no", "off", "f", "n")
+
+
+@hypothesis_settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    dev=st.sampled_from((None, *TRUE_SPELLINGS, *FALSE_SPELLINGS)),
+    allow_http=st.sampled_from((None, "true", "false")),
+    networks=st.sampled_from((None, "", "10.0.0.0/8")),
+)
+def test_dev_fills_in_only_what_is_not_set_whatever_its_spelling(
+    monkeypatch: pytest.MonkeyPatch, dev: str | None, allow_http: str | None, networks: str | None
+) -> None:
+    """HOOKLINE_DEV is read as every boolean setting is (`t`, `on`, `1`...), and an explicit
+    HOOKLINE_ALLOW_HTTP or HOOKLINE_ALLOWED_NETWORKS, even an empty one, always wins over it."""
+    for name, value in (
+        ("HOOKLINE_DEV", dev),
+        ("HOOKLINE_ALLOW_HTTP", allow_http),
+        ("HOOKLINE_ALLOWED_NETWORKS", networks),
+    ):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    loaded = load_settings()
+    on = dev in TRUE_SPELLINGS
+    assert loaded.dev is on
+    assert loaded.allow_http is (allow_http == "true" if allow_http is not None else on)
+    expected_networks = {
+        None: LOOPBACK if on else (),
+        "": (),
+        "10.0.0.0/8": (ipaddress.ip_network("10.0.0.0/8"),),
+    }[networks]
+    assert loaded.allowed_networks == expected_networks
+
+
+def test_a_dev_value_that_is_not_a_boolean_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_DEV", "maybe")
+    with pytest.raises(ConfigError, match="HOOKLINE_DEV"):
+        load_settings()

@@ -26,9 +26,18 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-HostOpt = Annotated[str | None, typer.Option(help="address to listen on [env: HOOKLINE_HOST]")]
-PortOpt = Annotated[int | None, typer.Option(help="port to listen on [env: HOOKLINE_PORT]")]
-DbOpt = Annotated[str | None, typer.Option("--database-url", help="[env: HOOKLINE_DATABASE_URL]")]
+HostOpt = Annotated[
+    str | None, typer.Option(metavar="ADDRESS", help="address to listen on [env: HOOKLINE_HOST]")
+]
+PortOpt = Annotated[int | None, typer.Option(metavar="PORT", help="port to listen on [env: HOOKLINE_PORT]")]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        metavar="URL",
+        help="sqlite:///path.db or postgresql://user:pass@host/db [env: HOOKLINE_DATABASE_URL]",
+    ),
+]
 DevOpt = Annotated[
     bool,
     typer.Option(
@@ -39,7 +48,11 @@ DevOpt = Annotated[
 ]
 WorkersOpt = Annotated[
     int | None,
-    typer.Option("--workers", help="API processes sharing the port (PostgreSQL) [env: HOOKLINE_API_WORKERS]"),
+    typer.Option(
+        "--workers",
+        metavar="N",
+        help="API processes sharing the port (PostgreSQL) [env: HOOKLINE_API_WORKERS]",
+    ),
 ]
 
 
@@ -146,14 +159,15 @@ async def _run_roles(
     from hookline.dispatch.worker import Worker
 
     if settings.dev:
-        log_dev_mode()
-    services = await _open_services(settings, api=api, auto_migrate=auto_migrate)
-    if api and sockets is None:
-        try:
-            sockets = [_bind(settings.host, settings.port)]
-        except typer.Exit:
-            await services.store.close()
-            raise
+        log_dev_mode(settings)
+    bound = [_bind(settings.host, settings.port)] if api and sockets is None else []
+    try:
+        services = await _open_services(settings, api=api, auto_migrate=auto_migrate)
+    except BaseException:
+        for sock in bound:
+            sock.close()
+        raise
+    sockets = sockets or bound or None
     dispatcher = Worker(services.store, settings) if worker else None
     server = (
         _Server(
@@ -197,12 +211,28 @@ async def _run_roles(
         await services.store.close()
 
 
-def log_dev_mode() -> None:
+def log_dev_mode(settings: Settings) -> None:
+    """The loud line at the start of ``--dev`` (HOOKLINE_DEV): it says what is now allowed, as the two
+    settings really are (either may have been given explicitly, and then wins over ``--dev``)."""
+    import ipaddress
+
     import structlog
 
+    loopback = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+    allowed = ["http:// URLs"] if settings.allow_http else []
+    if any(address in network for network in settings.allowed_networks for address in loopback):
+        allowed.append("loopback receivers (127.0.0.0/8, ::1, localhost)")
+    if allowed:
+        what = " and ".join(allowed) + " are allowed"
+    else:
+        what = (
+            "nothing beyond production's rules is allowed "
+            "(HOOKLINE_ALLOW_HTTP and HOOKLINE_ALLOWED_NETWORKS are set explicitly)"
+        )
     structlog.get_logger("hookline").warning(
-        "DEVELOPMENT MODE: http:// URLs and loopback addresses (127.0.0.0/8, ::1, localhost) are allowed "
-        "as webhook receivers; never use this in production"
+        f"DEVELOPMENT MODE: {what}; never use this in production",
+        allow_http=settings.allow_http,
+        allowed_networks=[str(network) for network in settings.allowed_networks],
     )
 
 
@@ -254,8 +284,12 @@ def _serve_api_processes(settings: Settings, overrides: dict[str, Any]) -> None:
         services = await _open_services(settings, api=True, auto_migrate=False)
         await services.store.close()
 
-    _run(check())
     sock = _bind(settings.host, settings.port)
+    try:
+        _run(check())
+    except BaseException:
+        sock.close()
+        raise
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(target=_api_process, args=(overrides, sock), name=f"hookline-api-{n}")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hookline.egress import parse_networks
@@ -22,6 +22,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_RETRY_SCHEDULE = "1m,5m,15m,1h,6h"
 DEV_NETWORKS = "127.0.0.0/8,::1/128"  # what --dev lets webhooks reach
+_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")  # ASCII digits only
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -107,7 +108,16 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _dev_mode(cls, data: Any) -> Any:
-        if isinstance(data, dict) and str(data.get("dev", "")).strip().lower() in ("1", "true", "yes", "on"):
+        """``dev`` fills in allow_http and allowed_networks (loopback) only where they were not given:
+        an explicit HOOKLINE_ALLOW_HTTP or HOOKLINE_ALLOWED_NETWORKS always wins. ``dev`` is read as
+        the field itself reads it; a value that is not a boolean is left for the field to refuse."""
+        if not isinstance(data, dict) or "dev" not in data:
+            return data
+        try:
+            dev = _BOOL.validate_python(data["dev"])
+        except ValidationError:
+            return data
+        if dev:
             data = dict(data)
             data.setdefault("allow_http", True)
             data.setdefault("allowed_networks", DEV_NETWORKS)

@@ -9,7 +9,11 @@ What is accepted is what the store can hold and every later read can serialise a
 
 * UTF-8 only (a ``charset`` other than utf-8 is a 415), no byte order mark;
 * no NaN or Infinity, no number outside the 64-bit integer range, integer or not (PostgreSQL's jsonb
-  prints 1e20 back as a 21-digit integer, which orjson then cannot encode);
+  prints 1e20 back as a 21-digit integer, which orjson then cannot encode). Integers may be
+  -2**63 .. 2**64-1; a non-integer must lie strictly between -2**63 and 2**64, because a float is
+  stored as its shortest repr: the float -2**63 is written "-9.223372036854776e18", which jsonb prints
+  back as -9223372036854776000, below the int64 range (the largest float under 2**64 comes back as
+  18446744073709550000, which fits);
 * no NUL in strings or keys (PostgreSQL refuses it in text and jsonb), no unpaired UTF-16 surrogates;
 * at most ``MAX_DEPTH`` levels of nesting. Stored values come back wrapped two to four levels deeper
   (a delivery's payload, the response envelope, a page of items) and orjson stops at 254 levels: 64
@@ -86,25 +90,36 @@ _LOOK_CLOSER = "look closer"
 def _problem(value: Any, *, nul_possible: bool) -> str | None:
     """Why a decoded value cannot be stored, ``_LOOK_CLOSER``, or None. orjson already refused NaN,
     Infinity, surrogates and invalid UTF-8; what is left: depth, numbers beyond the 64-bit range, and
-    NUL (only possible from a ``\\u0000`` escape)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    pop, push = stack.pop, stack.append
+    NUL (only possible from a ``\\u0000`` escape).
+
+    One level at a time (no recursion, no stack of tuples): ``level`` holds the containers at ``depth``,
+    the first a list wrapping the body itself at depth 0; scalars are checked as they are met."""
     verdict = None
-    while stack:
-        item, depth = pop()
-        kind = type(item)
-        if kind is dict or kind is list:
-            if depth > MAX_DEPTH:
-                return _TOO_DEEP
-            children = item.values() if kind is dict else item
+    level: list[Any] = [[value]]
+    depth = 0
+    while level:
+        if depth > MAX_DEPTH:
+            return _TOO_DEEP
+        below: list[Any] = []
+        keep = below.append
+        for container in level:
+            if type(container) is dict:
+                if nul_possible and any("\0" in key for key in container):
+                    return _NUL
+                children = container.values()
+            else:
+                children = container
             for child in children:
-                push((child, depth + 1))
-            if nul_possible and kind is dict and any("\0" in key for key in item):
-                return _NUL
-        elif kind is float and not -_SURELY_FINE < item < _SURELY_FINE:
-            verdict = _LOOK_CLOSER
-        elif nul_possible and kind is str and "\0" in item:
-            return _NUL
+                kind = type(child)
+                if kind is dict or kind is list:
+                    keep(child)
+                elif kind is float:
+                    if not -_SURELY_FINE < child < _SURELY_FINE:
+                        verdict = _LOOK_CLOSER
+                elif nul_possible and kind is str and "\0" in child:
+                    return _NUL
+        level = below
+        depth += 1
     return verdict
 
 
@@ -127,7 +142,7 @@ def _parse_int(text: str) -> int:
 
 def _parse_float(text: str) -> float:
     value = float(text)
-    if not (math.isfinite(value) and _LOWEST <= value < 2.0**64):
+    if not (math.isfinite(value) and _LOWEST < value < 2.0**64):  # strictly: see the module docstring
         raise _Unstorable(_OUT_OF_RANGE)
     return value
 
@@ -156,8 +171,10 @@ def _why_refused(raw: bytes, orjson_error: str) -> str:
         return "request body is not valid UTF-8 (JSON must be sent as UTF-8)"
     if "depth limit" in orjson_error or "recursion" in orjson_error:
         return _TOO_DEEP
-    if "\0" in text:
+    if b"\0" in raw[:2]:  # JSON text starts with an ASCII character: a zero byte beside it is UTF-16/32
         return "request body is not valid JSON (it looks like UTF-16 or UTF-32: send UTF-8)"
+    if "\0" in text:
+        return _NUL
     if problem := _exact_problem(text):
         return problem
     if "surrogate" in orjson_error:
