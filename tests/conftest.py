@@ -27,6 +27,7 @@ from hookline.config import Settings, load_settings
 from hookline.runtime import open_services
 from hookline.store import migrate
 from hookline.store.engine import Store
+from tests.chaos.procs import Processes
 from tests.pg import pg_exec
 
 PG_SERVER_URL = os.environ.get("HOOKLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -84,6 +85,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield url
     truncate = f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"
     pg_exec(url, f"{truncate}; DELETE FROM event_types WHERE source = 'custom'")
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    """Real hookline processes (tests/chaos/procs.py), none of which outlives the test."""
+    processes = Processes(tmp_path)
+    try:
+        yield processes
+    finally:
+        processes.kill_all()
 
 
 @pytest.fixture

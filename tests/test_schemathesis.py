@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -43,15 +42,6 @@ codec = "utf-8"
 expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 
 """
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    processes = Processes(tmp_path)
-    try:
-        yield processes
-    finally:
-        processes.kill_all()
 
 
 def _ok(response: httpx.Response, code: int = 200) -> dict[str, object]:

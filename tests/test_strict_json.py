@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import shutil
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -483,15 +482,6 @@ async def test_get_on_the_batch_route_is_405_allowing_post(api: Api) -> None:
 
 
 # --- finding 7, with a real process: what uvicorn's own parser refuses ------------------------------
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    processes = Processes(tmp_path)
-    try:
-        yield processes
-    finally:
-        processes.kill_all()
 
 
 def test_a_path_the_http_parser_refuses_gets_the_envelope(

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.chaos.procs import HOOKLINE, Processes, Report, base_env, free_port
+from tests.chaos.procs import HOOKLINE, Report, base_env, free_port
 from tests.conftest import IN_CI, PG_SERVER_URL
 from tests.pg import pg_exec
 
@@ -93,15 +93,6 @@ def is_long(pytestconfig: pytest.Config) -> bool:
 @pytest.fixture(scope="session")
 def report(is_long: bool, tmp_path_factory: pytest.TempPathFactory) -> Report:
     return Report(tmp_path_factory.getbasetemp() / "chaos-results.jsonl", is_long)
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    processes = Processes(tmp_path)
-    try:
-        yield processes
-    finally:
-        processes.kill_all()
 
 
 # --- PostgreSQL: a migrated template, and a fresh copy of it for each test -------------------------------
