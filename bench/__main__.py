@@ -1,7 +1,7 @@
 """``python -m bench``: hookline against the ceiling and Celery, side by side in one run.
 
-    python -m bench                         # the full run at the issue's sizes (about 12 minutes on 2 cores)
-    python -m bench --quick                 # a smoke run, under a minute: rows say 'smoke', no verdicts
+    python -m bench                         # the full run at the issue's sizes (about 22 minutes on 2 cores)
+    python -m bench --quick                 # a smoke run, under two minutes: rows say 'smoke', no verdicts
     python -m bench --scenarios throughput,latency --backends postgresql --markdown out.md
 
 Everything runs on loopback: the sink, hookline (PostgreSQL: ``api`` + ``worker`` on a throwaway
@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import pg, scenarios
+from bench import endpoint_scenarios, pg, scenarios
 from bench.api import Sink
 from bench.deploy import BACKENDS
 from bench.procs import Processes, free_port, port_open, wait_until
@@ -39,7 +39,7 @@ from bench.scenarios import FULL, QUICK, SCENARIOS, Bench, Figure, deployed, fmt
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     sizes = parser.add_mutually_exclusive_group()
-    sizes.add_argument("--quick", action="store_true", help="small sizes: a smoke run under a minute")
+    sizes.add_argument("--quick", action="store_true", help="small sizes: a smoke run under two minutes")
     parser.add_argument(
         "--scenarios", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}"
     )
@@ -212,6 +212,9 @@ def run_all(bench: Bench, selected: list[str], errors: list[str]) -> None:
         attempt("noisy", backend, lambda: scenarios.noisy(bench, backend))  # noqa: B023 - called at once
         if backend == "postgresql":
             attempt("backlog", backend, lambda: scenarios.backlog(bench, backend))  # noqa: B023
+        attempt("fairness", backend, lambda: endpoint_scenarios.fairness(bench, backend))  # noqa: B023
+        attempt("breaker", backend, lambda: endpoint_scenarios.breaker(bench, backend))  # noqa: B023
+        attempt("ratelimit", backend, lambda: endpoint_scenarios.ratelimit(bench, backend))  # noqa: B023
     scenarios.ratios(bench)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,12 @@ class HooklineApi:
     def create_tenant(self, tenant_id: str) -> None:
         call("POST", f"{self.base}/v1/tenants", {"name": tenant_id, "id": tenant_id}, self.key)
 
+    def breaker(self, tenant_id: str, endpoint_id: int) -> dict[str, Any]:
+        """The endpoint's circuit breaker as the API shows it (state, opened_at, next_probe_at, ...)."""
+        url = f"{self.base}/v1/webhooks/{endpoint_id}/circuit-breaker?tenant_id={tenant_id}"
+        view: dict[str, Any] = call("GET", url, key=self.key, timeout=10)["data"]
+        return view
+
     def create_endpoint(
         self, tenant_id: str, url: str, channel: str | None = None, **options: Any
     ) -> Endpoint:
@@ -91,7 +98,11 @@ class Sink:
         self.base = f"http://127.0.0.1:{port}"
 
     def url(self, kind: str, name: str) -> str:
-        return f"{self.base}/{kind}/{name}"
+        return f"{self.base}{self.path(kind, name)}"
+
+    @staticmethod
+    def path(kind: str, name: str) -> str:
+        return f"/{kind}/{name}"
 
     def stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = call("GET", f"{self.base}/_stats")
@@ -100,6 +111,22 @@ class Sink:
     def times(self) -> dict[str, float]:
         times: dict[str, float] = call("GET", f"{self.base}/_times", timeout=120)
         return times
+
+    def paths(self) -> dict[str, int]:
+        """Requests per path (/ok, /fail, /hang) since the last reset."""
+        paths: dict[str, int] = call("GET", f"{self.base}/_paths")
+        return paths
+
+    def counts(self, start: float, end: float) -> dict[str, int]:
+        """Requests per path that arrived in [start, end) (unix times)."""
+        counts: dict[str, int] = call("GET", f"{self.base}/_counts?from={start!r}&to={end!r}")
+        return counts
+
+    def arrivals(self, path: str) -> list[float]:
+        """Arrival times (unix) of every request to ``path``, in order."""
+        query = urllib.parse.urlencode({"path": path})
+        arrivals: list[float] = call("GET", f"{self.base}/_arrivals?{query}", timeout=120)
+        return arrivals
 
     def reset(self) -> None:
         call("POST", f"{self.base}/_reset")

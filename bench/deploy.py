@@ -1,6 +1,7 @@
 """A hookline deployment on loopback, as an operator would run it.
 
-* PostgreSQL: a throwaway database, ``hookline migrate``, then ``hookline api`` and ``hookline worker``.
+* PostgreSQL: a throwaway database, ``hookline migrate``, then ``hookline api`` and ``hookline worker``
+  (``workers=2``: two worker processes sharing the queue, as an operator scales out).
 * SQLite: ``hookline serve`` (API + worker in one process) on a file in a temporary directory; for
   "API only" phases ``hookline api`` on the same file.
 
@@ -33,8 +34,10 @@ class Deployment:
         sink: Sink,
         workdir: Path,
         env: dict[str, str] | None = None,
+        workers: int = 1,
     ) -> None:
         assert backend in BACKENDS
+        assert workers == 1 or backend == "postgresql", "SQLite runs one process (serve)"
         self.backend = backend
         self.label = label
         self.procs = procs
@@ -48,6 +51,8 @@ class Deployment:
         self.database_url = ""
         self.api_proc: Proc | None = None
         self.worker_proc: Proc | None = None  # PostgreSQL's worker, or SQLite's serve
+        self.workers = workers
+        self.more_workers: list[Proc] = []  # PostgreSQL's second, third, ... worker
         self.example: dict[str, Any] = {}
         self.endpoints: dict[str, list[Endpoint]] = {}
         self.warmup_events = 20
@@ -67,9 +72,12 @@ class Deployment:
             **self.extra_env,
         }
 
-    def _hookline(self, role: str) -> Proc:
-        name = f"{self.label}-{self.backend}-{role}"
+    def _hookline(self, role: str, name: str = "") -> Proc:
+        name = f"{self.label}-{self.backend}-{name or role}"
         return self.procs.start(name, [sys.executable, "-m", "hookline.cli", role], env=self.env())
+
+    def _start_more_workers(self) -> None:
+        self.more_workers = [self._hookline("worker", f"worker{n}") for n in range(2, self.workers + 1)]
 
     def _start_api(self, role: str) -> Proc:
         proc = self._hookline(role)
@@ -84,6 +92,7 @@ class Deployment:
                 raise RuntimeError(f"hookline migrate failed:\n{migrate.tail()}")
             self.procs.stop(migrate)
             self.worker_proc = self._hookline("worker")  # starts while the API does
+            self._start_more_workers()
             self.api_proc = self._start_api("api")
         else:
             self.database_url = f"sqlite:///{self.dir / 'hookline.db'}"
@@ -100,7 +109,13 @@ class Deployment:
             found["api"] = self.api_proc
         if self.worker_proc is not None:
             found["worker" if self.backend == "postgresql" else "serve"] = self.worker_proc
+        for n, proc in enumerate(self.more_workers, start=2):
+            found[f"worker{n}"] = proc
         return found
+
+    def sending_procs(self) -> list[Proc]:
+        """The processes that deliver: every worker (PostgreSQL) or serve (SQLite)."""
+        return [p for p in (self.worker_proc, *self.more_workers) if p is not None]
 
     def cpu_seconds(self) -> float:
         return sum(p.cpu_seconds() for p in self.hookline_procs().values())
@@ -111,15 +126,17 @@ class Deployment:
 
     def stop_worker(self) -> None:
         """From here on only the API runs (SQLite: ``serve`` is replaced by ``api`` on the same file)."""
-        if self.worker_proc is not None:
-            self.procs.stop(self.worker_proc)
-            self.worker_proc = None
+        for proc in self.sending_procs():
+            self.procs.stop(proc)
+        self.worker_proc = None
+        self.more_workers = []
         if self.backend == "sqlite":
             self.api_proc = self._start_api("api")
 
     def start_worker(self, warm_up: bool = True) -> Proc:
         if self.backend == "postgresql":
             self.worker_proc = self._hookline("worker")
+            self._start_more_workers()
         else:
             if self.api_proc is not None:
                 self.procs.stop(self.api_proc)
@@ -135,25 +152,41 @@ class Deployment:
         before = self.sink.stats()["count"]
         for _ in range(events):
             self.api.post_event(TENANT, self.example, channel="warm0")
-        procs = [p for p in (self.worker_proc, self.api_proc) if p is not None]
+        procs = [*self.sending_procs(), *([self.api_proc] if self.api_proc is not None else [])]
         wait_until(lambda: self.sink.stats()["count"] >= before + events, 60, "warm-up deliveries", procs)
         time.sleep(0.2)
 
-    # --- endpoints -------------------------------------------------------------------------------------
+    # --- tenants and endpoints ---------------------------------------------------------------------------
 
-    def add_endpoints(self, prefix: str, count: int, kinds: list[str] | None = None, **options: Any) -> None:
-        """``count`` endpoints with channels ``{prefix}0..`` (all on one channel ``{prefix}0`` when
-        ``options`` holds ``shared_channel=True``); ``kinds`` picks /ok, /fail or /hang per endpoint."""
+    def add_tenant(self, tenant_id: str) -> None:
+        """Another tenant beside ``TENANT`` (the admin key acts for it with ``tenant_id``)."""
+        self.api.create_tenant(tenant_id)
+
+    def add_endpoints(
+        self,
+        prefix: str,
+        count: int,
+        kinds: list[str] | None = None,
+        tenant: str = TENANT,
+        **options: Any,
+    ) -> None:
+        """``count`` endpoints of ``tenant`` with channels ``{prefix}0..`` (all on one channel ``{prefix}0``
+        when ``options`` holds ``shared_channel=True``); ``kinds`` picks /ok, /fail or /hang per endpoint;
+        other ``options`` go into the webhook's JSON (``rate_limit``, ``max_in_flight``, ...)."""
         shared = options.pop("shared_channel", False)
         made = []
         for i in range(count):
             kind = kinds[i] if kinds else "ok"
             channel = f"{prefix}0" if shared else f"{prefix}{i}"
             url = self.sink.url(kind, f"{self.label}-{prefix}{i}")
-            made.append(self.api.create_endpoint(TENANT, url, channel=channel, **options))
+            made.append(self.api.create_endpoint(tenant, url, channel=channel, **options))
         self.endpoints[prefix] = made
 
-    def loadgen_args(self, prefix: str, channels: int) -> list[str]:
+    def sink_path(self, prefix: str, index: int, kind: str = "ok") -> str:
+        """The sink path endpoint ``{prefix}{index}`` posts to (see ``add_endpoints``)."""
+        return self.sink.path(kind, f"{self.label}-{prefix}{index}")
+
+    def loadgen_args(self, prefix: str, channels: int, tenant: str = TENANT) -> list[str]:
         import orjson
 
         return [
@@ -162,7 +195,7 @@ class Deployment:
             "--key",
             ADMIN_KEY,
             "--tenant",
-            TENANT,
+            tenant,
             "--data",
             orjson.dumps(self.example).decode(),
             "--channels",
@@ -174,9 +207,10 @@ class Deployment:
     # --- teardown --------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        for proc in (self.worker_proc, self.api_proc):
+        for proc in (*self.sending_procs(), self.api_proc):
             if proc is not None:
                 self.procs.stop(proc)
         self.worker_proc = self.api_proc = None
+        self.more_workers = []
         if self.backend == "postgresql" and self.database_url:
             self.dbs.drop(self.database_url)

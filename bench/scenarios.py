@@ -48,6 +48,14 @@ class Sizes:
     backlog_seconds: float
     ingest_single: int
     ingest_batched: int
+    fairness_rows: int  # tenant A's due backlog, over 20 endpoints, then on one (PostgreSQL)
+    fairness_rows_sqlite: int  # the same on SQLite
+    fairness_rate: int  # tenant B's events/s
+    fairness_seconds: float
+    breaker_rows: int  # due backlog over 51 endpoints, more than the run can deliver
+    breaker_seconds: float
+    breaker_cooldown: float  # HOOKLINE_BREAKER_COOLDOWN for the run, seconds
+    ratelimit_seconds: float  # the measured window, after a second of ramp-up
     warmup_events: int
     repeats: int  # runs of each ceiling and throughput shape; the median counts (these machines are noisy)
 
@@ -55,7 +63,8 @@ class Sizes:
 CELERY_POOLS = (("prefork", 8), ("threads", 32))
 
 # The default run: the issue's sizes (10,000 events x 10 endpoints and 100,000 x 1, a 100,000-delivery
-# ceiling, ...), about 12 minutes on 2 cores.
+# ceiling, ...), about 22 minutes on 2 cores (the fairness, breaker and ratelimit
+# scenarios about 10 of them).
 FULL = Sizes(
     name="full",
     fanout_events=10_000,
@@ -77,6 +86,14 @@ FULL = Sizes(
     backlog_seconds=15,
     ingest_single=10_000,
     ingest_batched=100_000,
+    fairness_rows=1_000_000,
+    fairness_rows_sqlite=100_000,
+    fairness_rate=100,
+    fairness_seconds=20,
+    breaker_rows=600_000,
+    breaker_seconds=60,
+    breaker_cooldown=5,
+    ratelimit_seconds=30,
     warmup_events=20,
     repeats=3,
 )
@@ -103,11 +120,31 @@ QUICK = Sizes(
     backlog_seconds=1,
     ingest_single=100,
     ingest_batched=1_000,
+    fairness_rows=5_000,
+    fairness_rows_sqlite=2_000,
+    fairness_rate=100,
+    fairness_seconds=1,
+    breaker_rows=20_000,
+    breaker_seconds=2,
+    breaker_cooldown=0.5,
+    ratelimit_seconds=2,
     warmup_events=5,
     repeats=1,
 )
 
-SCENARIOS = ("ceiling", "celery", "throughput", "ingest", "latency", "burst", "noisy", "backlog")
+SCENARIOS = (
+    "ceiling",
+    "celery",
+    "throughput",
+    "ingest",
+    "latency",
+    "burst",
+    "noisy",
+    "backlog",
+    "fairness",
+    "breaker",
+    "ratelimit",
+)
 
 
 @dataclass(frozen=True)
@@ -168,11 +205,14 @@ class Bench:
         key: str | None = None,
         holds: bool = True,
     ) -> None:
-        """Record a figure; with ``at_least``/``at_most`` it gets PASS or MISS (MISS also when ``holds`` is
-        False: a precondition of the target, such as the offered rate, was not met)."""
+        """Record a figure; with ``at_least``/``at_most`` (or both: a range) it gets PASS or MISS (MISS also
+        when ``holds`` is False: a precondition of the target, such as the offered rate, was not met)."""
         target, verdict = "", ""
         if at_least is not None or at_most is not None:
-            if at_least is not None:
+            if at_least is not None and at_most is not None:
+                target = f"{fmt(at_least, unit)} .. {fmt(at_most, unit)}"
+                passed = value is not None and at_least <= value <= at_most
+            elif at_least is not None:
                 target = f">= {fmt(at_least, unit)}"
                 passed = value is not None and value >= at_least
             else:
@@ -191,8 +231,10 @@ class Bench:
             flush=True,
         )
 
-    def deployment(self, backend: str, label: str, env: dict[str, str] | None = None) -> Deployment:
-        deploy = Deployment(backend, label, self.procs, self.dbs, self.sink, self.workdir, env)
+    def deployment(
+        self, backend: str, label: str, env: dict[str, str] | None = None, workers: int = 1
+    ) -> Deployment:
+        deploy = Deployment(backend, label, self.procs, self.dbs, self.sink, self.workdir, env, workers)
         deploy.warmup_events = self.sizes.warmup_events
         return deploy.start()
 
@@ -211,11 +253,12 @@ class Bench:
         batch: int = 1,
         concurrency: int = 16,
         record: bool = False,
+        tenant: str = TENANT,
     ) -> Load:
         """Start ``bench.loadgen`` against ``deploy``; ``mode``: its ``count ...`` or ``rate ...`` words."""
         run = self.next_run()
         out = self.workdir / f"loadgen-{run}.json"
-        args = [*deploy.loadgen_args(prefix, channels), "--out", str(out)]
+        args = [*deploy.loadgen_args(prefix, channels, tenant), "--out", str(out)]
         args += ["--batch", str(batch), "--concurrency", str(concurrency)]
         if record:
             args.append("--record")
@@ -237,7 +280,7 @@ class Bench:
         for role, proc in deploy.hookline_procs().items():
             if roles and role not in roles:
                 continue
-            sender = role in ("worker", "serve")
+            sender = role.startswith("worker") or role == "serve"
             self.add(
                 scenario,
                 deploy.backend,
@@ -336,9 +379,9 @@ def fmt(value: float | None, unit: str) -> str:
 
 @contextlib.contextmanager
 def deployed(
-    bench: Bench, backend: str, label: str, env: dict[str, str] | None = None
+    bench: Bench, backend: str, label: str, env: dict[str, str] | None = None, workers: int = 1
 ) -> Iterator[Deployment]:
-    deploy = bench.deployment(backend, label, env)
+    deploy = bench.deployment(backend, label, env, workers)
     try:
         yield deploy
     finally:

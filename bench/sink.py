@@ -7,14 +7,21 @@
 ``{"count", "unique", "first", "last", "fail", "hang"}`` (``count``: requests to /ok, ``unique``: distinct
 webhook-ids, ``first``/``last``: unix times of the first and latest /ok arrival, ``fail``/``hang``: requests
 to those paths); ``GET /_times`` -> ``{"id": first arrival unix time, ...}``; ``POST /_reset``.
+
+Every request to /ok, /fail and /hang is also recorded by its path, with its arrival time, for
+per-endpoint figures: ``GET /_paths`` -> ``{path: requests}``; ``GET /_counts?from=T0&to=T1`` ->
+``{path: requests that arrived in [T0, T1)}``; ``GET /_arrivals?path=P`` -> ``[arrival unix time, ...]``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import sys
 import time
+from array import array
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httptools
 import orjson
@@ -25,9 +32,31 @@ COUNT = 0
 FIRST = 0.0
 LAST = 0.0
 OTHER = {"fail": 0, "hang": 0}
+ARRIVALS: dict[bytes, array[float]] = {}  # path -> arrival times, in order
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 FAIL = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nfail"
+
+
+def _arrived(path: bytes, now: float) -> None:
+    times = ARRIVALS.get(path)
+    if times is None:
+        times = ARRIVALS[path] = array("d")
+    times.append(now)
+
+
+def _query(url: bytes) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url.decode()).query).items()}
+
+
+def _counts(query: dict[str, str]) -> dict[str, int]:
+    start, end = float(query.get("from", "0")), float(query.get("to", "inf"))
+    found = {}
+    for path, times in ARRIVALS.items():
+        n = bisect.bisect_left(times, end) - bisect.bisect_left(times, start)
+        if n:
+            found[path.decode()] = n
+    return found
 
 
 def _json(payload: Any) -> bytes:
@@ -72,22 +101,33 @@ class SinkProtocol(asyncio.Protocol):
             if COUNT == 1:
                 FIRST = now
             RECEIVED.setdefault(self.webhook_id, now)
+            _arrived(url, now)
             self.transport.write(OK)
         elif url.startswith(b"/fail"):
             OTHER["fail"] += 1
+            _arrived(url, time.time())
             self.transport.write(FAIL)
         elif url.startswith(b"/hang"):
             OTHER["hang"] += 1
+            _arrived(url, time.time())
         elif url.startswith(b"/_stats"):
             stats = {"count": COUNT, "unique": len(RECEIVED), "first": FIRST, "last": LAST, **OTHER}
             self.transport.write(_json(stats))
         elif url.startswith(b"/_times"):
             self.transport.write(_json({k.decode(): v for k, v in RECEIVED.items()}))
+        elif url.startswith(b"/_paths"):
+            self.transport.write(_json({k.decode(): len(v) for k, v in ARRIVALS.items()}))
+        elif url.startswith(b"/_counts"):
+            self.transport.write(_json(_counts(_query(url))))
+        elif url.startswith(b"/_arrivals"):
+            times = ARRIVALS.get(_query(url).get("path", "").encode(), array("d"))
+            self.transport.write(_json(times.tolist()))
         elif url.startswith(b"/_reset"):
             COUNT = 0
             FIRST = LAST = 0.0
             OTHER.update(fail=0, hang=0)
             RECEIVED.clear()
+            ARRIVALS.clear()
             self.transport.write(_json({"reset": True}))
         else:
             self.transport.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")

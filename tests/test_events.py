@@ -105,15 +105,18 @@ async def test_fan_out_creates_one_delivery_per_endpoint_even_with_overlapping_p
     assert await count_rows(services, deliveries, tenant_id) == 1
 
 
-async def test_inactive_endpoint_gets_no_delivery(api: Api) -> None:
+async def test_inactive_endpoint_gets_a_held_delivery(api: Api) -> None:
+    """Nothing is lost while an endpoint is disabled: its deliveries are created and held."""
     _, auth = await api.tenant()
     active = await webhook(api, auth, ["message.received"])
     paused = await webhook(api, auth, ["message.received"])
     patched = assert_ok(await api.http.patch(f"/v1/webhooks/{paused}", json={"active": False}, headers=auth))
     assert patched["active"] is False
     accepted = await post_event(api, auth, {"event": "message.received", "data": await example(api, auth)})
-    assert accepted["deliveries"] == 1
-    assert await delivered_to(api, auth, accepted["id"]) == {active}
+    assert accepted["deliveries"] == 2
+    assert await delivered_to(api, auth, accepted["id"]) == {active, paused}
+    view = assert_ok(await api.http.get(f"/v1/webhooks/{paused}", headers=auth))
+    assert view["health"]["held_reason"] == "disabled" and view["health"]["held"] == 1
 
 
 async def test_channel_endpoint_receives_only_events_on_its_channels(api: Api) -> None:

@@ -91,7 +91,7 @@ async def test_a_result_that_cannot_be_written_holds_back_no_other(
     endpoint = await hook(api, auth, rx.url("/x"))
     idents = [await delivery_id(api, auth, await post(api, auth), endpoint["id"]) for _ in range(4)]
     now = datetime.now(UTC)
-    jobs = await queue.claim(services.store, worker_id="w", limit=10, now=now, lease=60)
+    jobs, _ = await Worker(services.store, services.settings).claim(10, now)
     by_id = {job.delivery_id: job for job in jobs}
     assert sorted(by_id) == sorted(idents)
 
@@ -143,12 +143,15 @@ async def test_stop_is_bounded_when_the_database_cannot_be_written(
     async def unavailable(*_: Any, **__: Any) -> None:
         raise ConnectionRefusedError("the database is down")
 
+    def refused(*_: Any, **__: Any) -> Any:
+        raise ConnectionRefusedError("the database is down")
+
     worker = Worker(services.store, services.settings)
     task = asyncio.create_task(worker.run())
     try:
         await post(api, auth)
         await rx.wait_for(1, "/down")
-        monkeypatch.setattr(queue, "record", unavailable)
+        monkeypatch.setattr(queue, "recording", refused)
         monkeypatch.setattr(queue, "release", unavailable)
         await asyncio.sleep(0.3)  # the recorder is retrying by now
     finally:
@@ -226,10 +229,10 @@ async def test_writes_keyed_by_id_check_the_tenant_and_endpoint_they_were_claime
         request_headers={"webhook-id": "evt_of_tenant_a"},
         status="failed",
         next_attempt_at=None,
-        disable_endpoint="the endpoint answered 410 Gone",
     )
     forged_endpoint = dataclasses.replace(late, endpoint_id=endpoint_b["id"])  # B's ids, A's tenant
-    await queue.record(services.store, [late, forged_endpoint], now + timedelta(seconds=1))
+    worker = Worker(services.store, services.settings)
+    await worker.write_results([late, forged_endpoint], now + timedelta(seconds=1))
     found = await delivery(api, auth_b, victim)
     assert found["status"] == "pending" and found["attempts"] == 0 and found["attempt_log"] == []
     assert "tenant A" not in str(found)

@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hookline.dispatch import sender_reqwest
-from hookline.dispatch.sender import Request, SenderKind, hide_values, make_sender
+from hookline.dispatch.sender import Request, SenderKind, hide_values
 from hookline.dispatch.sender_reqwest import ReqwestSender
+from hookline.dispatch.senders import make_sender
 from hookline.egress import BlockedAddressError, UrlPolicy, parse_networks
 from hookline.signing import generate_secret
 from tests.receivers import Receiver, Reply

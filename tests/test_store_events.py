@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from hookline.api.services import Services
+from hookline.config import Settings
+from hookline.dispatch.worker import Worker
 from hookline.store import events as store_events
-from hookline.store import queue
 from hookline.store.endpoints import insert_endpoint
 from hookline.store.engine import Store
 from hookline.store.events import EventWriter, NewEvent, get_event, ingest_many, list_events
@@ -130,10 +131,9 @@ async def test_events_and_deliveries_are_written_as_before(services: Services) -
         assert (await conn.execute(due.where(deliveries.c.next_attempt_at <= NOW))).scalar() == 6
         assert (await conn.execute(due.where(deliveries.c.next_attempt_at < NOW))).scalar() == 0
 
-    assert (
-        await queue.claim(store, worker_id="w", limit=10, now=NOW - timedelta(microseconds=1), lease=30) == []
-    )
-    jobs = await queue.claim(store, worker_id="w", limit=10, now=NOW, lease=30)
+    worker = Worker(store, Settings())
+    assert (await worker.claim(10, NOW - timedelta(microseconds=1)))[0] == []
+    jobs, _ = await worker.claim(10, NOW)
     assert sorted((j.event_id, j.endpoint_id) for j in jobs) == sorted(
         (e, ep)
         for e, ep in [

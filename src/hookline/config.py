@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hookline.dispatch.breaker import BreakerPolicy
 from hookline.egress import parse_networks
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -90,6 +91,19 @@ class Settings(BaseSettings):
     response_body_limit: int = Field(default=64 * 1024, ge=0, le=16 * 1024 * 1024)
     sender: Literal["pyreqwest", "aiohttp"] = "pyreqwest"
     max_in_flight_per_endpoint: int = Field(default=20, ge=1, le=10_000)
+    # Requests per second per endpoint, unless the endpoint sets its own (none by default).
+    rate_limit: float | None = Field(default=None, gt=0, le=100_000)
+    # The circuit breaker (see hookline.dispatch.breaker); an endpoint may override each.
+    breaker_consecutive_failures: int = Field(default=10, ge=1, le=10_000)
+    breaker_failure_rate: float = Field(default=0.5, ge=0.01, le=1.0)
+    breaker_min_requests: int = Field(default=20, ge=1, le=100_000)
+    breaker_window: Annotated[float, NoDecode] = 60.0
+    breaker_cooldown: Annotated[float, NoDecode] = 30.0
+    breaker_max_cooldown: Annotated[float, NoDecode] = 600.0
+    # Disable an endpoint that has failed for this long without a single success ("0": never).
+    auto_disable_after: Annotated[float | None, NoDecode] = 5 * 86400.0
+    # New endpoints must pass the verification handshake before anything is delivered to them.
+    verification_required: bool = False
     worker_concurrency: int = Field(default=256, ge=1, le=100_000)
     worker_batch_size: int = Field(default=200, ge=1, le=10_000)
     lease: Annotated[float, NoDecode] = 300.0
@@ -134,17 +148,42 @@ class Settings(BaseSettings):
         return parse_retry_schedule(value) if isinstance(value, str) else value
 
     @field_validator(
-        "delivery_timeout", "lease", "poll_interval", "drain_timeout", "retry_after_max", mode="before"
+        "delivery_timeout",
+        "lease",
+        "poll_interval",
+        "drain_timeout",
+        "retry_after_max",
+        "breaker_window",
+        "breaker_cooldown",
+        "breaker_max_cooldown",
+        mode="before",
     )
     @classmethod
     def _durations(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
 
-    @field_validator("delivery_timeout", "lease", "poll_interval", "drain_timeout")
+    @field_validator(
+        "delivery_timeout",
+        "lease",
+        "poll_interval",
+        "drain_timeout",
+        "breaker_window",
+        "breaker_cooldown",
+        "breaker_max_cooldown",
+    )
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be a positive duration")
+        return value
+
+    @field_validator("auto_disable_after", mode="before")
+    @classmethod
+    def _auto_disable(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = parse_duration(value)
+        if value is not None and value <= 0:
+            return None  # 0 (or "0s"): never
         return value
 
     @field_validator("no_retry_statuses", mode="before")
@@ -189,6 +228,17 @@ class Settings(BaseSettings):
         if self.lease < self.delivery_timeout * 2:
             raise ValueError("HOOKLINE_LEASE must be at least twice HOOKLINE_DELIVERY_TIMEOUT")
         return self
+
+    @property
+    def breaker_policy(self) -> BreakerPolicy:
+        return BreakerPolicy(
+            consecutive_failures=self.breaker_consecutive_failures,
+            failure_rate=self.breaker_failure_rate,
+            min_requests=self.breaker_min_requests,
+            window=self.breaker_window,
+            cooldown=self.breaker_cooldown,
+            max_cooldown=max(self.breaker_max_cooldown, self.breaker_cooldown),
+        )
 
     @property
     def effective_database_url(self) -> str:

@@ -50,6 +50,11 @@ def test_flapping_receiver_every_event_delivered_every_attempt_recorded(
         HOOKLINE_RETRY_SCHEDULE=",".join(f"{int(w * 1000)}ms" for w in SCHEDULE),
         HOOKLINE_DELIVERY_TIMEOUT=f"{TIMEOUT:g}s",
         HOOKLINE_LEASE="30s",
+        # A receiver failing 60 % of requests would rightly open its circuit breaker and hold the
+        # deliveries for minutes; this test is about retries and the attempt log, so the breaker stays
+        # out of its way (tests/test_endpoint_health.py tests the breaker).
+        HOOKLINE_BREAKER_CONSECUTIVE_FAILURES="10000",
+        HOOKLINE_BREAKER_FAILURE_RATE="1.0",
     )
     _, base_url = start_api(procs, "api", env)
     start_workers(procs, ["worker"], env)

@@ -75,6 +75,36 @@ class ApiKeyCreated(ApiKeyOut):
 # --- webhooks -----------------------------------------------------------------------------------------
 
 
+class CircuitBreakerOut(_Shape):
+    webhook_id: int
+    state: Literal["closed", "open", "half_open"]
+    consecutive_failures: int
+    failure_rate: float = Field(description="failed share of the attempts in the current window, 0 to 1")
+    window: dict[str, Any] = Field(description="the current window: started_at, seconds, requests, failures")
+    opened_at: datetime | None
+    next_probe_at: datetime | None = Field(description="when the next probe may go (while not closed)")
+    held: int = Field(description="pending deliveries held while the breaker is not closed")
+
+
+class VerificationOut(_Shape):
+    status: Literal["not_required", "pending", "verified", "failed"]
+    verified_at: datetime | None
+    error: str | None = Field(description="why the last handshake failed")
+
+
+class HealthOut(_Shape):
+    circuit_breaker: Literal["closed", "open", "half_open"]
+    rate_limit: float | None = Field(
+        description="requests per second in force (the endpoint's or the default)"
+    )
+    held: int = Field(description="pending deliveries held (disabled, unverified, breaker open or paused)")
+    held_reason: str | None = Field(description="disabled | unverified | circuit_open | paused")
+    disabled_reason: str | None
+    paused_until: datetime | None = Field(description="a receiver's Retry-After pauses the whole endpoint")
+    last_success_at: datetime | None
+    failing_since: datetime | None
+
+
 class WebhookOut(_Shape):
     id: int
     url: str
@@ -91,6 +121,23 @@ class WebhookOut(_Shape):
     timeout_seconds: float | None
     retry_schedule: list[float] | None
     max_in_flight: int | None
+    rate_limit: float | None
+    circuit_breaker: dict[str, float] | None = Field(description="the endpoint's breaker thresholds")
+    verification: VerificationOut
+    health: HealthOut
+
+
+class VerifyOutcome(_Shape):
+    webhook_id: int
+    verified: bool
+    status: Literal["verified", "failed"]
+    error: str | None
+    status_code: int | None = Field(description="what the endpoint answered, if it answered")
+    duration_ms: int
+
+
+class BreakerReset(_Shape):
+    reset: list[int] = Field(description="the webhooks whose breaker was reset")
 
 
 class WebhookCreated(WebhookOut):

@@ -7,6 +7,9 @@ redirects, no proxy, a deadline over the whole attempt, a capped response read):
 * ``pyreqwest`` (the default, ``hookline.dispatch.sender_reqwest``): Rust's reqwest/hyper, about half the
   CPU per request of aiohttp here;
 * ``aiohttp`` (``hookline.dispatch.sender_aiohttp``): the pure-asyncio fallback.
+
+The implementations import this module; the choice between them (``make_sender``) lives in
+``hookline.dispatch.senders``, so no import goes in a circle.
 """
 
 from __future__ import annotations
@@ -189,19 +192,3 @@ def redirect_error(status: int | None) -> str | None:
     if status is not None and 300 <= status < 400:
         return f"redirect ({status}) not followed"
     return None
-
-
-def make_sender(
-    kind: SenderKind,
-    policy: UrlPolicy,
-    *,
-    style: SignatureStyle = SignatureStyle(),
-    body_limit: int = 64 * 1024,
-) -> Sender:
-    if kind == "aiohttp":
-        from hookline.dispatch.sender_aiohttp import AiohttpSender
-
-        return AiohttpSender(policy, style=style, body_limit=body_limit)
-    from hookline.dispatch.sender_reqwest import ReqwestSender
-
-    return ReqwestSender(policy, style=style, body_limit=body_limit)

@@ -1,6 +1,13 @@
-"""The dispatcher: a loop that claims due deliveries, sends them concurrently, and records the results.
+"""The dispatcher: a loop that chooses endpoints, claims their due deliveries, sends them concurrently,
+and records the results.
 
-    claim (batch, under a lease) -> send (bounded per endpoint) -> record attempts -> finish or reschedule
+    choose endpoints (hookline.dispatch.scheduler) -> claim (under a lease) -> send -> record
+    (attempts, delivery states, and what they mean for the endpoint: hookline.dispatch.health)
+
+Which endpoints, and how many deliveries each, is decided per claim from state every worker shares
+(``endpoint_state``): tenants and endpoints take turns, each bounded by its breaker, rate limit and
+concurrency cap across all workers. An endpoint that may not send is simply not claimed: its deliveries
+are held, spending no attempt.
 
 New work wakes the loop at once (PostgreSQL LISTEN/NOTIFY across processes, a callback within one);
 a slow poll is only the safety net and the clock for retries. ``stop()`` drains: claiming stops,
@@ -24,23 +31,28 @@ import os
 import secrets
 import socket
 import time
-from collections import defaultdict, deque
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 import structlog
 
 from hookline.config import Settings
-from hookline.dispatch import options
+from hookline.dispatch import health, options, scheduler
 from hookline.dispatch.retry import RetryPolicy, Verdict
-from hookline.dispatch.sender import AttemptResult, Request, make_sender
+from hookline.dispatch.sender import AttemptResult, Request
+from hookline.dispatch.senders import make_sender
 from hookline.egress import UrlPolicy
 from hookline.signing import SignatureStyle
 from hookline.store import queue
+from hookline.store.endpoint_state import HOLD_DISABLED
 from hookline.store.engine import DATABASE_ERRORS, WAKE_CHANNEL, Store
 from hookline.store.queue import Job, Outcome
 
 log = structlog.get_logger("hookline.worker")
+
+MAX_CANDIDATES = 256  # endpoints read per claim
+GATHER_SLOTS = 0.005  # seconds a busy worker waits for more free slots before claiming
 
 
 def _now() -> datetime:
@@ -62,6 +74,11 @@ class Worker:
             jitter=settings.retry_jitter,
             retry_after_max=settings.retry_after_max,
         )
+        self.limits = scheduler.Limits(
+            max_in_flight=settings.max_in_flight_per_endpoint,
+            rate_limit=settings.rate_limit,
+            breaker=settings.breaker_policy,
+        )
         self.sender = make_sender(
             settings.sender,
             UrlPolicy(allow_http=settings.allow_http, allowed_networks=settings.allowed_networks),
@@ -76,8 +93,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._running: dict[asyncio.Task[None], Job] = {}
-        self._in_flight: defaultdict[int, int] = defaultdict(int)
-        self._waiting: defaultdict[int, deque[Job]] = defaultdict(deque)
+        self._claim_at_least = max(1, min(settings.worker_batch_size, settings.worker_concurrency) // 8)
         self._outcomes: list[Outcome] = []
         self._to_release: list[int] = []
         self._record_needed = asyncio.Event()
@@ -128,17 +144,10 @@ class Worker:
 
     # --- claiming --------------------------------------------------------------------------------
 
-    def _cap(self, job: Job) -> int:
-        return job.max_in_flight or self.settings.max_in_flight_per_endpoint
-
     def _free(self) -> int:
-        """How many more deliveries to claim. Jobs waiting for a saturated endpoint use no connection, so
-        they do not count against the concurrency (a hanging endpoint's backlog must not starve the
-        others); they are only bounded, at as many again as the concurrency."""
-        running = len(self._running)
-        waiting = sum(len(q) for q in self._waiting.values())
-        concurrency = self.settings.worker_concurrency
-        return min(concurrency - running, 2 * concurrency - running - waiting)
+        """How many more deliveries this worker may take on. Each endpoint's own cap is applied by the
+        claim, across all workers."""
+        return self.settings.worker_concurrency - len(self._running)
 
     async def _claim_loop(self) -> None:
         backoff = 0.1
@@ -148,19 +157,15 @@ class Worker:
                 self._slot_freed.clear()
                 await self._wait(self._slot_freed, self.settings.poll_interval)
                 continue
+            if free < self._claim_at_least and self._running:
+                # Busy: let a few more sends finish, so a claim (a transaction) is not spent on each
+                # single free slot. A few milliseconds, so a new event still goes out at once.
+                await asyncio.sleep(GATHER_SLOTS)
+                free = self._free()
             limit = min(free, self.settings.worker_batch_size)
-            # Endpoints with at least a full round of work waiting here are left out of the claim.
-            saturated = [ep for ep, q in self._waiting.items() if q and len(q) >= self._cap(q[0])]
             self._wake.clear()
             try:
-                jobs = await queue.claim(
-                    self.store,
-                    worker_id=self.worker_id,
-                    limit=limit,
-                    now=_now(),
-                    lease=self.settings.lease,
-                    skip_endpoints=saturated,
-                )
+                jobs, next_due = await self.claim(limit)
                 backoff = 0.1
             except Exception as exc:  # the claim loop must not die: the worker would sit idle
                 error = f"{type(exc).__name__}: {exc}"
@@ -174,7 +179,26 @@ class Worker:
             for job in jobs:
                 self._dispatch(job)
             if len(jobs) < limit:
-                await self._wait(self._wake, self.settings.poll_interval)
+                # Nothing more now: wait for new work, a recorded result (an endpoint under its cap
+                # again), the next endpoint that becomes due (a rate limit, a breaker's probe), or the
+                # poll, whichever comes first.
+                wait = self.settings.poll_interval
+                if next_due is not None:
+                    wait = min(wait, max((next_due - _now()).total_seconds(), 0.001))
+                await self._wait(self._wake, wait)
+
+    async def claim(self, budget: int, now: datetime | None = None) -> tuple[list[Job], datetime | None]:
+        """Choose endpoints, lease their deliveries: one claim transaction. Returns the jobs and when
+        the next endpoint becomes due (None: none is waiting)."""
+        now = now or _now()
+        lease_until = now + timedelta(seconds=self.settings.lease)
+        async with queue.claiming(self.store, self.worker_id) as claim:
+            candidates = await claim.due_endpoints(now, min(max(budget, 16), MAX_CANDIDATES))
+            grants, planned = scheduler.plan(candidates, budget, now, lease_until, self.limits)
+            jobs, heads = await claim.lease(grants, now, lease_until)
+            await claim.save(scheduler.settle_all(candidates, planned, heads, now, self.limits), now)
+            next_due = await claim.next_due(now)
+        return jobs, next_due
 
     @staticmethod
     async def _wait(event: asyncio.Event, seconds: float) -> None:
@@ -183,55 +207,23 @@ class Worker:
                 await event.wait()
 
     def _dispatch(self, job: Job) -> None:
-        if not job.endpoint_active:
-            self._finish(job, None, "the endpoint is disabled; not sent")
+        if not job.endpoint_active:  # disabled since the claim read it: its deliveries are held
+            self._to_release.append(job.delivery_id)
+            self._record_needed.set()
             return
         checked = options.check(job)
         if checked.problem is not None:
             self._finish(job, None, f"{checked.problem}; not sent")
             return
-        job = checked.job
-        if self._in_flight[job.endpoint_id] >= self._cap(job):
-            self._waiting[job.endpoint_id].append(job)
-            return
-        self._start(job)
+        self._start(checked.job)
 
     def _start(self, job: Job) -> None:
-        self._in_flight[job.endpoint_id] += 1
         task = asyncio.create_task(self._attempt(job))
         self._running[task] = job
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        job = self._running.pop(task)
-        endpoint = job.endpoint_id
-        self._in_flight[endpoint] -= 1
-        waiting = self._waiting[endpoint]
-        cap = self._cap(waiting[0]) if waiting else 0
-        was_skipped = bool(waiting) and len(waiting) >= cap  # see the claim loop
-        if self._stopping.is_set():
-            self._to_release.extend(j.delivery_id for j in waiting)
-            waiting.clear()
-        while waiting and self._in_flight[endpoint] < self._cap(waiting[0]):
-            next_job = waiting.popleft()
-            # A job that waited so long that its lease could end mid-send goes back to the queue. The
-            # slack for recording is at most 5 s and leaves room even when the lease is only twice the
-            # timeout (otherwise every waiting job would go back at once, however briefly it waited).
-            timeout = self._timeout(next_job)
-            margin = timedelta(seconds=timeout + min(5.0, (self.settings.lease - timeout) / 2))
-            if next_job.lease_until - _now() < margin:
-                self._to_release.append(next_job.delivery_id)
-                self._record_needed.set()
-                continue
-            self._start(next_job)
-        if was_skipped and len(waiting) < cap:
-            # Its local backlog is down to less than a round: claim more for it now (while the rest is
-            # still being sent), not at the next poll.
-            self._wake.set()
-        if not waiting:
-            del self._waiting[endpoint]
-            if not self._in_flight[endpoint]:
-                del self._in_flight[endpoint]
+        self._running.pop(task)
         self._slot_freed.set()
 
     # --- sending ---------------------------------------------------------------------------------
@@ -306,12 +298,12 @@ class Worker:
                 next_attempt_at=now + timedelta(seconds=decision.wait)
                 if decision.verdict is Verdict.RETRY
                 else None,
-                disable_endpoint=decision.disable_endpoint,
+                retry_after=result.retry_after,
             )
         self._outcomes.append(outcome)
         self._record_needed.set()
         if outcome.status != "succeeded":
-            _log_failure(outcome, disabled=not job.endpoint_active)
+            _log_failure(outcome)
 
     # --- recording -------------------------------------------------------------------------------
 
@@ -338,8 +330,10 @@ class Worker:
             released, self._to_release = self._to_release, []
             try:
                 async with self._before_deadline():
-                    await self._record(outcomes)
+                    await self._record(outcomes)  # empties ``outcomes`` as it writes them
                     await queue.release(self.store, released, self.worker_id, _now())
+                if not self._stopping.is_set():
+                    self._wake.set()  # leases ended: their endpoints may be under their cap again
                 return
             except BaseException as exc:  # keep what is not written yet, whatever happened
                 self._outcomes[:0] = outcomes
@@ -361,7 +355,7 @@ class Worker:
         if not pending:
             return
         try:
-            await queue.record(self.store, pending, _now())
+            await self.write_results(pending, _now())
             pending.clear()
             return
         except Exception as exc:
@@ -380,7 +374,7 @@ class Worker:
         """Write one result; failing that, the result without its details (response, headers, error
         text: the likely unstorable parts); failing that, drop it, log it and count it."""
         try:
-            await queue.record(self.store, [outcome], _now())
+            await self.write_results([outcome], _now())
             return
         except Exception as exc:
             if queue.unavailable(exc):
@@ -394,7 +388,7 @@ class Worker:
             status_code=outcome.status_code if 100 <= (outcome.status_code or 0) <= 999 else None,
         )
         try:
-            await queue.record(self.store, [bare], _now())
+            await self.write_results([bare], _now())
             log.warning("a result was written without its details", **_ids(outcome), error=first)
         except Exception as exc:
             if queue.unavailable(exc):
@@ -406,6 +400,37 @@ class Worker:
                 error=_describe(exc),
                 dropped_results=self.dropped_results,
             )
+
+    async def write_results(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        """Record ``outcomes`` and what they do to their endpoints, in one transaction. Only results
+        written (their delivery still there for the endpoint and tenant it was claimed for) count
+        towards an endpoint's health."""
+        async with queue.recording(self.store) as rec:
+            endpoints = await rec.endpoints({(o.endpoint_id, o.tenant_id) for o in outcomes})
+            written = await rec.deliveries(outcomes, now)
+            answers: dict[int, list[health.Answer]] = {}
+            for o in outcomes:
+                if o.delivery_id in written and o.endpoint_id in endpoints:
+                    found = answers.setdefault(o.endpoint_id, [])
+                    if o.sent:
+                        found.append(health.Answer(o.status_code, o.retry_after))
+            changed, disable = [], {}
+            for endpoint_id, found in answers.items():
+                candidate = endpoints[endpoint_id]
+                verdict = health.after_attempts(
+                    candidate.state,
+                    found,
+                    now,
+                    policy=scheduler.policy_of(candidate, self.limits),
+                    rate=scheduler.rate_of(candidate, self.limits),
+                    auto_disable_after=self.settings.auto_disable_after,
+                    retry_after_max=self.settings.retry_after_max,
+                )
+                changed.append(verdict.state)
+                if verdict.disable is not None and candidate.state.hold != HOLD_DISABLED:
+                    disable[endpoint_id] = verdict.disable
+                    log.warning("endpoint disabled", endpoint_id=endpoint_id, reason=verdict.disable)
+            await rec.endpoint_states(changed, disable, now)
 
     def _past_deadline(self) -> bool:
         return self._flush_deadline is not None and asyncio.get_running_loop().time() >= self._flush_deadline
@@ -423,10 +448,7 @@ class Worker:
     # --- shutdown --------------------------------------------------------------------------------
 
     async def _drain(self, until: float) -> None:
-        """Hand back what waits for a slot; give what is being sent until ``until`` (loop time)."""
-        for waiting in self._waiting.values():
-            self._to_release.extend(j.delivery_id for j in waiting)
-        self._waiting.clear()
+        """Give what is being sent until ``until`` (loop time); what is cancelled is handed back."""
         if self._running:
             timeout = max(until - asyncio.get_running_loop().time(), 0.0)
             _, pending = await asyncio.wait(list(self._running), timeout=timeout)
@@ -458,7 +480,7 @@ class Worker:
                     await conn.close(timeout=2)
 
 
-def _log_failure(outcome: Outcome, *, disabled: bool) -> None:
+def _log_failure(outcome: Outcome) -> None:
     """One line per failed attempt, for an operator watching the console: which delivery, what went
     wrong (status or error, never a response body or a header value) and when it is tried again."""
     fields = {
@@ -468,7 +490,7 @@ def _log_failure(outcome: Outcome, *, disabled: bool) -> None:
         "next_try": outcome.next_attempt_at.isoformat() if outcome.next_attempt_at else "gave up",
     }
     if not outcome.sent:
-        (log.info if disabled else log.warning)("delivery not sent", **fields)
+        log.warning("delivery not sent", **fields)
     else:
         log.warning("delivery attempt failed", **fields)
 

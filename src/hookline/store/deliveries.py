@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hookline.store import endpoint_state
 from hookline.store.engine import Store
 from hookline.store.schema import attempts, deliveries, events
 
@@ -149,7 +150,7 @@ async def requeue(
     """Make matching deliveries due now (a manual retry or a replay); returns how many.
 
     A delivery in flight keeps its lease: requeueing it only moves its due time, so at worst it is
-    sent once more, which at-least-once delivery allows."""
+    sent once more, which at-least-once delivery allows. A held endpoint's deliveries stay held."""
     conditions = [deliveries.c.tenant_id == tenant_id, deliveries.c.status.in_(list(statuses))]
     if delivery_id is not None:
         conditions.append(deliveries.c.id == delivery_id)
@@ -163,9 +164,12 @@ async def requeue(
         result = await conn.execute(
             deliveries.update()
             .where(*conditions)
-            .values(status="pending", next_attempt_at=now, leased_by=None, completed_at=None, updated_at=now)
+            .values(status="pending", next_attempt_at=now, completed_at=None, updated_at=now)
+            .returning(deliveries.c.endpoint_id)
         )
-        count = result.rowcount
+        woken = [row.endpoint_id for row in result]
+        await endpoint_state.wake(conn, woken)
+        count = len(woken)
     if count:
         store.announce_new_work()
     return count

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hookline.store import endpoint_state
+from hookline.store.endpoint_state import HOLD_UNVERIFIED, EndpointState
 from hookline.store.schema import endpoints
 
 
@@ -31,11 +32,23 @@ class Endpoint:
     retry_schedule: list[float] | None = None
     max_in_flight: int | None = None
     previous_secrets: list[dict[str, str]] = field(default_factory=list)
+    rate_limit: float | None = None
+    circuit_breaker: dict[str, float] | None = None
 
 
-async def insert_endpoint(conn: AsyncConnection, *, tenant_id: str, now: datetime, **fields: Any) -> Endpoint:
+async def insert_endpoint(
+    conn: AsyncConnection, *, tenant_id: str, now: datetime, verify: bool = False, **fields: Any
+) -> Endpoint:
+    """A new endpoint and its scheduler state; ``verify``: held until its verification handshake passes."""
     values = {"tenant_id": tenant_id, "created_at": now, "updated_at": now, **fields}
     new_id = (await conn.execute(endpoints.insert().values(**values).returning(endpoints.c.id))).scalar_one()
+    state = EndpointState(
+        new_id,
+        tenant_id,
+        hold=HOLD_UNVERIFIED if verify else None,
+        verification="pending" if verify else "not_required",
+    )
+    await endpoint_state.create(conn, state, now)
     return Endpoint(id=new_id, disabled_reason=None, **values)
 
 
@@ -66,6 +79,9 @@ async def update_endpoint(
 
 
 async def delete_endpoint(conn: AsyncConnection, tenant_id: str, endpoint_id: int) -> bool:
+    # The scheduler's row first, as a claim or a recording takes it (before any delivery row): the
+    # cascade below then never waits on one of them while holding what it needs.
+    await endpoint_state.lock(conn, [endpoint_id])
     query = endpoints.delete().where(endpoints.c.tenant_id == tenant_id, endpoints.c.id == endpoint_id)
     return (await conn.execute(query)).rowcount > 0
 
@@ -75,10 +91,3 @@ class Subscription:
     endpoint_id: int
     events: list[str]
     channels: list[str] | None
-
-
-async def active_subscriptions(conn: AsyncConnection, tenant_id: str) -> list[Subscription]:
-    query = sa.select(endpoints.c.id, endpoints.c.events, endpoints.c.channels).where(
-        endpoints.c.tenant_id == tenant_id, endpoints.c.active.is_(True)
-    )
-    return [Subscription(*row) for row in await conn.execute(query)]

@@ -98,12 +98,8 @@ _SQLITE_ACCEPTED = (
     " WHERE tenant_id = ?1 AND idempotency_key IN (SELECT value FROM json_each(?3))"
 )
 # The JSON columns come back as text and are parsed here (see ``_parsed``), not by the driver's codec.
-_PG_SUBSCRIPTIONS = (
-    "SELECT id, events::text, channels::text FROM endpoints WHERE tenant_id = $1 AND active ORDER BY id"
-)
-_SQLITE_SUBSCRIPTIONS = (
-    "SELECT id, events, channels FROM endpoints WHERE tenant_id = ? AND active ORDER BY id"
-)
+_PG_SUBSCRIPTIONS = "SELECT id, events::text, channels::text FROM endpoints WHERE tenant_id = $1 ORDER BY id"
+_SQLITE_SUBSCRIPTIONS = "SELECT id, events, channels FROM endpoints WHERE tenant_id = ? ORDER BY id"
 
 
 async def _already_accepted(
@@ -146,7 +142,8 @@ def _parsed(text: str | None) -> Any:
 
 
 async def _subscriptions(conn: AsyncConnection, tenant_id: str) -> list[Subscription]:
-    """The tenant's active endpoints and what they subscribe to (as ``active_subscriptions``)."""
+    """The tenant's endpoints and what they subscribe to. A disabled endpoint gets its deliveries too:
+    they are held until it is enabled again (or discarded then), never silently dropped."""
     statement = _SQLITE_SUBSCRIPTIONS if conn.dialect.name == "sqlite" else _PG_SUBSCRIPTIONS
     rows: Any = await conn.exec_driver_sql(statement, (tenant_id,))  # plain tuples (raw SQL, no types)
     return [
@@ -171,7 +168,7 @@ class _Entry(NamedTuple):
 # PostgreSQL: the events and their deliveries in one statement (one round trip, one plan for any batch
 # size). Each column travels as one array; the deliveries find their event's generated ``seq`` through
 # the CTE's RETURNING, so no key comes back to Python. WITH ORDINALITY keeps delivery ids in the order
-# of the events and their targets.
+# of the events and their targets. The endpoints' wakes (``endpoint_wakes``) commit with them.
 _PG_INSERT = """
 WITH e AS (
     INSERT INTO events
@@ -181,6 +178,9 @@ WITH e AS (
                 $8::timestamptz[])
         AS t(id, tenant_id, event_type, idempotency_key, channels, payload, delivery_count, created_at)
     RETURNING seq, id, tenant_id, event_type, created_at
+), wakes AS (
+    INSERT INTO endpoint_wakes (endpoint_id)
+    SELECT DISTINCT endpoint_id FROM unnest($11::bigint[]) AS w(endpoint_id)
 )
 INSERT INTO deliveries
     (event_seq, endpoint_id, tenant_id, event_type, status, attempts, next_attempt_at, created_at, updated_at)
@@ -205,6 +205,9 @@ FROM json_each(?) AS d CROSS JOIN events AS e
 WHERE e.tenant_id = json_extract(d.value, '$[0]') AND e.id = json_extract(d.value, '$[1]')
 ORDER BY d.key
 """
+_SQLITE_INSERT_WAKES = (
+    "INSERT INTO endpoint_wakes (endpoint_id) SELECT DISTINCT json_extract(value, '$[2]') FROM json_each(?)"
+)
 
 
 def _decide(
@@ -294,6 +297,7 @@ async def _insert(conn: AsyncConnection, is_sqlite: bool, fresh: list[tuple[_Ent
         )
         if targets_json != b"[]":
             await conn.exec_driver_sql(_SQLITE_INSERT_DELIVERIES, (targets_json.decode(),))
+            await conn.exec_driver_sql(_SQLITE_INSERT_WAKES, (targets_json.decode(),))
         return
     d_tenants: list[str] = []
     d_events: list[str] = []
@@ -359,7 +363,7 @@ async def _write_settling_races(store: Store, entries: Sequence[_Entry]) -> list
 async def ingest_many(
     store: Store, tenant_id: str, items: Sequence[NewEvent], now: datetime
 ) -> list[Accepted]:
-    """Store events and one pending delivery per subscribed active endpoint, all in one transaction.
+    """Store events and one pending delivery per subscribed endpoint, all in one transaction.
 
     An event whose client-chosen id or idempotency key was seen before returns the first result
     (``created=False``) and writes nothing. Requests racing with the same id are settled by the unique

@@ -1,29 +1,37 @@
-"""The delivery queue: claim due deliveries under a lease, record attempts, finish or reschedule.
+"""The delivery queue: claim due deliveries per endpoint under a lease, record attempts, finish or
+reschedule.
 
-A claim moves ``next_attempt_at`` to the end of the lease and stamps ``leased_by``. If the worker dies,
-the row is simply due again when the lease ends: nothing is lost. On PostgreSQL concurrent workers skip
-each other's rows (``FOR UPDATE SKIP LOCKED``); on SQLite one process owns the queue.
+A claim is one short transaction (``Claim``): announced work is taken in (``endpoint_wakes``), the due
+endpoints are read and locked, oldest ``due_at`` first (``FOR UPDATE SKIP LOCKED``: concurrent workers
+take different endpoints), the scheduler (``hookline.dispatch.scheduler``) grants each some deliveries,
+one statement leases them from the head of each endpoint's queue and returns what sending needs, and
+the endpoints' new state is written. A lease is ``lease_until`` on the delivery, an unindexed column
+(a HOT update); if the worker dies the row is simply due again when the lease ends: nothing is lost.
 
-On PostgreSQL these are the hottest statements of the service, so they are written in SQL below and run
-on the pooled connection's asyncpg driver directly: a claim is one statement (select, lease, join), a
-batch of results is one statement (attempt rows inserted and deliveries updated from arrays).
+Results are recorded in one transaction too (``Recording``): the endpoints' rows are locked in id
+order, the worker's health rules decide their new state, then the deliveries, their attempts and the
+states are written. On PostgreSQL these statements run on the pooled connection's asyncpg driver
+directly; SQLite runs the same steps through SQLAlchemy, one process owning the queue.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hookline.store import endpoint_state as states
+from hookline.store.endpoint_state import FIELDS, MUTABLE, Candidate, EndpointState, Grant, Head
 from hookline.store.engine import Store, driver_connection
-from hookline.store.schema import attempts, deliveries, endpoints, events
+from hookline.store.schema import attempts, deliveries, endpoint_state, endpoint_wakes, endpoints, events
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,84 +74,368 @@ class Outcome:
     request_headers: dict[str, str]
     status: str  # pending (retry) | succeeded | failed
     next_attempt_at: datetime | None
-    disable_endpoint: str | None = None
-    sent: bool = True  # False: given up without a request (the endpoint was disabled)
+    retry_after: str | None = None  # the receiver's Retry-After, for the endpoint's pause
+    sent: bool = True  # False: given up without a request (its options could not be used)
 
 
-async def claim(
-    store: Store,
-    *,
-    worker_id: str,
-    limit: int,
-    now: datetime,
-    lease: float,
-    skip_endpoints: Collection[int] = (),
-) -> list[Job]:
-    lease_until = now + timedelta(seconds=lease)
-    if not store.is_sqlite:
-        return await _claim_pg(store, worker_id, limit, now, lease_until, skip_endpoints)
-    query = (
-        sa.select(
-            deliveries.c.id,
-            deliveries.c.attempts,
-            deliveries.c.endpoint_id,
-            deliveries.c.tenant_id,
-            endpoints.c.active,
-            endpoints.c.url,
-            endpoints.c.secret,
-            sa.type_coerce(endpoints.c.previous_secrets, sa.Text).label("previous_secrets"),
-            sa.type_coerce(endpoints.c.headers, sa.Text).label("headers"),
-            endpoints.c.timeout_ms,
-            sa.type_coerce(endpoints.c.retry_schedule, sa.Text).label("retry_schedule"),
-            endpoints.c.max_in_flight,
-            events.c.id.label("event_id"),
-            events.c.event_type,
-            events.c.payload,
-        )
-        .join(
-            endpoints,
-            sa.and_(
-                endpoints.c.id == deliveries.c.endpoint_id, endpoints.c.tenant_id == deliveries.c.tenant_id
-            ),
-        )
-        .join(events, events.c.seq == deliveries.c.event_seq)
-        .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
-        .order_by(deliveries.c.next_attempt_at)
-        .limit(limit)
+# --- claiming ------------------------------------------------------------------------------------------
+
+MAX_WAKES = 10_000  # announcements taken in per claim (the rest by the next)
+
+
+class Claim:
+    """One claim transaction; see the module docstring. ``due_endpoints``, ``lease``, ``save``, in order."""
+
+    async def due_endpoints(self, now: datetime, limit: int) -> list[Candidate]:
+        raise NotImplementedError
+
+    async def lease(
+        self, grants: Sequence[Grant], now: datetime, lease_until: datetime
+    ) -> tuple[list[Job], dict[int, Head]]:
+        raise NotImplementedError
+
+    async def save(self, changed: Sequence[EndpointState], now: datetime) -> None:
+        raise NotImplementedError
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        """When the next endpoint that is not due now becomes due (None: none waits)."""
+        raise NotImplementedError
+
+
+_NEXT_DUE = sa.select(sa.func.min(endpoint_state.c.due_at)).where(
+    endpoint_state.c.due_at > sa.bindparam("now", type_=endpoint_state.c.due_at.type)
+)
+_PG_NEXT_DUE = "SELECT min(due_at) FROM endpoint_state WHERE due_at > $1"
+
+
+@asynccontextmanager
+async def claiming(store: Store, worker_id: str) -> AsyncIterator[Claim]:
+    if store.is_sqlite:
+        async with store.write() as conn:
+            yield _SqliteClaim(conn, worker_id)
+        return
+    async with driver_connection(store) as conn, conn.transaction():
+        yield _PgClaim(conn, worker_id)
+
+
+def _heads(
+    grants: Sequence[Grant], taken: Mapping[int, int], stats: Sequence[Any], lease_until: datetime
+) -> dict[int, Head]:
+    """Head per granted endpoint from the lease's counts: (endpoint_id, free, leased_until, next_due).
+    The leases just taken count among the endpoint's leases: if this worker dies, they are its work
+    again when they end."""
+    heads = {}
+    for endpoint_id, free, leased_until, next_due in stats:
+        got = taken.get(endpoint_id, 0)
+        if got and (leased_until is None or lease_until < leased_until):
+            leased_until = lease_until
+        heads[endpoint_id] = Head(endpoint_id, got, max(free - got, 0), leased_until, next_due)
+    for g in grants:
+        heads.setdefault(g.endpoint_id, Head(g.endpoint_id))
+    return heads
+
+
+def _job(r: Any, lease_until: datetime) -> Job:
+    return Job(
+        delivery_id=r[0],
+        attempt=r[1] + 1,
+        endpoint_id=r[2],
+        tenant_id=r[3],
+        endpoint_active=r[4],
+        url=r[5],
+        secret=r[6],
+        previous_secrets=_json(r[7], []),
+        headers=_json(r[8], {}),
+        timeout_ms=r[9],
+        retry_schedule=_json(r[10], None),
+        max_in_flight=r[11],
+        event_id=r[12],
+        event_type=r[13],
+        payload=r[14],
+        lease_until=lease_until,
     )
-    if skip_endpoints:
-        query = query.where(deliveries.c.endpoint_id.not_in(list(skip_endpoints)))
-    async with store.write() as conn:
-        rows = (await conn.execute(query)).all()
-        if not rows:
-            return []
+
+
+# PostgreSQL: the statements of a claim, in its transaction.
+
+# Announcements committed so far are taken in (their deliveries are committed with them, so the lease
+# below sees them); the endpoints they name have work. An endpoint that was idle takes its place in
+# line from when its row last changed (about when it was last served), not from now: behind it are the
+# endpoints served since, so a quiet endpoint's new event does not queue behind a busy tenant's
+# backlog. Rows are locked in id order.
+_PG_TAKE_WAKES = """
+WITH w AS (
+    DELETE FROM endpoint_wakes
+    WHERE id IN (SELECT id FROM endpoint_wakes ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING endpoint_id
+), s AS (
+    SELECT endpoint_id FROM endpoint_state
+    WHERE endpoint_id IN (SELECT endpoint_id FROM w) AND (work_at IS NULL OR work_at > $1)
+    ORDER BY endpoint_id
+    FOR UPDATE
+)
+UPDATE endpoint_state SET work_at = LEAST(updated_at, $1) WHERE endpoint_id IN (SELECT endpoint_id FROM s)
+"""
+
+_STATE_COLUMNS = ", ".join(f"s.{name}" for name in FIELDS)
+_PG_DUE_ENDPOINTS = f"""
+SELECT {_STATE_COLUMNS}, p.rate_limit, p.max_in_flight, p.circuit_breaker::text
+FROM endpoint_state AS s JOIN endpoints AS p ON p.id = s.endpoint_id
+WHERE s.due_at <= $1
+ORDER BY s.due_at
+LIMIT $2
+FOR UPDATE OF s SKIP LOCKED
+"""
+
+# Per granted endpoint: its first ``cap`` due deliveries (the head); of those not leased, the first
+# ``quota`` are leased. The rows come back in two kinds: 'j', a leased delivery with what sending it
+# needs; 's', one per endpoint, what the head held (unleased rows, the earliest lease end) and when its
+# next delivery not yet due is due.
+_PG_LEASE = """
+WITH g AS (
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[]) AS g(endpoint_id, quota, cap)
+), head AS (
+    SELECT g.endpoint_id, g.quota, h.id, h.next_attempt_at, h.lease_until
+    FROM g CROSS JOIN LATERAL (
+        SELECT d.id, d.next_attempt_at, d.lease_until FROM deliveries AS d
+        WHERE d.endpoint_id = g.endpoint_id AND d.status = 'pending' AND d.next_attempt_at <= $4
+        ORDER BY d.next_attempt_at, d.id
+        LIMIT g.cap
+    ) AS h
+), free AS (
+    SELECT endpoint_id, id, quota,
+           row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS k
+    FROM head WHERE lease_until IS NULL OR lease_until <= $4
+), leased AS (
+    UPDATE deliveries AS d SET lease_until = $5, leased_by = $6
+    FROM free
+    WHERE d.id = free.id AND free.k <= free.quota
+      AND d.status = 'pending' AND (d.lease_until IS NULL OR d.lease_until <= $4)
+    RETURNING d.id, d.attempts, d.endpoint_id, d.event_seq, d.tenant_id
+)
+SELECT 'j', l.id, l.attempts, l.endpoint_id, l.tenant_id, p.active, p.url, p.secret,
+       p.previous_secrets::text, p.headers::text, p.timeout_ms, p.retry_schedule::text, p.max_in_flight,
+       e.id, e.event_type, e.payload, NULL::timestamptz, NULL::timestamptz
+FROM leased AS l
+JOIN endpoints AS p ON p.id = l.endpoint_id AND p.tenant_id = l.tenant_id
+JOIN events AS e ON e.seq = l.event_seq
+UNION ALL
+SELECT 's', g.endpoint_id, (SELECT count(*) FROM free AS f WHERE f.endpoint_id = g.endpoint_id)::int,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       (SELECT min(h.lease_until) FROM head AS h WHERE h.endpoint_id = g.endpoint_id AND h.lease_until > $4),
+       (SELECT min(d.next_attempt_at) FROM deliveries AS d
+        WHERE d.endpoint_id = g.endpoint_id AND d.status = 'pending' AND d.next_attempt_at > $4)
+FROM g
+"""
+
+_PG_SAVE_TYPES = {
+    "work_at": "timestamptz",
+    "blocked_until": "timestamptz",
+    "hold": "text",
+    "breaker_state": "text",
+    "consecutive_failures": "int",
+    "window_started_at": "timestamptz",
+    "window_requests": "int",
+    "window_failures": "int",
+    "opened_at": "timestamptz",
+    "next_probe_at": "timestamptz",
+    "open_count": "int",
+    "limiter_tat": "timestamptz",
+    "paused_until": "timestamptz",
+    "last_success_at": "timestamptz",
+    "failing_since": "timestamptz",
+    "verification": "text",
+    "verification_error": "text",
+    "verified_at": "timestamptz",
+}
+assert tuple(_PG_SAVE_TYPES) == MUTABLE
+_PG_SAVE = (
+    "UPDATE endpoint_state AS s SET "
+    + ", ".join(f"{name} = u.{name}" for name in MUTABLE)
+    + ", updated_at = $1 FROM unnest($2::bigint[], "
+    + ", ".join(f"${i + 3}::{kind}[]" for i, kind in enumerate(_PG_SAVE_TYPES.values()))
+    + ") AS u(endpoint_id, "
+    + ", ".join(MUTABLE)
+    + ") WHERE s.endpoint_id = u.endpoint_id"
+)
+
+
+async def _pg_save(conn: asyncpg.Connection, changed: Sequence[EndpointState], now: datetime) -> None:
+    if changed:
+        columns = [[getattr(s, name) for s in changed] for name in MUTABLE]
+        await conn.execute(_PG_SAVE, now, [s.endpoint_id for s in changed], *columns)
+
+
+def _candidate(r: Any) -> Candidate:
+    n = len(FIELDS)
+    state = EndpointState(*r[:n])
+    return Candidate(state, rate_limit=r[n], max_in_flight=r[n + 1], circuit_breaker=_json(r[n + 2], None))
+
+
+class _PgClaim(Claim):
+    def __init__(self, conn: asyncpg.Connection, worker_id: str) -> None:
+        self._conn = conn
+        self._worker_id = worker_id
+
+    async def due_endpoints(self, now: datetime, limit: int) -> list[Candidate]:
+        await self._conn.execute(_PG_TAKE_WAKES, now, MAX_WAKES)
+        return [_candidate(r) for r in await self._conn.fetch(_PG_DUE_ENDPOINTS, now, limit)]
+
+    async def lease(
+        self, grants: Sequence[Grant], now: datetime, lease_until: datetime
+    ) -> tuple[list[Job], dict[int, Head]]:
+        if not grants:
+            return [], {}
+        rows = await self._conn.fetch(
+            _PG_LEASE,
+            [g.endpoint_id for g in grants],
+            [g.quota for g in grants],
+            [g.cap for g in grants],
+            now,
+            lease_until,
+            self._worker_id,
+        )
+        jobs = [_job(r[1:], lease_until) for r in rows if r[0] == "j"]
+        jobs.sort(key=lambda j: j.delivery_id)
+        taken: dict[int, int] = {}
+        for job in jobs:
+            taken[job.endpoint_id] = taken.get(job.endpoint_id, 0) + 1
+        stats = [(r[1], r[2], r[16], r[17]) for r in rows if r[0] == "s"]
+        return jobs, _heads(grants, taken, stats, lease_until)
+
+    async def save(self, changed: Sequence[EndpointState], now: datetime) -> None:
+        await _pg_save(self._conn, changed, now)
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        moment: datetime | None = await self._conn.fetchval(_PG_NEXT_DUE, now)
+        return moment
+
+
+# SQLite: the same steps; the store's write lock makes the process the only writer.
+
+_SQLITE_JOB_COLUMNS = (
+    deliveries.c.id,
+    deliveries.c.attempts,
+    deliveries.c.endpoint_id,
+    deliveries.c.tenant_id,
+    endpoints.c.active,
+    endpoints.c.url,
+    endpoints.c.secret,
+    sa.type_coerce(endpoints.c.previous_secrets, sa.Text),
+    sa.type_coerce(endpoints.c.headers, sa.Text),
+    endpoints.c.timeout_ms,
+    sa.type_coerce(endpoints.c.retry_schedule, sa.Text),
+    endpoints.c.max_in_flight,
+    events.c.id,
+    events.c.event_type,
+    events.c.payload,
+)
+
+
+# An endpoint's state and the settings that bound it, as ``_candidate`` reads them.
+_SQLITE_CANDIDATES = sa.select(
+    *states.COLUMNS,
+    endpoints.c.rate_limit,
+    endpoints.c.max_in_flight,
+    sa.type_coerce(endpoints.c.circuit_breaker, sa.Text),
+).join(endpoints, endpoints.c.id == endpoint_state.c.endpoint_id)
+
+
+class _SqliteClaim(Claim):
+    def __init__(self, conn: AsyncConnection, worker_id: str) -> None:
+        self._conn = conn
+        self._worker_id = worker_id
+
+    async def due_endpoints(self, now: datetime, limit: int) -> list[Candidate]:
+        conn = self._conn
+        wakes = (
+            await conn.execute(sa.select(endpoint_wakes.c.id, endpoint_wakes.c.endpoint_id).limit(MAX_WAKES))
+        ).all()
+        if wakes:
+            await conn.execute(endpoint_wakes.delete().where(endpoint_wakes.c.id <= max(w.id for w in wakes)))
+            last_changed = endpoint_state.c.updated_at
+            await conn.execute(
+                endpoint_state.update()
+                .where(
+                    endpoint_state.c.endpoint_id.in_({w.endpoint_id for w in wakes}),
+                    sa.or_(endpoint_state.c.work_at.is_(None), endpoint_state.c.work_at > now),
+                )
+                .values(work_at=sa.case((last_changed < now, last_changed), else_=now))
+            )
+        query = (
+            _SQLITE_CANDIDATES.where(endpoint_state.c.due_at <= now)
+            .order_by(endpoint_state.c.due_at)
+            .limit(limit)
+        )
+        return [_candidate(tuple(r)) for r in await conn.execute(query)]
+
+    async def lease(
+        self, grants: Sequence[Grant], now: datetime, lease_until: datetime
+    ) -> tuple[list[Job], dict[int, Head]]:
+        conn = self._conn
+        leased: list[int] = []
+        taken: dict[int, int] = {}
+        stats = []
+        for g in grants:
+            head = (
+                await conn.execute(
+                    sa.select(deliveries.c.id, deliveries.c.lease_until)
+                    .where(
+                        deliveries.c.endpoint_id == g.endpoint_id,
+                        deliveries.c.status == "pending",
+                        deliveries.c.next_attempt_at <= now,
+                    )
+                    .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+                    .limit(g.cap)
+                )
+            ).all()
+            free = [r.id for r in head if r.lease_until is None or r.lease_until <= now]
+            chosen = free[: g.quota]
+            leased.extend(chosen)
+            taken[g.endpoint_id] = len(chosen)
+            held = [r.lease_until for r in head if r.lease_until is not None and r.lease_until > now]
+            next_due = (
+                await conn.execute(
+                    sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(
+                        deliveries.c.endpoint_id == g.endpoint_id,
+                        deliveries.c.status == "pending",
+                        deliveries.c.next_attempt_at > now,
+                    )
+                )
+            ).scalar()
+            stats.append((g.endpoint_id, len(free), min(held) if held else None, next_due))
+        if not leased:
+            return [], _heads(grants, taken, stats, lease_until)
         await conn.execute(
             deliveries.update()
-            .where(deliveries.c.id.in_([r.id for r in rows]))
-            .values(next_attempt_at=lease_until, leased_by=worker_id)
+            .where(deliveries.c.id.in_(leased))
+            .values(lease_until=lease_until, leased_by=self._worker_id)
         )
-    return [
-        Job(
-            delivery_id=r.id,
-            attempt=r.attempts + 1,
-            endpoint_id=r.endpoint_id,
-            tenant_id=r.tenant_id,
-            endpoint_active=r.active,
-            url=r.url,
-            secret=r.secret,
-            previous_secrets=_json(r.previous_secrets, []),
-            headers=_json(r.headers, {}),
-            timeout_ms=r.timeout_ms,
-            retry_schedule=_json(r.retry_schedule, None),
-            max_in_flight=r.max_in_flight,
-            event_id=r.event_id,
-            event_type=r.event_type,
-            payload=r.payload,
-            lease_until=lease_until,
+        query = (
+            sa.select(*_SQLITE_JOB_COLUMNS)
+            .join(
+                endpoints,
+                sa.and_(
+                    endpoints.c.id == deliveries.c.endpoint_id,
+                    endpoints.c.tenant_id == deliveries.c.tenant_id,
+                ),
+            )
+            .join(events, events.c.seq == deliveries.c.event_seq)
+            .where(deliveries.c.id.in_(leased))
+            .order_by(deliveries.c.id)
         )
-        for r in rows
-    ]
+        jobs = [_job(r, lease_until) for r in await conn.execute(query)]
+        return jobs, _heads(grants, taken, stats, lease_until)
 
+    async def save(self, changed: Sequence[EndpointState], now: datetime) -> None:
+        await states.save(self._conn, changed, now)
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        moment: datetime | None = (await self._conn.execute(_NEXT_DUE, {"now": now})).scalar()
+        return moment
+
+
+# Recording statements.
 
 _ATTEMPT_COLUMNS = (
     "delivery_id",
@@ -182,6 +474,7 @@ _UPDATE_DELIVERY = (
         status=sa.bindparam("b_status"),
         attempts=sa.bindparam("b_attempts"),
         next_attempt_at=sa.bindparam("b_next", type_=deliveries.c.next_attempt_at.type),
+        lease_until=None,
         leased_by=None,
         last_status_code=sa.bindparam("b_code"),
         last_error=sa.bindparam("b_error"),
@@ -191,52 +484,168 @@ _UPDATE_DELIVERY = (
 )
 
 
-def _disable_endpoint(outcome: Outcome, now: datetime) -> sa.Update:
-    """A 410's verdict applies to the endpoint the request went to: same id, same tenant, and only while
-    the delivery it answered still exists for that endpoint."""
-    return (
-        endpoints.update()
-        .where(
-            endpoints.c.id == outcome.endpoint_id,
-            endpoints.c.tenant_id == outcome.tenant_id,
-            sa.exists().where(
-                deliveries.c.id == outcome.delivery_id, deliveries.c.endpoint_id == outcome.endpoint_id
-            ),
-        )
-        .values(active=False, disabled_reason=outcome.disable_endpoint, updated_at=now)
-    )
+# Deliveries first, and only those still there for the endpoint and tenant they were claimed for; then
+# the attempts of exactly the rows updated. The UPDATE locks those rows until the commit, so a concurrent
+# DELETE of the webhook (or tenant) either waits for this statement or has already removed them, and the
+# attempts' foreign key always holds. Still one statement, one round trip.
+_RECORD_PG = """
+WITH updated AS (
+    UPDATE deliveries AS d
+    SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_attempt_at, lease_until = NULL,
+        leased_by = NULL,
+        last_status_code = u.code, last_error = u.error, updated_at = $10::timestamptz,
+        completed_at = CASE WHEN u.status = 'pending' THEN NULL ELSE $10::timestamptz END
+    FROM unnest($11::bigint[], $12::text[], $13::int[], $14::timestamptz[], $15::int[], $16::text[],
+                $17::bigint[], $18::text[])
+         AS u(id, status, attempts, next_attempt_at, code, error, endpoint_id, tenant_id)
+    WHERE d.id = u.id AND d.endpoint_id = u.endpoint_id AND d.tenant_id = u.tenant_id
+    RETURNING d.id
+), inserted AS (
+    INSERT INTO attempts (delivery_id, endpoint_id, attempt, started_at, duration_ms, status_code,
+                          response_body, error, request_headers)
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::timestamptz[], $5::int[], $6::int[],
+                         $7::text[], $8::text[], $9::jsonb[])
+        AS a(delivery_id, endpoint_id, attempt, started_at, duration_ms, status_code, response_body, error,
+             request_headers)
+    WHERE a.delivery_id IN (SELECT id FROM updated)
+)
+SELECT id FROM updated
+"""
 
 
-async def record(store: Store, outcomes: Sequence[Outcome], now: datetime) -> None:
-    """Write a batch of attempts and the resulting delivery states in one transaction.
+# --- recording -----------------------------------------------------------------------------------------
 
-    Only deliveries that still exist and still belong to the endpoint and tenant they were claimed for
-    are written: the result of one whose webhook or tenant was deleted meanwhile is silently left out,
-    so it can neither break the batch (a foreign key) nor land on another row."""
-    if not outcomes:
+
+class Recording:
+    """One transaction writing a batch of results, in this order: ``endpoints`` (their state rows,
+    locked), ``deliveries`` (the outcomes and attempts), ``endpoint_states``."""
+
+    async def endpoints(self, keys: Collection[tuple[int, str]]) -> dict[int, Candidate]:
+        """The rows of the (endpoint id, tenant id) pairs that exist as such, locked, with settings."""
+        raise NotImplementedError
+
+    async def deliveries(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
+        """Write the outcomes, only for deliveries still there for the endpoint and tenant they were
+        claimed for (the result of one whose webhook or tenant was deleted meanwhile is silently left
+        out, so it can neither break the batch nor land on another row). Returns the ids written."""
+        raise NotImplementedError
+
+    async def endpoint_states(
+        self, changed: Sequence[EndpointState], disable: Mapping[int, str], now: datetime
+    ) -> None:
+        """Write the endpoints' new states, and disable those in ``disable`` (with the reason)."""
+        raise NotImplementedError
+
+
+@asynccontextmanager
+async def recording(store: Store) -> AsyncIterator[Recording]:
+    if store.is_sqlite:
+        async with store.write() as conn:
+            yield _SqliteRecording(conn)
         return
-    if not store.is_sqlite:
-        await _record_pg(store, outcomes, now)
-        return
-    async with store.write() as conn:
-        await conn.execute(
-            _UPDATE_DELIVERY,
-            [
-                {
-                    "b_id": o.delivery_id,
-                    "b_endpoint_id": o.endpoint_id,
-                    "b_tenant_id": o.tenant_id,
-                    "b_status": o.status,
-                    "b_attempts": o.attempt,
-                    "b_next": o.next_attempt_at or now,
-                    "b_code": o.status_code,
-                    "b_error": o.error,
-                    "b_now": now,
-                    "b_completed": None if o.status == "pending" else now,
-                }
-                for o in outcomes
-            ],
+    async with driver_connection(store) as conn, conn.transaction():
+        yield _PgRecording(conn)
+
+
+_PG_LOCK_ENDPOINTS = f"""
+SELECT {_STATE_COLUMNS}, p.rate_limit, p.max_in_flight, p.circuit_breaker::text
+FROM endpoint_state AS s
+JOIN unnest($1::bigint[], $2::text[]) AS k(endpoint_id, tenant_id)
+    ON k.endpoint_id = s.endpoint_id AND k.tenant_id = s.tenant_id
+JOIN endpoints AS p ON p.id = s.endpoint_id
+ORDER BY s.endpoint_id
+FOR UPDATE OF s
+"""
+
+_PG_DISABLE = """
+UPDATE endpoints SET active = false, disabled_reason = u.reason, updated_at = $1
+FROM unnest($2::bigint[], $3::text[]) AS u(id, reason)
+WHERE endpoints.id = u.id
+"""
+
+
+class _PgRecording(Recording):
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def endpoints(self, keys: Collection[tuple[int, str]]) -> dict[int, Candidate]:
+        ordered = sorted(keys)
+        rows = await self._conn.fetch(_PG_LOCK_ENDPOINTS, [k[0] for k in ordered], [k[1] for k in ordered])
+        return {c.state.endpoint_id: c for c in map(_candidate, rows)}
+
+    async def deliveries(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
+        if not outcomes:
+            return set()
+        sent = [o for o in outcomes if o.sent]
+        rows = await self._conn.fetch(
+            _RECORD_PG,
+            [o.delivery_id for o in sent],
+            [o.endpoint_id for o in sent],
+            [o.attempt for o in sent],
+            [o.started_at for o in sent],
+            [o.duration_ms for o in sent],
+            [o.status_code for o in sent],
+            [o.response_body for o in sent],
+            [o.error for o in sent],
+            [orjson.dumps(o.request_headers).decode() for o in sent],
+            now,
+            [o.delivery_id for o in outcomes],
+            [o.status for o in outcomes],
+            [o.attempt for o in outcomes],
+            [o.next_attempt_at or now for o in outcomes],
+            [o.status_code for o in outcomes],
+            [o.error for o in outcomes],
+            [o.endpoint_id for o in outcomes],
+            [o.tenant_id for o in outcomes],
         )
+        return {r[0] for r in rows}
+
+    async def endpoint_states(
+        self, changed: Sequence[EndpointState], disable: Mapping[int, str], now: datetime
+    ) -> None:
+        await _pg_save(self._conn, changed, now)
+        if disable:
+            await self._conn.execute(_PG_DISABLE, now, list(disable), list(disable.values()))
+
+
+class _SqliteRecording(Recording):
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def endpoints(self, keys: Collection[tuple[int, str]]) -> dict[int, Candidate]:
+        query = _SQLITE_CANDIDATES.where(endpoint_state.c.endpoint_id.in_([k[0] for k in keys]))
+        rows = await self._conn.execute(query)
+        found = (_candidate(tuple(r)) for r in rows)
+        return {c.state.endpoint_id: c for c in found if (c.state.endpoint_id, c.state.tenant_id) in keys}
+
+    async def deliveries(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
+        conn = self._conn
+        if not outcomes:
+            return set()
+        query = sa.select(deliveries.c.id, deliveries.c.endpoint_id, deliveries.c.tenant_id).where(
+            deliveries.c.id.in_([o.delivery_id for o in outcomes])
+        )
+        there = {(r.id, r.endpoint_id, r.tenant_id) for r in await conn.execute(query)}
+        outcomes = [o for o in outcomes if (o.delivery_id, o.endpoint_id, o.tenant_id) in there]
+        if outcomes:
+            await conn.execute(
+                _UPDATE_DELIVERY,
+                [
+                    {
+                        "b_id": o.delivery_id,
+                        "b_endpoint_id": o.endpoint_id,
+                        "b_tenant_id": o.tenant_id,
+                        "b_status": o.status,
+                        "b_attempts": o.attempt,
+                        "b_next": o.next_attempt_at or now,
+                        "b_code": o.status_code,
+                        "b_error": o.error,
+                        "b_now": now,
+                        "b_completed": None if o.status == "pending" else now,
+                    }
+                    for o in outcomes
+                ],
+            )
         sent = [o for o in outcomes if o.sent]
         if sent:
             await conn.execute(
@@ -257,9 +666,18 @@ async def record(store: Store, outcomes: Sequence[Outcome], now: datetime) -> No
                     for o in sent
                 ],
             )
-        for o in outcomes:
-            if o.disable_endpoint:
-                await conn.execute(_disable_endpoint(o, now))
+        return {o.delivery_id for o in outcomes}
+
+    async def endpoint_states(
+        self, changed: Sequence[EndpointState], disable: Mapping[int, str], now: datetime
+    ) -> None:
+        await states.save(self._conn, changed, now)
+        for endpoint_id, reason in disable.items():
+            await self._conn.execute(
+                endpoints.update()
+                .where(endpoints.c.id == endpoint_id)
+                .values(active=False, disabled_reason=reason, updated_at=now)
+            )
 
 
 async def release(store: Store, delivery_ids: Sequence[int], worker_id: str, now: datetime) -> None:
@@ -267,15 +685,17 @@ async def release(store: Store, delivery_ids: Sequence[int], worker_id: str, now
     if not delivery_ids:
         return
     async with store.write() as conn:
-        await conn.execute(
+        rows = await conn.execute(
             deliveries.update()
             .where(
                 deliveries.c.id.in_(list(delivery_ids)),
                 deliveries.c.leased_by == worker_id,
                 deliveries.c.status == "pending",
             )
-            .values(next_attempt_at=now, leased_by=None)
+            .values(lease_until=None, leased_by=None)
+            .returning(deliveries.c.endpoint_id)
         )
+        await states.wake(conn, [r.endpoint_id for r in rows])
 
 
 def unavailable(exc: BaseException) -> bool:
@@ -302,62 +722,6 @@ _UNAVAILABLE = (
 )
 
 
-# --- PostgreSQL ----------------------------------------------------------------------------------------
-
-_CLAIM_PG = """
-WITH due AS (
-    SELECT id FROM deliveries
-    WHERE status = 'pending' AND next_attempt_at <= $1 AND endpoint_id <> ALL($3::bigint[])
-    ORDER BY next_attempt_at
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-), leased AS (
-    UPDATE deliveries AS d SET next_attempt_at = $4, leased_by = $5
-    FROM due WHERE d.id = due.id
-    RETURNING d.id, d.attempts, d.endpoint_id, d.event_seq, d.tenant_id
-)
-SELECT l.id, l.attempts, l.endpoint_id, l.tenant_id, p.active, p.url, p.secret, p.previous_secrets::text,
-       p.headers::text, p.timeout_ms, p.retry_schedule::text, p.max_in_flight,
-       e.id AS event_id, e.event_type, e.payload
-FROM leased AS l
-JOIN endpoints AS p ON p.id = l.endpoint_id AND p.tenant_id = l.tenant_id
-JOIN events AS e ON e.seq = l.event_seq
-ORDER BY l.id
-"""
-
-# Deliveries first, and only those still there for the endpoint and tenant they were claimed for; then
-# the attempts of exactly the rows updated. The UPDATE locks those rows until the commit, so a concurrent
-# DELETE of the webhook (or tenant) either waits for this statement or has already removed them, and the
-# attempts' foreign key always holds. Still one statement, one round trip.
-_RECORD_PG = """
-WITH updated AS (
-    UPDATE deliveries AS d
-    SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_attempt_at, leased_by = NULL,
-        last_status_code = u.code, last_error = u.error, updated_at = $10::timestamptz,
-        completed_at = CASE WHEN u.status = 'pending' THEN NULL ELSE $10::timestamptz END
-    FROM unnest($11::bigint[], $12::text[], $13::int[], $14::timestamptz[], $15::int[], $16::text[],
-                $17::bigint[], $18::text[])
-         AS u(id, status, attempts, next_attempt_at, code, error, endpoint_id, tenant_id)
-    WHERE d.id = u.id AND d.endpoint_id = u.endpoint_id AND d.tenant_id = u.tenant_id
-    RETURNING d.id
-)
-INSERT INTO attempts (delivery_id, endpoint_id, attempt, started_at, duration_ms, status_code,
-                      response_body, error, request_headers)
-SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::timestamptz[], $5::int[], $6::int[],
-                     $7::text[], $8::text[], $9::jsonb[])
-    AS a(delivery_id, endpoint_id, attempt, started_at, duration_ms, status_code, response_body, error,
-         request_headers)
-WHERE a.delivery_id IN (SELECT id FROM updated)
-"""
-
-# See ``_disable_endpoint``.
-_DISABLE_ENDPOINT_PG = """
-UPDATE endpoints SET active = false, disabled_reason = $2, updated_at = $3
-WHERE id = $1 AND tenant_id = $4
-  AND EXISTS (SELECT 1 FROM deliveries WHERE id = $5 AND endpoint_id = $1)
-"""
-
-
 UNREADABLE = "(unreadable JSON)"
 
 
@@ -376,69 +740,3 @@ def _json(text: str | bytes | None, empty: Any) -> Any:
         except (ValueError, RecursionError):
             return UNREADABLE
     return empty if value is None else value
-
-
-async def _claim_pg(
-    store: Store,
-    worker_id: str,
-    limit: int,
-    now: datetime,
-    lease_until: datetime,
-    skip_endpoints: Collection[int],
-) -> list[Job]:
-    async with driver_connection(store) as conn:
-        rows = await conn.fetch(_CLAIM_PG, now, limit, list(skip_endpoints), lease_until, worker_id)
-    return [
-        Job(
-            delivery_id=r[0],
-            attempt=r[1] + 1,
-            endpoint_id=r[2],
-            tenant_id=r[3],
-            endpoint_active=r[4],
-            url=r[5],
-            secret=r[6],
-            previous_secrets=_json(r[7], []),
-            headers=_json(r[8], {}),
-            timeout_ms=r[9],
-            retry_schedule=_json(r[10], None),
-            max_in_flight=r[11],
-            event_id=r[12],
-            event_type=r[13],
-            payload=r[14],
-            lease_until=lease_until,
-        )
-        for r in rows
-    ]
-
-
-async def _record_pg(store: Store, outcomes: Sequence[Outcome], now: datetime) -> None:
-    sent = [o for o in outcomes if o.sent]
-    disabling = [o for o in outcomes if o.disable_endpoint]
-    async with driver_connection(store) as conn, contextlib.AsyncExitStack() as stack:
-        if disabling:  # more than one statement: one transaction
-            await stack.enter_async_context(conn.transaction())
-        await conn.execute(
-            _RECORD_PG,
-            [o.delivery_id for o in sent],
-            [o.endpoint_id for o in sent],
-            [o.attempt for o in sent],
-            [o.started_at for o in sent],
-            [o.duration_ms for o in sent],
-            [o.status_code for o in sent],
-            [o.response_body for o in sent],
-            [o.error for o in sent],
-            [orjson.dumps(o.request_headers).decode() for o in sent],
-            now,
-            [o.delivery_id for o in outcomes],
-            [o.status for o in outcomes],
-            [o.attempt for o in outcomes],
-            [o.next_attempt_at or now for o in outcomes],
-            [o.status_code for o in outcomes],
-            [o.error for o in outcomes],
-            [o.endpoint_id for o in outcomes],
-            [o.tenant_id for o in outcomes],
-        )
-        for o in disabling:
-            await conn.execute(
-                _DISABLE_ENDPOINT_PG, o.endpoint_id, o.disable_endpoint, now, o.tenant_id, o.delivery_id
-            )

@@ -1,8 +1,9 @@
 """The database schema, in SQLAlchemy Core, shared by SQLite and PostgreSQL.
 
 The queue is the ``deliveries`` table itself: one row per (event, endpoint), due when
-``status = 'pending' AND next_attempt_at <= now``. A worker claims a row by pushing ``next_attempt_at``
-forward by its lease, so a crashed worker's rows simply become due again when the lease runs out.
+``status = 'pending' AND next_attempt_at <= now`` and not leased. A worker claims a row by setting its
+``lease_until``, so a crashed worker's rows simply become due again when the lease runs out. Which
+endpoints are claimed, and how many of their deliveries, is decided per endpoint from ``endpoint_state``.
 
 Every integer key that other rows, the worker or a client refers to (endpoints, events, deliveries,
 attempts) is AUTOINCREMENT on SQLite: without it SQLite hands the id of a deleted row to the next insert,
@@ -117,8 +118,70 @@ endpoints = sa.Table(
     sa.Column("max_in_flight", sa.Integer, nullable=True),
     # Secrets still valid during a rotation's grace period: [{"secret": ..., "expires_at": iso}].
     sa.Column("previous_secrets", Json, nullable=False, server_default=sa.text("'[]'")),
+    # Requests per second across all workers (NULL: the service default, which may be none).
+    sa.Column("rate_limit", sa.Float, nullable=True),
+    # Circuit-breaker thresholds replacing the service's: {"consecutive_failures": 10, ...}.
+    sa.Column("circuit_breaker", Json, nullable=True),
     sa.Index(None, "tenant_id", "id"),
     sqlite_autoincrement=True,
+)
+
+# What the dispatcher knows about an endpoint and every worker must agree on: whether it has work, until
+# when it may not send (breaker, rate limit, a receiver's Retry-After), why its deliveries are held, and
+# its health. One small row per endpoint, changed only under its row lock (see hookline.store.queue).
+#
+# ``due_at`` is when the scheduler should next look at the endpoint: NULL while its deliveries are held
+# or it has no work, else the later of ``work_at`` and ``blocked_until``. Claims take endpoints in
+# ``due_at`` order and move a served endpoint's ``due_at`` to now, behind the others: round robin.
+DUE_AT = (
+    "CASE WHEN hold IS NULL AND work_at IS NOT NULL THEN"
+    " CASE WHEN blocked_until > work_at THEN blocked_until ELSE work_at END END"
+)
+endpoint_state = sa.Table(
+    "endpoint_state",
+    metadata,
+    sa.Column("endpoint_id", BigId, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("work_at", UtcDateTime, nullable=True),  # it may have due work from then (NULL: none)
+    sa.Column("blocked_until", UtcDateTime, nullable=True),
+    sa.Column("hold", sa.String(16), nullable=True),  # disabled | unverified
+    sa.Column("due_at", UtcDateTime, sa.Computed(DUE_AT, persisted=True), nullable=True),
+    sa.Column("breaker_state", sa.String(16), nullable=False, server_default="closed"),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("window_started_at", UtcDateTime, nullable=True),
+    sa.Column("window_requests", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("window_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("opened_at", UtcDateTime, nullable=True),
+    sa.Column("next_probe_at", UtcDateTime, nullable=True),
+    sa.Column("open_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("limiter_tat", UtcDateTime, nullable=True),
+    sa.Column("paused_until", UtcDateTime, nullable=True),
+    sa.Column("last_success_at", UtcDateTime, nullable=True),
+    sa.Column("failing_since", UtcDateTime, nullable=True),
+    # not_required | pending | verified | failed
+    sa.Column("verification", sa.String(16), nullable=False, server_default="not_required"),
+    sa.Column("verification_error", sa.Text, nullable=True),
+    sa.Column("verified_at", UtcDateTime, nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index(
+        "ix_endpoint_state_due",
+        "due_at",
+        postgresql_where=sa.text("due_at IS NOT NULL"),
+        sqlite_where=sa.text("due_at IS NOT NULL"),
+    ),
+    sa.Index(None, "tenant_id", "endpoint_id"),
+)
+
+# New work for an endpoint, announced by whoever creates it (ingest, replays) in the same transaction,
+# and consumed by the next claim. A claim that sees the announcement also sees the deliveries it
+# announces (one commit), so an endpoint is never marked idle while work it has not seen is committing.
+# No foreign key: an insert on the ingest path costs no lookup, and a wake for a deleted endpoint is
+# simply consumed.
+endpoint_wakes = sa.Table(
+    "endpoint_wakes",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", BigId, nullable=False),
 )
 
 events = sa.Table(
@@ -148,19 +211,25 @@ deliveries = sa.Table(
     sa.Column("endpoint_id", BigId, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False),
     sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("event_type", sa.String(100), nullable=False),
-    # pending -> succeeded | failed; a claimed row stays pending with next_attempt_at = lease expiry.
+    # pending -> succeeded | failed; a claimed row stays pending, leased until ``lease_until``.
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    # A claim leases the row until ``lease_until``; neither column is indexed, so a claim is a HOT update.
+    sa.Column("lease_until", UtcDateTime, nullable=True),
     sa.Column("leased_by", sa.String(64), nullable=True),
     sa.Column("last_status_code", sa.Integer, nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("completed_at", UtcDateTime, nullable=True),
+    # Per endpoint, its pending deliveries in the order they are due: the claim reads the head of one
+    # endpoint at a time, however long the queue behind it.
     sa.Index(
-        "ix_deliveries_due",
+        "ix_deliveries_endpoint_due",
+        "endpoint_id",
         "next_attempt_at",
+        "id",
         postgresql_where=sa.text("status = 'pending'"),
         sqlite_where=sa.text("status = 'pending'"),
     ),

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import Response
 
+from hookline.api import endpoint_health
 from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
 from hookline.api.envelope import bad_request, not_found, ok
 from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page
@@ -19,6 +20,7 @@ from hookline.api.responses import (
     Envelope,
     Page,
     SecretRotated,
+    VerifyOutcome,
     WebhookCreated,
     WebhookOut,
     WebhookSecret,
@@ -27,10 +29,14 @@ from hookline.api.routing import StrictJsonRoute
 from hookline.api.services import Services
 from hookline.catalog import UnknownEventType, normalize_subscription
 from hookline.config import parse_retry_schedule
+from hookline.dispatch.breaker import policy_problem
 from hookline.egress import UrlRejected, check_webhook_url, header_problem
 from hookline.signing import generate_secret, validate_secret
 from hookline.store import endpoints as store
+from hookline.store.endpoint_state import EndpointState
 from hookline.store.endpoints import Endpoint
+
+OPTION_FIELDS = {"timeout_seconds", "retry_schedule", "max_in_flight", "rate_limit", "circuit_breaker"}
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=StrictJsonRoute)
 
@@ -86,6 +92,12 @@ def _check_schedule(value: str | list[float] | None) -> list[float] | None:
         raise ValueError(f"'retry_schedule': {exc}") from None
 
 
+def _check_breaker(value: dict[str, float] | None) -> dict[str, float] | None:
+    if value is not None and (problem := policy_problem(value)) is not None:
+        raise ValueError(f"'circuit_breaker': {problem}")
+    return value or None
+
+
 class _EndpointFields(BaseModel):
     # strict: no false for 0, no 0 for a datetime (lax coercions the OpenAPI document does not promise)
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -94,7 +106,17 @@ class _EndpointFields(BaseModel):
     retry_schedule: str | list[float] | None = Field(
         default=None, description='waits before each retry, e.g. "1m,5m,15m,1h,6h" (default: the service\'s)'
     )
-    max_in_flight: int | None = Field(default=None, ge=1, le=10_000, description="concurrent requests cap")
+    max_in_flight: int | None = Field(
+        default=None, ge=1, le=10_000, description="concurrent requests cap, across all workers"
+    )
+    rate_limit: float | None = Field(
+        default=None, gt=0, le=100_000, description="requests per second, across all workers"
+    )
+    circuit_breaker: dict[str, float] | None = Field(
+        default=None,
+        description="breaker thresholds replacing the service's: consecutive_failures, failure_rate, "
+        "min_requests, window, cooldown, max_cooldown (seconds)",
+    )
     description: str | None = Field(default=None, max_length=1000)
     channels: list[str] | None = None
     headers: dict[str, str] | None = None
@@ -104,20 +126,34 @@ class _EndpointFields(BaseModel):
     _headers = field_validator("headers")(_check_headers)
     _metadata = field_validator("metadata")(_check_metadata)
     _schedule = field_validator("retry_schedule")(_check_schedule)
+    _breaker = field_validator("circuit_breaker")(_check_breaker)
 
 
 class WebhookCreate(_EndpointFields):
     url: str = Field(max_length=4096)
     secret: str | None = None
     tenant_id: str | None = None
+    verify: bool | None = Field(
+        default=None,
+        description="hold deliveries until the endpoint answers the verification handshake "
+        "(default: the service's HOOKLINE_VERIFICATION_REQUIRED)",
+    )
 
 
 class WebhookUpdate(_EndpointFields):
     url: str | None = Field(default=None, max_length=4096)
     active: bool | None = None
+    discard_held: bool | None = Field(
+        default=None, description='with "active": true, fail the held deliveries instead of sending them'
+    )
 
 
-def webhook_view(e: Endpoint) -> dict[str, Any]:
+async def webhook_views(services: Services, found: list[Endpoint]) -> list[dict[str, Any]]:
+    loaded = await endpoint_health.load(services, found)
+    return [webhook_view(services, e, *loaded[e.id]) for e in found]
+
+
+def webhook_view(services: Services, e: Endpoint, state: EndpointState, held: int) -> dict[str, Any]:
     return {
         "id": e.id,
         "url": e.url,
@@ -134,6 +170,10 @@ def webhook_view(e: Endpoint) -> dict[str, Any]:
         "timeout_seconds": e.timeout_ms / 1000 if e.timeout_ms else None,
         "retry_schedule": e.retry_schedule,
         "max_in_flight": e.max_in_flight,
+        "rate_limit": e.rate_limit,
+        "circuit_breaker": e.circuit_breaker,
+        "verification": endpoint_health.verification_view(state),
+        "health": endpoint_health.health_view(services, e, state, held),
     }
 
 
@@ -198,11 +238,13 @@ async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: 
         raise bad_request(problem)
     events = await _events(services, body.events if body.events is not None else ["*"])
     secret = body.secret or generate_secret()
+    verify = services.settings.verification_required if body.verify is None else body.verify
     async with services.store.write() as conn:
         endpoint = await store.insert_endpoint(
             conn,
             tenant_id=tenant_id,
             now=services.now(),
+            verify=verify,
             url=url,
             description=body.description or "",
             secret=secret,
@@ -211,9 +253,12 @@ async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: 
             headers=body.headers or {},
             metadata=body.metadata or {},
             active=True,
-            **_options(body.model_dump(include={"timeout_seconds", "retry_schedule", "max_in_flight"})),
+            **_options(body.model_dump(include=OPTION_FIELDS)),
         )
-    return ok({**webhook_view(endpoint), "secret": secret}, "Webhook created successfully", 201)
+    if verify:
+        await endpoint_health.verify(services, endpoint)
+    [view] = await webhook_views(services, [endpoint])
+    return ok({**view, "secret": secret}, "Webhook created successfully", 201)
 
 
 @router.get("", summary="List webhook endpoints", response_model=Envelope[Page[WebhookOut]])
@@ -228,7 +273,9 @@ async def list_webhooks(
     async with services.store.read() as conn:
         rows = await store.list_endpoints(conn, tenant, after=decode_int_cursor(cursor), limit=limit + 1)
     last = rows[limit - 1].id if len(rows) > limit else None
-    return ok(page([webhook_view(e) for e in rows], limit, last), "Webhooks retrieved successfully")
+    views = await webhook_views(services, rows[:limit])
+    extra = rows[limit:]  # only says whether another page exists
+    return ok(page([*views, *extra], limit, last), "Webhooks retrieved successfully")
 
 
 @router.get("/{webhook_id}", summary="Get a webhook endpoint", response_model=Envelope[WebhookOut])
@@ -236,9 +283,8 @@ async def get_webhook(
     webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
-    return ok(
-        webhook_view(await endpoint_or_404(services, tenant, webhook_id)), "Webhook retrieved successfully"
-    )
+    [view] = await webhook_views(services, [await endpoint_or_404(services, tenant, webhook_id)])
+    return ok(view, "Webhook retrieved successfully")
 
 
 @router.get(
@@ -264,7 +310,10 @@ async def update_webhook(
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     changes = body.model_dump(exclude_unset=True)
-    for field in ("url", "active", "description", "headers", "metadata"):
+    discard_held = bool(changes.pop("discard_held", False))
+    if discard_held and changes.get("active") is not True:
+        raise bad_request("'discard_held' applies only with \"active\": true")
+    for field in ("url", "active", "description", "headers", "metadata", "discard_held"):
         if field in changes and changes[field] is None:
             raise bad_request(f"'{field}' cannot be null")
     if "url" in changes:
@@ -277,12 +326,22 @@ async def update_webhook(
     if changes.get("active"):
         changes["disabled_reason"] = None
     _options(changes)
+    before = await endpoint_or_404(services, tenant, webhook_id)
     async with services.store.write() as conn:
-        if not await store.update_endpoint(conn, tenant, numeric_id(webhook_id), changes, services.now()):
+        if not await store.update_endpoint(conn, tenant, before.id, changes, services.now()):
             raise not_found(f"webhook '{webhook_id}' not found")
-    return ok(
-        webhook_view(await endpoint_or_404(services, tenant, webhook_id)), "Webhook updated successfully"
-    )
+    endpoint = await endpoint_or_404(services, tenant, webhook_id)
+    if "active" in changes:
+        await endpoint_health.set_active(
+            services, endpoint, active=changes["active"], discard_held=discard_held
+        )
+    if "url" in changes and changes["url"] != before.url:
+        [(state, _)] = (await endpoint_health.load(services, [endpoint])).values()
+        if state.verification != "not_required":  # a new URL must prove itself again
+            await endpoint_health.require_verification(services, endpoint.id)
+            await endpoint_health.verify(services, endpoint)
+    [view] = await webhook_views(services, [endpoint])
+    return ok(view, "Webhook updated successfully")
 
 
 @router.delete("/{webhook_id}", summary="Delete a webhook endpoint", response_model=Envelope[Deleted])
@@ -340,3 +399,73 @@ async def rotate_secret(
         "previous_secrets_expire_at": [old["expires_at"] for old in still_valid[:5]],
     }
     return ok(data, "Webhook secret rotated successfully")
+
+
+@router.post(
+    "/{webhook_id}/verify",
+    summary="Run the verification handshake again",
+    response_model=Envelope[VerifyOutcome],
+)
+async def verify_webhook(
+    webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+) -> Response:
+    """POSTs ``{"type": "verification", "challenge": ...}``, signed; the endpoint is verified when it
+    answers 200 with the same challenge. Until then its deliveries are held. The answer says how it
+    went, whichever way (a failed handshake is not an error of this request)."""
+    tenant = await resolve_tenant(services, principal, tenant_id)
+    endpoint = await endpoint_or_404(services, tenant, webhook_id)
+    outcome = await endpoint_health.verify(services, endpoint)
+    data = {
+        "webhook_id": endpoint.id,
+        "verified": outcome.verified,
+        "status": "verified" if outcome.verified else "failed",
+        "error": outcome.error,
+        "status_code": outcome.status_code,
+        "duration_ms": outcome.duration_ms,
+    }
+    message = "Webhook verified" if outcome.verified else "Webhook verification failed"
+    return ok(data, message)
+
+
+class DefaultWebhook(BaseModel):
+    """Seed 000's single-webhook form."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    webhookUrl: str = Field(max_length=4096)
+    events: list[str] | None = Field(default=None, max_length=100)
+    tenant_id: str | None = None
+
+
+@router.post(
+    "/set",
+    summary="Create or update the tenant's default webhook (single-webhook form)",
+    response_model=Envelope[WebhookOut],
+    responses={201: {"model": Envelope[WebhookCreated], "description": "created"}},
+)
+async def set_default_webhook(
+    body: DefaultWebhook, services: ServicesDep, principal: Authenticated
+) -> Response:
+    """The default webhook is the tenant's oldest endpoint; with none, one is created (201, with its
+    secret). Events default to all. It is an ordinary endpoint: ``GET /v1/webhooks`` lists it."""
+    tenant_id = await resolve_tenant(services, principal, body.tenant_id)
+    url = _url(services, body.webhookUrl)
+    events = await _events(services, body.events if body.events is not None else ["*"])
+    async with services.store.read() as conn:
+        existing = await store.list_endpoints(conn, tenant_id, after=None, limit=1)
+    if not existing:
+        return await create_webhook(
+            WebhookCreate(url=url, events=events, tenant_id=tenant_id), services, principal
+        )
+    endpoint = existing[0]
+    async with services.store.write() as conn:
+        await store.update_endpoint(
+            conn, tenant_id, endpoint.id, {"url": url, "events": events}, services.now()
+        )
+    updated = await endpoint_or_404(services, tenant_id, str(endpoint.id))
+    if url != endpoint.url:
+        [(state, _)] = (await endpoint_health.load(services, [updated])).values()
+        if state.verification != "not_required":
+            await endpoint_health.require_verification(services, updated.id)
+            await endpoint_health.verify(services, updated)
+    [view] = await webhook_views(services, [updated])
+    return ok(view, "Webhook updated successfully")
