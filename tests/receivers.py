@@ -10,13 +10,16 @@ every request and answers each one as told.
 Unplanned requests answer 200 with a small body. A ``hang`` reply never answers (until the receiver
 closes); ``delay`` answers after a pause; ``trickle`` sends the status and headers, then one byte now
 and then, forever; ``endless`` streams a body as fast as the client reads it, forever; ``redirect``
-answers 302 with a Location.
+answers 302 with a Location; ``echo_challenge`` answers (with its status) ``{"challenge": ...}`` holding
+the request's own JSON ``challenge`` (a verification handshake done right). ``peak_in_flight(path)`` is
+the most requests to ``path`` the receiver was answering at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -35,6 +38,7 @@ class Reply:
     endless: bool = False
     redirect: str | None = None
     delay: float = 0.0  # seconds to wait before answering
+    echo_challenge: bool = False  # answer {"challenge": <the request's "challenge">}
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class Receiver:
         self._arrived = asyncio.Condition()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._in_flight: defaultdict[str, int] = defaultdict(int)
+        self._peaks: defaultdict[str, int] = defaultdict(int)
         self.port = 0
 
     # --- instructions ----------------------------------------------------------------------------
@@ -77,6 +83,10 @@ class Receiver:
 
     def to(self, path: str) -> list[Received]:
         return [r for r in self.requests if r.path == path]
+
+    def peak_in_flight(self, path: str) -> int:
+        """The most requests to ``path`` that were being answered at the same time."""
+        return self._peaks[path]
 
     async def wait_for(self, count: int, path: str, timeout: float = 10.0) -> list[Received]:
         """Wait until ``path`` has received at least ``count`` requests; fail after ``timeout``."""
@@ -128,6 +138,14 @@ class Receiver:
         async with self._arrived:
             self.requests.append(received)
             self._arrived.notify_all()
+        self._in_flight[request.path] += 1
+        self._peaks[request.path] = max(self._peaks[request.path], self._in_flight[request.path])
+        try:
+            return await self._answer(request, reply, body)
+        finally:
+            self._in_flight[request.path] -= 1
+
+    async def _answer(self, request: web.Request, reply: Reply, body: bytes) -> web.StreamResponse:
         if reply.hang:
             await self._closing.wait()
             return web.Response(status=503)
@@ -149,4 +167,17 @@ class Receiver:
                     else:
                         await response.write(b"x" * 16384)
             return response
+        if reply.echo_challenge:
+            return web.json_response(
+                {"challenge": _challenge(body)}, status=reply.status, headers=reply.headers
+            )
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+
+
+def _challenge(body: bytes) -> object:
+    """The ``challenge`` of a JSON object body (None if there is none)."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value.get("challenge") if isinstance(value, dict) else None

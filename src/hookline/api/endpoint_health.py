@@ -116,32 +116,36 @@ async def reset_breakers(services: Services, endpoint_ids: Sequence[int]) -> lis
 
 
 async def set_active(services: Services, e: Endpoint, *, active: bool, discard_held: bool) -> None:
-    """Apply an owner's enable or disable to the state: disabling holds the deliveries; enabling resets
-    the endpoint's health and releases them, or with ``discard_held`` fails them first."""
+    """Apply an owner's enable or disable to the state: disabling holds the deliveries; enabling a
+    disabled endpoint resets its health and releases them, or with ``discard_held`` fails them first.
+    Enabling an endpoint that is not disabled changes nothing (its queued retries are not "held")."""
     now = services.now()
     async with services.store.write() as conn:
-        locked = await states.lock(conn, [e.id])
-        state = locked.get(e.id)
+        state = (await states.lock(conn, [e.id])).get(e.id)
         if state is None:
             return
-        if active:
-            if discard_held:
-                await conn.execute(
-                    deliveries.update()
-                    .where(deliveries.c.endpoint_id == e.id, deliveries.c.status == "pending")
-                    .values(
-                        status="failed",
-                        last_error="discarded when the endpoint was enabled again",
-                        lease_until=None,
-                        leased_by=None,
-                        completed_at=now,
-                        updated_at=now,
-                    )
+        if not active:
+            await states.save(conn, [state.changed(hold=HOLD_DISABLED)], now)
+            return
+        if state.hold != HOLD_DISABLED:
+            return
+        if discard_held:
+            await conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.endpoint_id == e.id,
+                    deliveries.c.status == "pending",
+                    sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
                 )
-            state = health.enabled_again(state, now)
-        else:
-            state = state.changed(hold=HOLD_DISABLED)
-        await states.save(conn, [state], now)
+                .values(
+                    status="failed",
+                    last_error="discarded when the endpoint was enabled again",
+                    leased_by=None,
+                    completed_at=now,
+                    updated_at=now,
+                )
+            )
+        await states.save(conn, [health.enabled_again(state, now)], now)
 
 
 async def verify(services: Services, e: Endpoint) -> verification.Outcome:

@@ -29,7 +29,7 @@ from hookline.api.routing import StrictJsonRoute
 from hookline.api.services import Services
 from hookline.catalog import UnknownEventType, normalize_subscription
 from hookline.config import parse_retry_schedule
-from hookline.dispatch.breaker import policy_problem
+from hookline.dispatch.breaker import POLICY_FIELDS, policy_problem
 from hookline.egress import UrlRejected, check_webhook_url, header_problem
 from hookline.signing import generate_secret, validate_secret
 from hookline.store import endpoints as store
@@ -95,7 +95,8 @@ def _check_schedule(value: str | list[float] | None) -> list[float] | None:
 def _check_breaker(value: dict[str, float] | None) -> dict[str, float] | None:
     if value is not None and (problem := policy_problem(value)) is not None:
         raise ValueError(f"'circuit_breaker': {problem}")
-    return value or None
+    # Counts as integers (stored and shown as 10, not 10.0), durations as given.
+    return {name: POLICY_FIELDS[name][0](v) for name, v in value.items()} if value else None
 
 
 class _EndpointFields(BaseModel):
