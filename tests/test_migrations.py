@@ -81,3 +81,69 @@ async def test_an_empty_database_is_not_up_to_date(tmp_path: Any) -> None:
             assert await conn.run_sync(_schema_diff) == []
     finally:
         await store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    """A database with no schema at all, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    import secrets
+
+    from tests.conftest import PG_SERVER_URL
+    from tests.pg import pg_exec
+
+    name = f"hookline_upgrade_{secrets.token_hex(4)}"
+    try:
+        pg_exec(PG_SERVER_URL, f'CREATE DATABASE "{name}"')
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL is not reachable: {exc}")
+    yield str(sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False))
+    pg_exec(PG_SERVER_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _upgrade_to(connection: Connection, revision: str) -> None:
+    from alembic import command
+
+    config = migrate.alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+_OLD_ENDPOINT = sa.text(
+    "INSERT INTO endpoints (tenant_id, url, description, secret, events, headers, metadata, active,"
+    " created_at, updated_at) VALUES ('t', 'https://example.com/', '', 's', '[\"*\"]', '{}', '{}', :active,"
+    " :now, :now)"
+).bindparams(sa.bindparam("now", type_=sa.DateTime(timezone=True)))
+
+
+async def test_upgrading_to_0004_gives_every_endpoint_its_scheduler_row(empty_url: str) -> None:
+    """A database with endpoints from before the scheduler: each gets its state row, with work to look
+    for (its pending deliveries are found by the first claim), and a disabled one holds its deliveries."""
+    from datetime import UTC, datetime
+
+    store = Store.from_url(empty_url)
+    now = datetime.now(UTC)
+    stamp = now.replace(tzinfo=None) if store.is_sqlite else now
+    try:
+        async with store.write() as conn:
+            await conn.run_sync(_upgrade_to, "0003")
+            await conn.execute(
+                sa.text("INSERT INTO tenants VALUES ('t', 't', '{}', :now, :now)").bindparams(
+                    sa.bindparam("now", type_=sa.DateTime(timezone=True))
+                ),
+                {"now": stamp},
+            )
+            for active in (True, False):
+                await conn.execute(_OLD_ENDPOINT, {"active": active, "now": stamp})
+            await conn.run_sync(_upgrade_to, "head")
+        async with store.read() as conn:
+            query = sa.text(
+                "SELECT endpoint_id, tenant_id, hold, work_at IS NOT NULL, due_at IS NOT NULL"
+                " FROM endpoint_state ORDER BY endpoint_id"
+            )
+            rows = [tuple(r) for r in await conn.execute(query)]
+    finally:
+        await store.close()
+    assert rows == [(1, "t", None, True, True), (2, "t", "disabled", True, False)]
