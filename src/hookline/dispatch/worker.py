@@ -93,6 +93,9 @@ class Worker:
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._running: dict[asyncio.Task[None], Job] = {}
+        # Whether ``endpoint_wakes`` may hold something: set by announcements and by the safety-net
+        # poll, so a claim right after a recorded batch skips that statement.
+        self._wakes_announced = True
         self._claim_at_least = max(1, min(settings.worker_batch_size, settings.worker_concurrency) // 8)
         self._outcomes: list[Outcome] = []
         self._to_release: list[int] = []
@@ -108,6 +111,8 @@ class Worker:
         self._wake.set()
 
     def wake(self) -> None:
+        """New work was announced (in this process, or by NOTIFY): the next claim takes in the wakes."""
+        self._wakes_announced = True
         self._wake.set()
 
     async def run(self) -> None:
@@ -186,13 +191,18 @@ class Worker:
                 if next_due is not None:
                     wait = min(wait, max((next_due - _now()).total_seconds(), 0.001))
                 await self._wait(self._wake, wait)
+                if not self._wake.is_set() and wait >= self.settings.poll_interval:
+                    self._wakes_announced = True  # the safety-net poll: look for missed wakes too
 
     async def claim(self, budget: int, now: datetime | None = None) -> tuple[list[Job], datetime | None]:
         """Choose endpoints, lease their deliveries: one claim transaction. Returns the jobs and when
         the next endpoint becomes due (None: none is waiting)."""
         now = now or _now()
         lease_until = now + timedelta(seconds=self.settings.lease)
+        take_wakes, self._wakes_announced = self._wakes_announced, False
         async with queue.claiming(self.store, self.worker_id) as claim:
+            if take_wakes:
+                await claim.take_wakes(now)
             candidates = await claim.due_endpoints(now, min(max(budget, 16), MAX_CANDIDATES))
             grants, planned = scheduler.plan(candidates, budget, now, lease_until, self.limits)
             jobs, heads = await claim.lease(grants, now, lease_until)
@@ -332,6 +342,8 @@ class Worker:
                 async with self._before_deadline():
                     await self._record(outcomes)  # empties ``outcomes`` as it writes them
                     await queue.release(self.store, released, self.worker_id, _now())
+                if released:
+                    self._wakes_announced = True  # release() announced their endpoints
                 if not self._stopping.is_set():
                     self._wake.set()  # leases ended: their endpoints may be under their cap again
                 return
@@ -472,8 +484,8 @@ class Worker:
                 continue
             try:
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(WAKE_CHANNEL, lambda *_: self._wake.set())
-                self._wake.set()  # anything announced while we were not listening
+                await conn.add_listener(WAKE_CHANNEL, lambda *_: self.wake())
+                self.wake()  # anything announced while we were not listening
                 await lost.wait()
             finally:
                 with contextlib.suppress(Exception):

@@ -86,6 +86,10 @@ MAX_WAKES = 10_000  # announcements taken in per claim (the rest by the next)
 class Claim:
     """One claim transaction; see the module docstring. ``due_endpoints``, ``lease``, ``save``, in order."""
 
+    async def take_wakes(self, now: datetime) -> None:
+        """Take in the announcements committed so far: their endpoints have work."""
+        raise NotImplementedError
+
     async def due_endpoints(self, now: datetime, limit: int) -> list[Candidate]:
         raise NotImplementedError
 
@@ -258,6 +262,16 @@ _PG_SAVE = (
     + ", ".join(MUTABLE)
     + ") WHERE s.endpoint_id = u.endpoint_id"
 )
+# A claim's save and its next due time in one round trip: the rows just written report their new due_at
+# (RETURNING sees the generated column), the others are read as they were.
+_PG_SAVE_AND_NEXT_DUE = (
+    "WITH saved AS ("
+    + _PG_SAVE
+    + " RETURNING s.endpoint_id, s.due_at) SELECT least("
+    "(SELECT min(due_at) FROM saved WHERE due_at > $1), "
+    "(SELECT min(due_at) FROM endpoint_state WHERE due_at > $1 "
+    "AND endpoint_id NOT IN (SELECT endpoint_id FROM saved)))"
+)
 
 
 async def _pg_save(conn: asyncpg.Connection, changed: Sequence[EndpointState], now: datetime) -> None:
@@ -276,9 +290,12 @@ class _PgClaim(Claim):
     def __init__(self, conn: asyncpg.Connection, worker_id: str) -> None:
         self._conn = conn
         self._worker_id = worker_id
+        self._next_due: datetime | None = None
+
+    async def take_wakes(self, now: datetime) -> None:
+        await self._conn.execute(_PG_TAKE_WAKES, now, MAX_WAKES)
 
     async def due_endpoints(self, now: datetime, limit: int) -> list[Candidate]:
-        await self._conn.execute(_PG_TAKE_WAKES, now, MAX_WAKES)
         return [_candidate(r) for r in await self._conn.fetch(_PG_DUE_ENDPOINTS, now, limit)]
 
     async def lease(
@@ -304,11 +321,17 @@ class _PgClaim(Claim):
         return jobs, _heads(grants, taken, stats, lease_until)
 
     async def save(self, changed: Sequence[EndpointState], now: datetime) -> None:
-        await _pg_save(self._conn, changed, now)
+        if not changed:
+            self._next_due = await self._conn.fetchval(_PG_NEXT_DUE, now)
+            return
+        columns = [[getattr(s, name) for s in changed] for name in MUTABLE]
+        self._next_due = await self._conn.fetchval(
+            _PG_SAVE_AND_NEXT_DUE, now, [s.endpoint_id for s in changed], *columns
+        )
 
     async def next_due(self, now: datetime) -> datetime | None:
-        moment: datetime | None = await self._conn.fetchval(_PG_NEXT_DUE, now)
-        return moment
+        """Read with ``save`` (the claim's last step), in the same round trip."""
+        return self._next_due
 
 
 # SQLite: the same steps; the store's write lock makes the process the only writer.
@@ -346,7 +369,7 @@ class _SqliteClaim(Claim):
         self._conn = conn
         self._worker_id = worker_id
 
-    async def due_endpoints(self, now: datetime, limit: int) -> list[Candidate]:
+    async def take_wakes(self, now: datetime) -> None:
         conn = self._conn
         wakes = (
             await conn.execute(sa.select(endpoint_wakes.c.id, endpoint_wakes.c.endpoint_id).limit(MAX_WAKES))
@@ -362,12 +385,14 @@ class _SqliteClaim(Claim):
                 )
                 .values(work_at=sa.case((last_changed < now, last_changed), else_=now))
             )
+
+    async def due_endpoints(self, now: datetime, limit: int) -> list[Candidate]:
         query = (
             _SQLITE_CANDIDATES.where(endpoint_state.c.due_at <= now)
             .order_by(endpoint_state.c.due_at)
             .limit(limit)
         )
-        return [_candidate(tuple(r)) for r in await conn.execute(query)]
+        return [_candidate(tuple(r)) for r in await self._conn.execute(query)]
 
     async def lease(
         self, grants: Sequence[Grant], now: datetime, lease_until: datetime
