@@ -265,9 +265,7 @@ _PG_SAVE = (
 # A claim's save and its next due time in one round trip: the rows just written report their new due_at
 # (RETURNING sees the generated column), the others are read as they were.
 _PG_SAVE_AND_NEXT_DUE = (
-    "WITH saved AS ("
-    + _PG_SAVE
-    + " RETURNING s.endpoint_id, s.due_at) SELECT least("
+    "WITH saved AS (" + _PG_SAVE + " RETURNING s.endpoint_id, s.due_at) SELECT least("
     "(SELECT min(due_at) FROM saved WHERE due_at > $1), "
     "(SELECT min(due_at) FROM endpoint_state WHERE due_at > $1 "
     "AND endpoint_id NOT IN (SELECT endpoint_id FROM saved)))"
