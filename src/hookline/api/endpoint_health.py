@@ -188,15 +188,15 @@ async def verify(services: Services, e: Endpoint) -> verification.Outcome:
     return outcome
 
 
-async def require_verification(services: Services, endpoint_id: int) -> None:
-    """The endpoint must pass the handshake (again): its deliveries are held until it does."""
+async def verify_again_after_move(services: Services, e: Endpoint) -> None:
+    """``e``'s URL changed: an endpoint that takes part in the handshake must pass it again at the new
+    URL (its deliveries are held meanwhile); one that never needed it is left alone."""
     now = services.now()
     async with services.store.write() as conn:
-        state = (await states.lock(conn, [endpoint_id])).get(endpoint_id)
-        if state is not None:
-            hold = state.hold if state.hold == HOLD_DISABLED else states.HOLD_UNVERIFIED
-            await states.save(
-                conn,
-                [state.changed(verification="pending", verified_at=None, verification_error=None, hold=hold)],
-                now,
-            )
+        state = (await states.lock(conn, [e.id])).get(e.id)
+        if state is None or state.verification == "not_required":
+            return
+        hold = hold_for(active=state.hold != HOLD_DISABLED, verification="pending")
+        pending = state.changed(verification="pending", verified_at=None, verification_error=None, hold=hold)
+        await states.save(conn, [pending], now)
+    await verify(services, e)

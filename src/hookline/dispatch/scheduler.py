@@ -28,9 +28,9 @@ from datetime import datetime
 from hookline.dispatch import breaker as breakers
 from hookline.dispatch import limiter
 from hookline.dispatch.breaker import Breaker, BreakerPolicy
+from hookline.dispatch.options import MAX_IN_FLIGHT
 from hookline.store.endpoint_state import Candidate, EndpointState, Grant, Head
 
-MAX_IN_FLIGHT = 10_000
 MAX_RATE = 100_000.0  # requests per second: beyond, a stored value is treated as no limit
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hookline.store.schema import deliveries, endpoint_state, endpoint_wakes, endpoints
+from hookline.store.schema import deliveries, endpoint_state, endpoint_wakes
 
 HOLD_DISABLED = "disabled"
 HOLD_UNVERIFIED = "unverified"
@@ -141,14 +141,6 @@ async def wake(conn: AsyncConnection, endpoint_ids: Iterable[int]) -> None:
         await conn.execute(endpoint_wakes.insert(), rows)
 
 
-async def get(conn: AsyncConnection, tenant_id: str, endpoint_id: int) -> EndpointState | None:
-    query = sa.select(*COLUMNS).where(
-        endpoint_state.c.tenant_id == tenant_id, endpoint_state.c.endpoint_id == endpoint_id
-    )
-    row = (await conn.execute(query)).first()
-    return from_row(row._mapping) if row else None
-
-
 async def of_endpoints(
     conn: AsyncConnection, tenant_id: str, endpoint_ids: Sequence[int]
 ) -> dict[int, EndpointState]:
@@ -172,20 +164,3 @@ async def pending_counts(conn: AsyncConnection, endpoint_ids: Sequence[int]) -> 
     counts = {endpoint_id: 0 for endpoint_id in endpoint_ids}
     counts.update({row[0]: row[1] for row in await conn.execute(query)})
     return counts
-
-
-async def set_active(
-    conn: AsyncConnection,
-    tenant_id: str,
-    endpoint_id: int,
-    *,
-    active: bool,
-    reason: str | None,
-    now: datetime,
-) -> None:
-    """Disable an endpoint (its deliveries are held) or enable it again."""
-    await conn.execute(
-        endpoints.update()
-        .where(endpoints.c.tenant_id == tenant_id, endpoints.c.id == endpoint_id)
-        .values(active=active, disabled_reason=reason, updated_at=now)
-    )

@@ -337,10 +337,7 @@ async def update_webhook(
             services, endpoint, active=changes["active"], discard_held=discard_held
         )
     if "url" in changes and changes["url"] != before.url:
-        [(state, _)] = (await endpoint_health.load(services, [endpoint])).values()
-        if state.verification != "not_required":  # a new URL must prove itself again
-            await endpoint_health.require_verification(services, endpoint.id)
-            await endpoint_health.verify(services, endpoint)
+        await endpoint_health.verify_again_after_move(services, endpoint)
     [view] = await webhook_views(services, [endpoint])
     return ok(view, "Webhook updated successfully")
 
@@ -464,9 +461,6 @@ async def set_default_webhook(
         )
     updated = await endpoint_or_404(services, tenant_id, str(endpoint.id))
     if url != endpoint.url:
-        [(state, _)] = (await endpoint_health.load(services, [updated])).values()
-        if state.verification != "not_required":
-            await endpoint_health.require_verification(services, updated.id)
-            await endpoint_health.verify(services, updated)
+        await endpoint_health.verify_again_after_move(services, updated)
     [view] = await webhook_views(services, [updated])
     return ok(view, "Webhook updated successfully")
