@@ -346,7 +346,15 @@ def test_invariants_hold_in_every_reachable_state(
         elif kind == "answers":
             assert isinstance(arg, list)
             before = b
-            b = record(b, [is_failure(s) for s in arg], now, policy)
+            failures = [is_failure(s) for s in arg]
+            b = record(b, failures, now, policy)
+            # A batch is worth its answers one at a time: how a worker batches results changes nothing.
+            one_by_one = before
+            for failed in failures:
+                one_by_one = record(one_by_one, [failed], now, policy)
+            if failures:  # (closed by a probe within the batch: the window starts with the next one)
+                assert replace(b, window_started_at=None) == replace(one_by_one, window_started_at=None)
+                assert b.window_started_at in (None, one_by_one.window_started_at)
             if b.state == "open" and (before.state != "open" or b.opened_at != before.opened_at):
                 assert b.opened_at == now  # it opened now, for the cool-down its opening count says
         else:

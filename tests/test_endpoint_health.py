@@ -698,6 +698,39 @@ async def test_max_in_flight_holds_across_workers(
     assert len({r.headers["webhook-id"] for r in received}) == 20
 
 
+async def test_a_wake_for_an_endpoint_another_claim_is_settling_is_not_lost(
+    api: Api, services: Services, database_url: str
+) -> None:
+    """Another worker's claim holds the endpoint's row and settles it idle (its lease ran before the new
+    event committed). A claim that runs meanwhile must leave the event's wake for later rather than
+    take it: taken then, the endpoint would stay idle with a delivery due and no wake left."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer: no claim runs beside another")
+    import asyncpg
+    import sqlalchemy as sa
+
+    _, auth = await api.tenant()
+    endpoint = await hook(api, auth, "https://example.com/hook")
+    ident = await delivery_id(api, auth, await post(api, auth), endpoint["id"])
+    worker = Worker(services.store, services.settings)
+    other = await asyncpg.connect(
+        sa.make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    )
+    try:
+        # The endpoint is due (its work taken in), and the other claim is settling it as idle.
+        await other.execute("UPDATE endpoint_state SET work_at = now() - interval '1 second'")
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute("UPDATE endpoint_state SET work_at = NULL WHERE endpoint_id = $1", endpoint["id"])
+        now = datetime.now(UTC)
+        assert (await worker.claim(10, now))[0] == []  # the endpoint is locked: skipped
+        await transaction.commit()
+        jobs, _ = await worker.claim(10, now + timedelta(milliseconds=1))
+        assert [j.delivery_id for j in jobs] == [ident]
+    finally:
+        await other.close()
+
+
 async def test_enabling_an_active_endpoint_discards_nothing(
     api: Api, services: Services, rx: Receiver
 ) -> None:

@@ -125,9 +125,35 @@ def record(breaker: Breaker, failures: Iterable[bool], now: datetime, policy: Br
         or (now - breaker.window_started_at).total_seconds() >= policy.window
     ):
         breaker = replace(breaker, window_started_at=now, window_requests=0, window_failures=0)
-    for failed in failures:
+    # A closed breaker counts on plain integers until it trips: no copy per attempt.
+    requests, failed_count, consecutive = (
+        breaker.window_requests,
+        breaker.window_failures,
+        breaker.consecutive_failures,
+    )
+    pending = iter(failures)
+    if breaker.state == "closed":
+        for failed in pending:
+            requests += 1
+            failed_count += failed
+            consecutive = consecutive + 1 if failed else 0
+            if failed and (
+                consecutive >= policy.consecutive_failures
+                or (requests >= policy.min_requests and failed_count / requests >= policy.failure_rate)
+            ):
+                breaker = _open(_counted(breaker, requests, failed_count, consecutive), now, policy)
+                break
+        else:
+            return _counted(breaker, requests, failed_count, consecutive)
+    for failed in pending:  # open or half open: each attempt may change it
         breaker = _one(breaker, failed, now, policy)
     return breaker
+
+
+def _counted(b: Breaker, requests: int, failures: int, consecutive: int) -> Breaker:
+    if (requests, failures, consecutive) == (b.window_requests, b.window_failures, b.consecutive_failures):
+        return b
+    return replace(b, window_requests=requests, window_failures=failures, consecutive_failures=consecutive)
 
 
 def _one(b: Breaker, failed: bool, now: datetime, policy: BreakerPolicy) -> Breaker:

@@ -51,35 +51,46 @@ def after_attempts(
     retry_after_max: float,
 ) -> Verdict:
     b = breakers.record(breaker_of(state), (breakers.is_failure(a.status_code) for a in answers), now, policy)
-    state = with_breaker(state, b)
+    # One pass over the answers on plain values, one new state at the end: a batch can hold hundreds.
+    last_success_at, failing_since, paused_until = (
+        state.last_success_at,
+        state.failing_since,
+        state.paused_until,
+    )
     disable: str | None = None
     for a in answers:
         code = a.status_code
         if code is not None and 200 <= code < 300:
-            state = state.changed(last_success_at=now, failing_since=None)
+            last_success_at, failing_since = now, None
             continue
-        if state.failing_since is None:
-            state = state.changed(failing_since=now)
+        if failing_since is None:
+            failing_since = now
         if code == 410:
             disable = GONE
         if code in (429, 503) and (wait := parse_retry_after(a.retry_after, now)) is not None:
             until = now + timedelta(seconds=min(wait, retry_after_max))
-            if state.paused_until is None or until > state.paused_until:
-                state = state.changed(paused_until=until)
+            if paused_until is None or until > paused_until:
+                paused_until = until
     if (
         disable is None
         and auto_disable_after is not None
-        and state.failing_since is not None
-        and (now - state.failing_since).total_seconds() >= auto_disable_after
+        and failing_since is not None
+        and (now - failing_since).total_seconds() >= auto_disable_after
     ):
         disable = (
-            f"failing since {state.failing_since.isoformat(timespec='seconds')} without a success "
+            f"failing since {failing_since.isoformat(timespec='seconds')} without a success "
             f"(auto-disabled after {_duration(auto_disable_after)})"
         )
-    if disable is not None:
-        state = state.changed(hold=HOLD_DISABLED)
-    # More may be due (a retry, the rest of a queue): the next claim looks.
-    state = state.changed(work_at=now if state.work_at is None or state.work_at > now else state.work_at)
+    state = with_breaker(
+        state,
+        b,
+        last_success_at=last_success_at,
+        failing_since=failing_since,
+        paused_until=paused_until,
+        hold=HOLD_DISABLED if disable is not None else state.hold,
+        # More may be due (a retry, the rest of a queue): the next claim looks.
+        work_at=now if state.work_at is None or state.work_at > now else state.work_at,
+    )
     return Verdict(state.changed(blocked_until=blocked_until(state, now, rate)), disable)
 
 

@@ -24,6 +24,7 @@ from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from hookline.dispatch import breaker as breakers
 from hookline.dispatch import limiter
@@ -74,8 +75,10 @@ def breaker_of(state: EndpointState) -> Breaker:
     )
 
 
-def with_breaker(state: EndpointState, b: Breaker) -> EndpointState:
+def with_breaker(state: EndpointState, b: Breaker, **more: Any) -> EndpointState:
+    """``state`` holding breaker ``b`` (and the ``more`` changes, in the same copy)."""
     return state.changed(
+        **more,
         breaker_state=b.state,
         consecutive_failures=b.consecutive_failures,
         window_started_at=b.window_started_at,

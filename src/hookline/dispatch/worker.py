@@ -173,6 +173,7 @@ class Worker:
                 jobs, next_due = await self.claim(limit)
                 backoff = 0.1
             except Exception as exc:  # the claim loop must not die: the worker would sit idle
+                self._wakes_announced = True  # wakes it may have taken were rolled back
                 error = f"{type(exc).__name__}: {exc}"
                 if isinstance(exc, DATABASE_ERRORS):
                     log.warning("claim failed; retrying", error=error, wait=backoff)
@@ -190,6 +191,8 @@ class Worker:
                 wait = self.settings.poll_interval
                 if next_due is not None:
                     wait = min(wait, max((next_due - _now()).total_seconds(), 0.001))
+                if self._wakes_announced:  # wakes were left (their endpoints locked): look again soon
+                    wait = min(wait, GATHER_SLOTS)
                 await self._wait(self._wake, wait)
                 if not self._wake.is_set() and wait >= self.settings.poll_interval:
                     self._wakes_announced = True  # the safety-net poll: look for missed wakes too
@@ -201,8 +204,8 @@ class Worker:
         lease_until = now + timedelta(seconds=self.settings.lease)
         take_wakes, self._wakes_announced = self._wakes_announced, False
         async with queue.claiming(self.store, self.worker_id) as claim:
-            if take_wakes:
-                await claim.take_wakes(now)
+            if take_wakes and await claim.take_wakes(now):
+                self._wakes_announced = True  # some are left for the next claim
             candidates = await claim.due_endpoints(now, min(max(budget, 16), MAX_CANDIDATES))
             grants, planned = scheduler.plan(candidates, budget, now, lease_until, self.limits)
             jobs, heads = await claim.lease(grants, now, lease_until)

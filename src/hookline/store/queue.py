@@ -86,8 +86,9 @@ MAX_WAKES = 10_000  # announcements taken in per claim (the rest by the next)
 class Claim:
     """One claim transaction; see the module docstring. ``due_endpoints``, ``lease``, ``save``, in order."""
 
-    async def take_wakes(self, now: datetime) -> None:
-        """Take in the announcements committed so far: their endpoints have work."""
+    async def take_wakes(self, now: datetime) -> bool:
+        """Take in the announcements committed so far: their endpoints have work. True if some are
+        left for a later claim (their endpoints were locked elsewhere, or there were too many)."""
         raise NotImplementedError
 
     async def due_endpoints(self, now: datetime, limit: int) -> list[Candidate]:
@@ -166,19 +167,30 @@ def _job(r: Any, lease_until: datetime) -> Job:
 # below sees them); the endpoints they name have work. An endpoint that was idle takes its place in
 # line from when its row last changed (about when it was last served), not from now: behind it are the
 # endpoints served since, so a quiet endpoint's new event does not queue behind a busy tenant's
-# backlog. Rows are locked in id order.
+# backlog. Only the wakes of endpoints this transaction could lock are taken: one locked by another
+# worker may be settling as idle from a lease that did not see the new deliveries, so its wakes stay
+# for a later claim (the statement says how many were left), as do those beyond the limit. Wakes of an
+# endpoint that is gone are dropped. Nothing here waits for a lock.
 _PG_TAKE_WAKES = """
 WITH w AS (
-    DELETE FROM endpoint_wakes
-    WHERE id IN (SELECT id FROM endpoint_wakes ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-    RETURNING endpoint_id
+    SELECT id, endpoint_id FROM endpoint_wakes ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
 ), s AS (
-    SELECT endpoint_id FROM endpoint_state
-    WHERE endpoint_id IN (SELECT endpoint_id FROM w) AND (work_at IS NULL OR work_at > $1)
+    SELECT endpoint_id, work_at FROM endpoint_state
+    WHERE endpoint_id IN (SELECT endpoint_id FROM w)
     ORDER BY endpoint_id
-    FOR UPDATE
+    FOR UPDATE SKIP LOCKED
+), taken AS (
+    DELETE FROM endpoint_wakes
+    WHERE id IN (
+        SELECT id FROM w WHERE endpoint_id IN (SELECT endpoint_id FROM s)
+           OR NOT EXISTS (SELECT 1 FROM endpoint_state AS e WHERE e.endpoint_id = w.endpoint_id)
+    )
+    RETURNING id
+), woken AS (
+    UPDATE endpoint_state SET work_at = LEAST(updated_at, $1)
+    WHERE endpoint_id IN (SELECT endpoint_id FROM s WHERE work_at IS NULL OR work_at > $1)
 )
-UPDATE endpoint_state SET work_at = LEAST(updated_at, $1) WHERE endpoint_id IN (SELECT endpoint_id FROM s)
+SELECT (SELECT count(*) FROM w) - (SELECT count(*) FROM taken), (SELECT count(*) FROM w)
 """
 
 _STATE_COLUMNS = ", ".join(f"s.{name}" for name in FIELDS)
@@ -290,8 +302,9 @@ class _PgClaim(Claim):
         self._worker_id = worker_id
         self._next_due: datetime | None = None
 
-    async def take_wakes(self, now: datetime) -> None:
-        await self._conn.execute(_PG_TAKE_WAKES, now, MAX_WAKES)
+    async def take_wakes(self, now: datetime) -> bool:
+        left, seen = await self._conn.fetchrow(_PG_TAKE_WAKES, now, MAX_WAKES)
+        return bool(left) or seen >= MAX_WAKES
 
     async def due_endpoints(self, now: datetime, limit: int) -> list[Candidate]:
         return [_candidate(r) for r in await self._conn.fetch(_PG_DUE_ENDPOINTS, now, limit)]
@@ -367,10 +380,14 @@ class _SqliteClaim(Claim):
         self._conn = conn
         self._worker_id = worker_id
 
-    async def take_wakes(self, now: datetime) -> None:
+    async def take_wakes(self, now: datetime) -> bool:
         conn = self._conn
         wakes = (
-            await conn.execute(sa.select(endpoint_wakes.c.id, endpoint_wakes.c.endpoint_id).limit(MAX_WAKES))
+            await conn.execute(
+                sa.select(endpoint_wakes.c.id, endpoint_wakes.c.endpoint_id)
+                .order_by(endpoint_wakes.c.id)
+                .limit(MAX_WAKES)
+            )
         ).all()
         if wakes:
             await conn.execute(endpoint_wakes.delete().where(endpoint_wakes.c.id <= max(w.id for w in wakes)))
@@ -383,6 +400,7 @@ class _SqliteClaim(Claim):
                 )
                 .values(work_at=sa.case((last_changed < now, last_changed), else_=now))
             )
+        return len(wakes) >= MAX_WAKES
 
     async def due_endpoints(self, now: datetime, limit: int) -> list[Candidate]:
         query = (
