@@ -244,6 +244,16 @@ SELECT 's', g.endpoint_id, (SELECT count(*) FROM free AS f WHERE f.endpoint_id =
 FROM g
 """
 
+# The lease is planned for the values at hand, never from a cached generic plan. A generic plan is
+# built once per connection from the statistics of that moment, and one built while the queue was
+# nearly empty (a fresh deployment's first deliveries) updated the leased rows by scanning every
+# pending delivery instead of looking each up by id: with 50,000 pending it took ~1 s per claim, and
+# the worker ran at a few hundred deliveries a second until asyncpg re-prepared the statement (300 s).
+# Reproduced with plan_cache_mode = force_generic_plan and auto_explain; PostgreSQL's default mode
+# switches to the generic plan after five executions, so it fell into this now and then. Planning the
+# lease each time costs about a millisecond.
+_PG_PLAN_EACH_TIME = "SET LOCAL plan_cache_mode = force_custom_plan"
+
 _PG_SAVE_TYPES = {
     "work_at": "timestamptz",
     "blocked_until": "timestamptz",
@@ -314,6 +324,7 @@ class _PgClaim(Claim):
     ) -> tuple[list[Job], dict[int, Head]]:
         if not grants:
             return [], {}
+        await self._conn.execute(_PG_PLAN_EACH_TIME)
         rows = await self._conn.fetch(
             _PG_LEASE,
             [g.endpoint_id for g in grants],
