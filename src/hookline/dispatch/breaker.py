@@ -137,10 +137,7 @@ def record(breaker: Breaker, failures: Iterable[bool], now: datetime, policy: Br
             requests += 1
             failed_count += failed
             consecutive = consecutive + 1 if failed else 0
-            if failed and (
-                consecutive >= policy.consecutive_failures
-                or (requests >= policy.min_requests and failed_count / requests >= policy.failure_rate)
-            ):
+            if failed and _trips(policy, requests, failed_count, consecutive):
                 breaker = _open(_counted(breaker, requests, failed_count, consecutive), now, policy)
                 break
         else:
@@ -167,10 +164,15 @@ def _one(b: Breaker, failed: bool, now: datetime, policy: BreakerPolicy) -> Brea
         return _open(b, now, policy) if failed else reset(b)
     if b.state == "open":  # an attempt sent before it opened: counted, changes nothing
         return b
-    tripped = b.consecutive_failures >= policy.consecutive_failures or (
-        b.window_requests >= policy.min_requests and b.failure_rate >= policy.failure_rate
-    )
+    tripped = _trips(policy, b.window_requests, b.window_failures, b.consecutive_failures)
     return _open(b, now, policy) if failed and tripped else b
+
+
+def _trips(policy: BreakerPolicy, requests: int, failures: int, consecutive: int) -> bool:
+    """Whether a closed breaker with these counts opens (after a failure)."""
+    return consecutive >= policy.consecutive_failures or (
+        requests >= policy.min_requests and failures / requests >= policy.failure_rate
+    )
 
 
 def _open(b: Breaker, now: datetime, policy: BreakerPolicy) -> Breaker:
