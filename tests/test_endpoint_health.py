@@ -24,6 +24,7 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 from hookline.api.services import Services
 from hookline.dispatch.worker import Worker
 from hookline.store.engine import Store
+from hookline.store.queue import Job, Outcome
 from tests.conftest import Api, assert_error, assert_ok
 from tests.receivers import Received, Receiver, Reply
 from tests.test_delivery import delivery, delivery_id, example, hook, moment, post, running, settled, until
@@ -672,16 +673,16 @@ async def test_breakers_and_verification_are_tenant_isolated(
 async def test_max_in_flight_holds_across_workers(
     api: Api, services: Services, rx: Receiver, database_url: str
 ) -> None:
-    """Two workers, each with its own connection pool (as two processes) and room for two sends: only the
-    endpoint's cap of three across both keeps a fourth request from reaching the slow receiver, and the
-    peak of three shows both were sending."""
+    """Two workers, each with its own connection pool (as two processes) and room for five sends: only the
+    endpoint's cap of three across both keeps a fourth request from reaching the slow receiver (each
+    would send three on its own, six together), and the peak of three shows the cap is reached."""
     if not database_url.startswith("postgresql"):
         pytest.skip("workers in several processes share a database on PostgreSQL")
     _, auth = await api.tenant()
     await hook(api, auth, rx.url("/slow"), max_in_flight=3)
     rx.always("/slow", Reply(200, delay=0.3))
     await queue_events(api, auth, 20)
-    settings = services.settings.model_copy(update={"worker_concurrency": 2})
+    settings = services.settings.model_copy(update={"worker_concurrency": 5})
     stores = [Store.from_url(database_url) for _ in range(2)]
     workers = [Worker(store, settings) for store in stores]
     tasks = [asyncio.create_task(w.run()) for w in workers]
@@ -696,6 +697,43 @@ async def test_max_in_flight_holds_across_workers(
     assert rx.peak_in_flight("/slow") == 3
     assert len(received) == 20
     assert len({r.headers["webhook-id"] for r in received}) == 20
+
+
+def answered(job: Job, now: datetime) -> Outcome:
+    return Outcome(
+        delivery_id=job.delivery_id,
+        endpoint_id=job.endpoint_id,
+        tenant_id=job.tenant_id,
+        attempt=job.attempt,
+        started_at=now,
+        duration_ms=5,
+        status_code=200,
+        response_body="ok",
+        error=None,
+        request_headers={},
+        status="succeeded",
+        next_attempt_at=None,
+    )
+
+
+async def test_an_endpoint_is_leased_to_one_worker_at_a_time(api: Api, services: Services) -> None:
+    """A worker claims an endpoint's deliveries ahead and sends at most its cap of them at once; a second
+    worker sending beside it would break the cap. So while one worker's lease is live at the head of
+    the endpoint's queue, another worker's claim takes none of its deliveries, and takes the rest once
+    the first worker's answers are written."""
+    _, auth = await api.tenant()
+    endpoint = await hook(api, auth, "https://example.com/hook", max_in_flight=2)
+    idents = [await delivery_id(api, auth, await post(api, auth), endpoint["id"]) for _ in range(5)]
+    first = Worker(services.store, services.settings, worker_id="first")
+    second = Worker(services.store, services.settings, worker_id="second")
+    now = datetime.now(UTC)
+    jobs, _ = await first.claim(3, now)
+    assert [j.delivery_id for j in jobs] == idents[:3]  # more than the cap: the next ones, in order
+    later = now + timedelta(milliseconds=1)
+    assert (await second.claim(10, later))[0] == []
+    await first.write_results([answered(j, later) for j in jobs], later)
+    taken, _ = await second.claim(10, later + timedelta(milliseconds=1))
+    assert [j.delivery_id for j in taken] == idents[3:]
 
 
 async def test_a_wake_for_an_endpoint_another_claim_is_settling_is_not_lost(

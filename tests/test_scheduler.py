@@ -19,6 +19,7 @@ from hookline.dispatch import breaker as breakers
 from hookline.dispatch import limiter
 from hookline.dispatch.breaker import Breaker, BreakerPolicy
 from hookline.dispatch.scheduler import (
+    AHEAD,
     MAX_IN_FLIGHT,
     Limits,
     blocked_until,
@@ -98,24 +99,30 @@ def test_the_breaker_round_trips_through_the_row() -> None:
 # --- plan: the bounds ---------------------------------------------------------------------------------------
 
 
-def test_an_endpoint_gets_up_to_its_cap() -> None:
-    grants, states = plan([due(1, candidate={"max_in_flight": 5})], 100, T0, LEASE, LIMITS)
-    assert grants == [Grant(1, 5, 5)]
+def test_an_endpoint_gets_up_to_a_round_ahead_of_its_cap_less_its_stock_in_this_worker() -> None:
+    c = due(1, candidate={"max_in_flight": 5})
+    grants, states = plan([c], 1000, T0, LEASE, LIMITS)
+    assert grants == [Grant(1, 5 + AHEAD, 5 + AHEAD + 1)]  # the lease looks one further: is more there?
     assert states == {1: due(1).state}
+    # 30 in stock (waiting or being sent), 50 leases held (20 more sent, their answers not written):
+    # 30 fewer, and the lease looks past the 50 at the head of the queue.
+    grants, _ = plan([c], 1000, T0, LEASE, LIMITS, {1: 30}, {1: 50})
+    assert grants == [Grant(1, 5 + AHEAD - 30, 50 + 5 + AHEAD - 30 + 1)]
+    assert plan([c], 1000, T0, LEASE, LIMITS, {1: 5 + AHEAD}, {1: 5 + AHEAD})[0] == []
 
 
 def test_the_rate_limit_bounds_a_grant_to_its_allowance() -> None:
     c = due(1, candidate={"rate_limit": 50})  # burst 5
-    assert plan([c], 100, T0, LEASE, LIMITS)[0] == [Grant(1, 5, 20)]
+    assert plan([c], 100, T0, LEASE, LIMITS)[0] == [Grant(1, 5, 6)]
     spent = due(1, candidate={"rate_limit": 50}, limiter_tat=at(0.1))  # 5 intervals ahead: nothing
     assert plan([spent], 100, T0, LEASE, LIMITS)[0] == []
-    assert plan([spent], 100, at(0.02), LEASE, LIMITS)[0] == [Grant(1, 1, 20)]
+    assert plan([spent], 100, at(0.02), LEASE, LIMITS)[0] == [Grant(1, 1, 2)]
 
 
 def test_a_paused_endpoint_gets_nothing_until_the_pause_ends() -> None:
     c = due(1, paused_until=at(10))
     assert plan([c], 100, T0, LEASE, LIMITS)[0] == []
-    assert plan([c], 100, at(10), LEASE, LIMITS)[0] == [Grant(1, 20, 20)]
+    assert plan([c], 100, at(10), LEASE, LIMITS)[0] == [Grant(1, 100, 101)]
 
 
 def test_an_open_breaker_holds_everything_then_lets_one_probe_through() -> None:
@@ -124,7 +131,7 @@ def test_an_open_breaker_holds_everything_then_lets_one_probe_through() -> None:
     assert grants == []
     assert states[1] == c.state
     grants, states = plan([c], 100, at(25), at(55), LIMITS)
-    assert grants == [Grant(1, 1, 20)]
+    assert grants == [Grant(1, 1, 2)]
     assert states[1] == c.state.changed(breaker_state="half_open", next_probe_at=at(55))
 
 
@@ -153,7 +160,8 @@ def test_no_budget_no_grant() -> None:
 
 def test_a_short_budget_is_shared_one_at_a_time_in_turn() -> None:
     cs = [due(1), due(2), due(3, candidate={"max_in_flight": 1}), due(4)]
-    assert quotas(plan(cs, 9, T0, LEASE, LIMITS)[0]) == {1: 3, 2: 3, 3: 1, 4: 2}
+    stock = {3: AHEAD}  # room for one more
+    assert quotas(plan(cs, 9, T0, LEASE, LIMITS, stock, stock)[0]) == {1: 3, 2: 3, 3: 1, 4: 2}
 
 
 def test_tenants_take_turns_in_the_order_they_first_appear() -> None:
@@ -162,7 +170,7 @@ def test_tenants_take_turns_in_the_order_they_first_appear() -> None:
 
 
 def test_with_one_slot_the_oldest_due_endpoint_goes() -> None:
-    assert plan([due(7, "b"), due(3, "a")], 1, T0, LEASE, LIMITS)[0] == [Grant(7, 1, 20)]
+    assert plan([due(7, "b"), due(3, "a")], 1, T0, LEASE, LIMITS)[0] == [Grant(7, 1, 2)]
 
 
 # Found by this test: the budget used to go one unit per endpoint per pass, so tenant "b" with nine
@@ -219,9 +227,9 @@ def candidates(draw: st.DrawFn) -> list[Candidate]:
     return found
 
 
-def bounds(c: Candidate, now: datetime, limits: Limits) -> int:
+def bounds(c: Candidate, now: datetime, limits: Limits, stock: int = 0) -> int:
     """The most an endpoint may be granted now, computed from each bound on its own."""
-    most = cap_of(c, limits)
+    most = max(cap_of(c, limits) + AHEAD - stock, 0)
     if c.state.paused_until is not None and c.state.paused_until > now:
         most = 0
     breaker_allows, _ = breakers.probe(breaker_of(c.state), now, LEASE)
@@ -233,21 +241,30 @@ def bounds(c: Candidate, now: datetime, limits: Limits) -> int:
 
 
 @settings(max_examples=300)
-@given(cs=candidates(), budget=st.integers(0, 80), default_rate=st.sampled_from([None, 5.0, 200.0]))
+@given(
+    cs=candidates(),
+    budget=st.integers(0, 300),
+    default_rate=st.sampled_from([None, 5.0, 200.0]),
+    holding=st.lists(st.tuples(st.integers(0, 140), st.integers(0, 100)), min_size=12, max_size=12),
+)
 def test_a_plan_respects_the_budget_and_every_bound_and_starves_no_one(
-    cs: list[Candidate], budget: int, default_rate: float | None
+    cs: list[Candidate], budget: int, default_rate: float | None, holding: list[tuple[int, int]]
 ) -> None:
     limits = Limits(max_in_flight=20, rate_limit=default_rate)
-    grants, states = plan(cs, budget, T0, LEASE, limits)
+    stock = {c.state.endpoint_id: n for c, (n, _) in zip(cs, holding, strict=False)}
+    held = {c.state.endpoint_id: n + unwritten for c, (n, unwritten) in zip(cs, holding, strict=False)}
+    grants, states = plan(cs, budget, T0, LEASE, limits, stock, held)
     by_id = {c.state.endpoint_id: c for c in cs}
     got = quotas(grants)
-    most = {e: bounds(c, T0, limits) for e, c in by_id.items()}
+    most = {e: bounds(c, T0, limits, stock[e]) for e, c in by_id.items()}
 
     assert sum(got.values()) <= budget
     assert len(got) == len(grants)  # one grant per endpoint at most
     for g in grants:
         assert 1 <= g.quota <= most[g.endpoint_id]
-        assert g.cap == cap_of(by_id[g.endpoint_id], limits)
+        # this worker never has more than a round ahead of the cap in stock
+        assert stock[g.endpoint_id] + g.quota <= cap_of(by_id[g.endpoint_id], limits) + AHEAD
+        assert g.window == held[g.endpoint_id] + g.quota + 1
     may_send = [e for e, n in most.items() if n > 0]
     tenant = {e: c.state.tenant_id for e, c in by_id.items()}
     tenants_may_send = {tenant[e] for e in may_send}
@@ -341,7 +358,7 @@ def test_a_probe_that_lost_the_budget_leaves_the_breaker_as_it_was() -> None:
     probing = due(2, "b", breaker_state="open", next_probe_at=at(-1), open_count=1)
     cs = [due(1, "a"), probing]
     grants, states = plan(cs, 1, T0, LEASE, LIMITS)
-    assert grants == [Grant(1, 1, 20)]
+    assert grants == [Grant(1, 1, 2)]
     changed = settle_all(cs, states, {1: Head(1, taken=1, leased_until=LEASE)}, T0, LIMITS)
     assert [s.endpoint_id for s in changed] == [1]
 
@@ -349,7 +366,7 @@ def test_a_probe_that_lost_the_budget_leaves_the_breaker_as_it_was() -> None:
 def test_settle_all_returns_only_the_rows_that_change() -> None:
     cs = [due(1), due(2, paused_until=at(9)), due(3, candidate={"rate_limit": 10})]
     grants, states = plan(cs, 100, T0, LEASE, LIMITS)
-    assert quotas(grants) == {1: 20, 3: 1}
+    assert quotas(grants) == {1: 99, 3: 1}
     heads = {1: Head(1, taken=20, unleased_left=5), 3: Head(3, taken=1, leased_until=LEASE)}
     changed = {s.endpoint_id: s for s in settle_all(cs, states, heads, T0, LIMITS)}
     assert changed[1] == cs[0].state.changed(work_at=T0)
@@ -390,7 +407,7 @@ def test_settle_follows_the_plan_and_the_lease(
             assert breaker_of(after) == breaker_of(c.state)  # no probe went: the breaker is as it was
         if head is None:
             assert after.work_at == c.state.work_at
-        elif head.unleased_left:
+        elif head.unleased_left or head.elsewhere:
             assert after.work_at == T0
         else:
             later = [m for m in (head.leased_until, head.next_due) if m is not None]
@@ -404,6 +421,14 @@ def test_settle_follows_the_plan_and_the_lease(
             assert limiter.allowance(after.limiter_tat, T0, rate) >= 1
         if e not in changed:
             assert settle(c, states[e], head, T0, LIMITS) == c.state
+
+
+def test_an_endpoint_another_worker_holds_goes_to_the_back_of_the_line() -> None:
+    """The other worker's lease ends late (it holds the endpoint while it has work), but it may let go of
+    the endpoint at any time: the endpoint stays due, behind the others, not parked until that lease."""
+    c = due(1)
+    state = settle(c, c.state, Head(1, elsewhere=True, leased_until=at(300)), T0, LIMITS)
+    assert state.work_at == T0
 
 
 def test_a_blocked_until_of_now_is_not_a_block() -> None:

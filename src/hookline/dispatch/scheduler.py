@@ -6,11 +6,13 @@ A claim reads the endpoints that are due (``endpoint_state.due_at <= now``, olde
 * tenants take turns, and within a tenant its endpoints (the oldest due first), one delivery at a
   time, until the worker's free slots are spent: a tenant with a thousand busy endpoints gets the same
   turns in a claim as a tenant with one;
-* each endpoint's grant is bounded by its breaker (nothing while open, one probe when cooled down) and
-  its rate limit (``hookline.dispatch.limiter``); its concurrency cap (``max_in_flight``) is applied by
-  the store, which only leases among the endpoint's first ``cap`` due deliveries: a leased delivery stays
-  at the head of its endpoint's queue until it is recorded, so at most ``cap`` are leased at once, by all
-  workers together.
+* each endpoint's grant is bounded by its breaker (nothing while open, one probe when cooled down), its
+  rate limit (``hookline.dispatch.limiter``) and how many of its deliveries this worker has in stock:
+  at most ``cap + AHEAD`` (a round being sent, the next ones waiting in its run queue,
+  ``hookline.dispatch.runqueue``, which sends at most ``cap`` at once). The store leases an endpoint's
+  deliveries to one worker at a time (none while another worker's lease is live at the head of its
+  queue), so the cap (``max_in_flight``) holds across all workers together, and a dead worker's hold
+  ends with its leases.
 
 After the lease, ``settle`` says what to remember: the rate limiter charged for what was taken, when the
 endpoint has work again (now, if it has more; else the end of its earliest lease or its next retry),
@@ -33,6 +35,9 @@ from hookline.dispatch.options import MAX_IN_FLIGHT
 from hookline.store.endpoint_state import Candidate, EndpointState, Grant, Head
 
 MAX_RATE = 100_000.0  # requests per second: beyond, a stored value is treated as no limit
+# Deliveries of one endpoint a worker may hold beyond the ``cap`` it sends at once: claimed ahead, a claim
+# (a transaction) serves many deliveries instead of the few that finished since the last one.
+AHEAD = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,16 @@ def blocked_until(state: EndpointState, now: datetime, rate: limiter.RateLimit |
     return max(later) if later else None
 
 
+def stops_sending(state: EndpointState, now: datetime) -> bool:
+    """Whether the endpoint may send nothing more for now: held (disabled, unverified), its breaker
+    open, or paused by a receiver's Retry-After. (A rate limit only spaces what it sends.)"""
+    return (
+        state.hold is not None
+        or state.breaker_state == "open"
+        or (state.paused_until is not None and state.paused_until > now)
+    )
+
+
 def tenant_turns(candidates: Sequence[Candidate]) -> list[Candidate]:
     """Candidates reordered so that tenants take turns: the first endpoint of each tenant (in the order
     tenants first appear), then the second of each, and so on."""
@@ -119,18 +134,28 @@ def tenant_turns(candidates: Sequence[Candidate]) -> list[Candidate]:
 
 
 def plan(
-    candidates: Sequence[Candidate], budget: int, now: datetime, lease_until: datetime, limits: Limits
+    candidates: Sequence[Candidate],
+    budget: int,
+    now: datetime,
+    lease_until: datetime,
+    limits: Limits,
+    stock: Mapping[int, int] | None = None,
+    held: Mapping[int, int] | None = None,
 ) -> tuple[list[Grant], dict[int, EndpointState]]:
     """Grants for up to ``budget`` deliveries, and each candidate's state as decided (a breaker that lets
-    its probe through becomes half open). Candidates that may send nothing get no grant."""
+    its probe through becomes half open). Candidates that may send nothing get no grant.
+
+    ``stock``: per endpoint, how many of its deliveries wait or are being sent in this worker (it takes
+    up to ``cap + AHEAD`` less those). ``held``: how many leases this worker holds on its deliveries,
+    those and the ones sent whose answers are not written yet (the lease looks past them)."""
+    stock = stock or {}
+    held = held or {}
     wants: dict[int, int] = {}
-    caps: dict[int, int] = {}
     states: dict[int, EndpointState] = {}
     order = tenant_turns(candidates)
     for c in order:
         state = c.state
-        cap = cap_of(c, limits)
-        quota: float = cap
+        quota: float = max(cap_of(c, limits) + AHEAD - stock.get(state.endpoint_id, 0), 0)
         if state.paused_until is not None and state.paused_until > now:
             quota = 0
         allowed, b = breakers.probe(breaker_of(state), now, lease_until)
@@ -139,7 +164,6 @@ def plan(
         if (rate := rate_of(c, limits)) is not None:
             quota = min(quota, limiter.allowance(state.limiter_tat, now, rate))
         states[state.endpoint_id] = state
-        caps[state.endpoint_id] = cap
         wants[state.endpoint_id] = int(quota)
         if allowed == 1 and quota >= 1:  # the probe goes: half open until its lease ends
             states[state.endpoint_id] = with_breaker(state, b)
@@ -163,7 +187,9 @@ def plan(
                 queue.append(endpoint_id)
             if not queue:
                 del turns[tenant]
-    grants = [Grant(e, n, caps[e]) for e, n in given.items() if n > 0]
+    # The lease looks past what this worker holds (at the head of the queue) to the ones it may take,
+    # and one further: whether more is waiting.
+    grants = [Grant(e, n, held.get(e, 0) + n + 1) for e, n in given.items() if n > 0]
     return grants, states
 
 
@@ -179,8 +205,10 @@ def settle(
     if state is not candidate.state and state.breaker_state == "half_open" and not taken:
         state = candidate.state  # the probe found nothing to send: the breaker stays as it was
     if head is not None:
-        if head.unleased_left > 0:
-            work_at: datetime | None = now  # more is due: back in line, behind the others
+        if head.unleased_left > 0 or head.elsewhere:
+            # More is due (or another worker sends it, and may stop holding it at any time): back in
+            # line, behind the others.
+            work_at: datetime | None = now
         else:
             later = [m for m in (head.leased_until, head.next_due) if m is not None]
             work_at = min(later) if later else None

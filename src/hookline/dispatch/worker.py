@@ -5,9 +5,13 @@ and records the results.
     (attempts, delivery states, and what they mean for the endpoint: hookline.dispatch.health)
 
 Which endpoints, and how many deliveries each, is decided per claim from state every worker shares
-(``endpoint_state``): tenants and endpoints take turns, each bounded by its breaker, rate limit and
-concurrency cap across all workers. An endpoint that may not send is simply not claimed: its deliveries
-are held, spending no attempt.
+(``endpoint_state``): tenants and endpoints take turns, each bounded by its breaker and rate limit. An
+endpoint that may not send is simply not claimed: its deliveries are held, spending no attempt. A
+worker claims an endpoint's deliveries ahead (up to a round beyond its cap, ``scheduler.AHEAD``) and
+sends them from its run queue (``hookline.dispatch.runqueue``): tenants in turn, at most the endpoint's
+cap at once. While it holds them no other worker sends to that endpoint, so the cap holds across
+workers; it claims again when less than a round is left. Answers that stop an endpoint (its breaker
+opens, a Retry-After pauses it, it is disabled) hand back what is still waiting here.
 
 New work wakes the loop at once (PostgreSQL LISTEN/NOTIFY across processes, a callback within one);
 a slow poll is only the safety net and the clock for retries. ``stop()`` drains: claiming stops,
@@ -31,7 +35,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -40,6 +44,7 @@ import structlog
 from hookline.config import Settings
 from hookline.dispatch import health, options, scheduler
 from hookline.dispatch.retry import RetryPolicy, Verdict
+from hookline.dispatch.runqueue import RunQueue
 from hookline.dispatch.sender import AttemptResult, Request
 from hookline.dispatch.senders import make_sender
 from hookline.egress import UrlPolicy
@@ -52,7 +57,12 @@ from hookline.store.queue import Job, Outcome
 log = structlog.get_logger("hookline.worker")
 
 MAX_CANDIDATES = 256  # endpoints read per claim
-GATHER_SLOTS = 0.005  # seconds a busy worker waits for more free slots before claiming
+LOOK_AGAIN = 0.005  # seconds before a claim that left wakes behind (their endpoints locked) looks again
+# A batch of answers is written once this many are in, or this long after the first (one transaction
+# for many answers; sending does not wait for it, only the next claim for the endpoint, and a failed
+# answer's endpoint).
+RECORD_BATCH = 128
+RECORD_GATHER = 0.005
 
 
 def _now() -> datetime:
@@ -89,16 +99,24 @@ class Worker:
             body_limit=settings.response_body_limit,
         )
         self._wake = asyncio.Event()
-        self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._running: dict[asyncio.Task[None], Job] = {}
+        self._queue: RunQueue[Job] = RunQueue()
+        # Deliveries this worker holds a lease on, per endpoint: waiting, being sent, or finished and
+        # not yet written (or handed back). The claim takes at most a round ahead of them.
+        self._held: dict[int, int] = {}
+        self._held_total = 0
+        self._more: set[int] = set()  # endpoints whose last lease saw more waiting than it took
+        self._caps: dict[int, int] = {}
         # Whether ``endpoint_wakes`` may hold something: set by announcements and by the safety-net
         # poll, so a claim right after a recorded batch skips that statement.
         self._wakes_announced = True
+        # Whether a claim should look at the endpoints again: a retry was written or leases handed back.
+        self._look_again = False
         self._claim_at_least = max(1, min(settings.worker_batch_size, settings.worker_concurrency) // 8)
         self._outcomes: list[Outcome] = []
-        self._to_release: list[int] = []
+        self._to_release: list[Job] = []
         self._record_needed = asyncio.Event()
         self._recorder_closing = False
         self._flush_deadline: float | None = None  # loop time by which a stopping worker gives up writing
@@ -126,6 +144,7 @@ class Worker:
         try:
             await self._claim_loop()
         finally:
+            self._hand_back(self._queue.drain())  # claimed, not started: back to the queue
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.settings.drain_timeout
             # Sends get the drain timeout less a reserve for writing their results.
@@ -149,28 +168,24 @@ class Worker:
 
     # --- claiming --------------------------------------------------------------------------------
 
-    def _free(self) -> int:
-        """How many more deliveries this worker may take on. Each endpoint's own cap is applied by the
-        claim, across all workers."""
-        return self.settings.worker_concurrency - len(self._running)
+    def _budget(self) -> int:
+        """How many more deliveries this worker may claim: it holds at most its concurrency plus a batch
+        (the run queue's next ones). New work always gets a look, whatever it holds."""
+        room = self.settings.worker_concurrency + self.settings.worker_batch_size - self._held_total
+        if self._wakes_announced:
+            room = max(room, self._claim_at_least)
+        return min(room, self.settings.worker_batch_size)
 
     async def _claim_loop(self) -> None:
         backoff = 0.1
         while not self._stopping.is_set():
-            free = self._free()
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._wait(self._slot_freed, self.settings.poll_interval)
-                continue
-            if free < self._claim_at_least and self._running:
-                # Busy: let a few more sends finish, so a claim (a transaction) is not spent on each
-                # single free slot. A few milliseconds, so a new event still goes out at once.
-                await asyncio.sleep(GATHER_SLOTS)
-                free = self._free()
-            limit = min(free, self.settings.worker_batch_size)
+            budget = self._budget()
             self._wake.clear()
+            if budget <= 0:
+                await self._wait(self._wake, self.settings.poll_interval)
+                continue
             try:
-                jobs, next_due = await self.claim(limit)
+                jobs, next_due = await self.claim(budget)
                 backoff = 0.1
             except Exception as exc:  # the claim loop must not die: the worker would sit idle
                 self._wakes_announced = True  # wakes it may have taken were rolled back
@@ -184,34 +199,88 @@ class Worker:
                 continue
             for job in jobs:
                 self._dispatch(job)
-            if len(jobs) < limit:
-                # Nothing more now: wait for new work, a recorded result (an endpoint under its cap
-                # again), the next endpoint that becomes due (a rate limit, a breaker's probe), or the
-                # poll, whichever comes first.
+            self._pump()
+            if not (self._wakes_announced or self._look_again):
+                # Set during the claim by an endpoint running low before this claim's jobs came: not
+                # a reason to claim again (if it still runs low, its next answer says so).
+                self._wake.clear()
+            if not jobs and not self._wakes_announced:
+                # Nothing taken: the endpoints we came for may be locked by our own recorder. Claim
+                # again after it, not at every answer meanwhile (new work still wakes us at once).
+                await self._wait(self._stopping, LOOK_AGAIN)
+            if len(jobs) < budget:
+                # Nothing more now: wait for new work, an endpoint of ours running low, a retry
+                # recorded, the next endpoint that becomes due (a rate limit, a breaker's probe, a
+                # retry), or the poll, whichever comes first.
                 wait = self.settings.poll_interval
                 if next_due is not None:
                     wait = min(wait, max((next_due - _now()).total_seconds(), 0.001))
                 if self._wakes_announced:  # wakes were left (their endpoints locked): look again soon
-                    wait = min(wait, GATHER_SLOTS)
+                    wait = min(wait, LOOK_AGAIN)
                 await self._wait(self._wake, wait)
                 if not self._wake.is_set() and wait >= self.settings.poll_interval:
                     self._wakes_announced = True  # the safety-net poll: look for missed wakes too
 
     async def claim(self, budget: int, now: datetime | None = None) -> tuple[list[Job], datetime | None]:
         """Choose endpoints, lease their deliveries: one claim transaction. Returns the jobs and when
-        the next endpoint becomes due (None: none is waiting)."""
+        the next endpoint becomes due (None: none is waiting). The jobs are held by this worker from
+        here on: ``_dispatch`` each."""
         now = now or _now()
         lease_until = now + timedelta(seconds=self.settings.lease)
         take_wakes, self._wakes_announced = self._wakes_announced, False
+        self._look_again = False
         async with queue.claiming(self.store, self.worker_id) as claim:
             if take_wakes and await claim.take_wakes(now):
                 self._wakes_announced = True  # some are left for the next claim
             candidates = await claim.due_endpoints(now, min(max(budget, 16), MAX_CANDIDATES))
-            grants, planned = scheduler.plan(candidates, budget, now, lease_until, self.limits)
+            stock = {e: self._queue.waiting(e) + self._queue.sending(e) for e in self._held}
+            grants, planned = scheduler.plan(
+                candidates, budget, now, lease_until, self.limits, stock, self._held
+            )
             jobs, heads = await claim.lease(grants, now, lease_until)
-            await claim.save(scheduler.settle_all(candidates, planned, heads, now, self.limits), now)
+            settled = scheduler.settle_all(candidates, planned, heads, now, self.limits)
+            await claim.save(settled, now)
             next_due = await claim.next_due(now)
+        for job in jobs:
+            self._hold(job.endpoint_id, 1)
+        for endpoint_id, head in heads.items():
+            if head.unleased_left > 0:
+                self._more.add(endpoint_id)
+            else:
+                self._more.discard(endpoint_id)
+        for state in settled:
+            if state.blocked_until is not None:  # its next turn comes with the claim loop's timer
+                self._more.discard(state.endpoint_id)
         return jobs, next_due
+
+    def _hold(self, endpoint_id: int, n: int) -> None:
+        held = self._held.get(endpoint_id, 0) + n
+        self._held_total += n
+        if held > 0:
+            self._held[endpoint_id] = held
+        else:
+            self._held.pop(endpoint_id, None)
+            self._caps.pop(endpoint_id, None)
+
+    def _let_go(self, jobs: Sequence[Job | Outcome]) -> None:
+        """These are written (or handed back): this worker no longer holds them. An endpoint paused by
+        a failed answer among them goes on (unless the answer stopped it: see ``_stop_sending``)."""
+        for job in jobs:
+            self._hold(job.endpoint_id, -1)
+            if isinstance(job, Outcome) and _pauses(job):
+                self._queue.resume(job.endpoint_id)
+        self._pump()
+        if any(self._runs_low(job.endpoint_id) for job in jobs):
+            self._wake.set()
+
+    def _runs_low(self, endpoint_id: int) -> bool:
+        """Whether to claim more for an endpoint this worker sends to: it has more waiting in the store
+        and less than half of ``AHEAD`` (at least a round) waits here. Asked when answers have been
+        written, so the claim does not find the endpoint's row locked by the recorder."""
+        if endpoint_id not in self._more:
+            return False
+        cap = self._caps.get(endpoint_id, self.limits.max_in_flight)
+        return self._queue.waiting(endpoint_id) < max(cap, scheduler.AHEAD // 2)
 
     @staticmethod
     async def _wait(event: asyncio.Event, seconds: float) -> None:
@@ -221,14 +290,38 @@ class Worker:
 
     def _dispatch(self, job: Job) -> None:
         if not job.endpoint_active:  # disabled since the claim read it: its deliveries are held
-            self._to_release.append(job.delivery_id)
-            self._record_needed.set()
+            self._hand_back([job])
             return
         checked = options.check(job)
         if checked.problem is not None:
             self._finish(job, None, f"{checked.problem}; not sent")
             return
-        self._start(checked.job)
+        job = checked.job
+        cap = job.max_in_flight or self.limits.max_in_flight
+        self._caps[job.endpoint_id] = cap
+        self._queue.put(job, cap)
+
+    def _pump(self) -> None:
+        """Start waiting deliveries while slots are free (tenants in turn, each endpoint under its cap)."""
+        while len(self._running) < self.settings.worker_concurrency and not self._stopping.is_set():
+            job = self._queue.take()
+            if job is None:
+                return
+            # A job that waited so long that its lease could end mid-send goes back to the queue. The
+            # slack for recording is at most 5 s and leaves room even when the lease is only twice the
+            # timeout.
+            timeout = self._timeout(job)
+            margin = timedelta(seconds=timeout + min(5.0, (self.settings.lease - timeout) / 2))
+            if job.lease_until - _now() < margin:
+                self._queue.finished(job)
+                self._hand_back([job])
+                continue
+            self._start(job)
+
+    def _hand_back(self, jobs: Sequence[Job]) -> None:
+        if jobs:
+            self._to_release.extend(jobs)
+            self._record_needed.set()
 
     def _start(self, job: Job) -> None:
         task = asyncio.create_task(self._attempt(job))
@@ -236,8 +329,9 @@ class Worker:
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._running.pop(task)
-        self._slot_freed.set()
+        job = self._running.pop(task)
+        self._queue.finished(job)
+        self._pump()
 
     # --- sending ---------------------------------------------------------------------------------
 
@@ -260,7 +354,7 @@ class Worker:
             )
             result = await self.sender.send(request)
         except asyncio.CancelledError:
-            self._to_release.append(job.delivery_id)
+            self._to_release.append(job)
             raise
         except Exception as exc:  # nothing foreseen: this attempt fails, the worker goes on
             kind = type(exc).__name__  # not the message: it could quote a header or a secret
@@ -315,6 +409,10 @@ class Worker:
             )
         self._outcomes.append(outcome)
         self._record_needed.set()
+        if _pauses(outcome):
+            # Nothing more for this endpoint until its breaker has seen this answer: the next ones
+            # wait here for the answer to be written, and are handed back if it stopped the endpoint.
+            self._queue.pause(outcome.endpoint_id)
         if outcome.status != "succeeded":
             _log_failure(outcome)
 
@@ -323,6 +421,8 @@ class Worker:
     async def _recorder(self) -> None:
         while not self._recorder_closing:
             await self._record_needed.wait()
+            if len(self._outcomes) < RECORD_BATCH and not self._to_release and not self._stopping.is_set():
+                await asyncio.sleep(RECORD_GATHER)  # a few more answers: one transaction for them all
             self._record_needed.clear()
             await self._flush()
 
@@ -341,15 +441,23 @@ class Worker:
                 return
             outcomes, self._outcomes = self._outcomes, []
             released, self._to_release = self._to_release, []
+            retries = any(o.status == "pending" for o in outcomes)
             try:
                 async with self._before_deadline():
                     await self._record(outcomes)  # empties ``outcomes`` as it writes them
-                    await queue.release(self.store, released, self.worker_id, _now())
-                if released:
-                    self._wakes_announced = True  # release() announced their endpoints
-                if not self._stopping.is_set():
-                    self._wake.set()  # leases ended: their endpoints may be under their cap again
-                return
+                    ids = [job.delivery_id for job in released]
+                    await queue.release(self.store, ids, self.worker_id, _now())
+                    self._let_go(released)
+                    released = []
+                if ids or retries:
+                    # Handed back (release() announced their endpoints), or a retry written: a claim
+                    # looks at their endpoints (and learns when the retry is due).
+                    self._wakes_announced = self._wakes_announced or bool(ids)
+                    self._look_again = True
+                    self._wake.set()
+                if not self._to_release:
+                    return
+                continue  # answers stopped an endpoint: hand back what waited for it
             except BaseException as exc:  # keep what is not written yet, whatever happened
                 self._outcomes[:0] = outcomes
                 self._to_release[:0] = released
@@ -370,7 +478,8 @@ class Worker:
         if not pending:
             return
         try:
-            await self.write_results(pending, _now())
+            self._stop_sending(await self.write_results(pending, _now()))
+            self._let_go(pending)
             pending.clear()
             return
         except Exception as exc:
@@ -383,13 +492,14 @@ class Worker:
             )
         while pending:
             await self._record_alone(pending[0])
+            self._let_go(pending[:1])
             del pending[0]
 
     async def _record_alone(self, outcome: Outcome) -> None:
         """Write one result; failing that, the result without its details (response, headers, error
         text: the likely unstorable parts); failing that, drop it, log it and count it."""
         try:
-            await self.write_results([outcome], _now())
+            self._stop_sending(await self.write_results([outcome], _now()))
             return
         except Exception as exc:
             if queue.unavailable(exc):
@@ -403,7 +513,7 @@ class Worker:
             status_code=outcome.status_code if 100 <= (outcome.status_code or 0) <= 999 else None,
         )
         try:
-            await self.write_results([bare], _now())
+            self._stop_sending(await self.write_results([bare], _now()))
             log.warning("a result was written without its details", **_ids(outcome), error=first)
         except Exception as exc:
             if queue.unavailable(exc):
@@ -416,10 +526,16 @@ class Worker:
                 dropped_results=self.dropped_results,
             )
 
-    async def write_results(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+    def _stop_sending(self, stopped: Collection[int]) -> None:
+        """Hand back what waits here for endpoints that may not send now (see ``write_results``)."""
+        for endpoint_id in stopped:
+            self._hand_back(self._queue.remove(endpoint_id))
+
+    async def write_results(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
         """Record ``outcomes`` and what they do to their endpoints, in one transaction. Only results
         written (their delivery still there for the endpoint and tenant it was claimed for) count
-        towards an endpoint's health."""
+        towards an endpoint's health. Returns the endpoints these answers stopped: breaker open,
+        paused by a Retry-After, or disabled."""
         async with queue.recording(self.store) as rec:
             endpoints = await rec.endpoints({(o.endpoint_id, o.tenant_id) for o in outcomes})
             written = await rec.deliveries(outcomes, now)
@@ -446,6 +562,7 @@ class Worker:
                     disable[endpoint_id] = verdict.disable
                     log.warning("endpoint disabled", endpoint_id=endpoint_id, reason=verdict.disable)
             await rec.endpoint_states(changed, disable, now)
+        return {s.endpoint_id for s in changed if scheduler.stops_sending(s, now)}
 
     def _past_deadline(self) -> bool:
         return self._flush_deadline is not None and asyncio.get_running_loop().time() >= self._flush_deadline
@@ -493,6 +610,13 @@ class Worker:
             finally:
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=2)
+
+
+def _pauses(outcome: Outcome) -> bool:
+    """Whether an answer holds back its endpoint's next sends until it is written: any answer but a
+    success (a failure counts towards the breaker; a 429 or 503 may pause the endpoint; 410 disables it)."""
+    code = outcome.status_code
+    return outcome.sent and not (code is not None and 200 <= code < 300)
 
 
 def _log_failure(outcome: Outcome) -> None:

@@ -73,7 +73,7 @@ class Candidate:
 class Grant:
     endpoint_id: int
     quota: int  # how many deliveries to lease, at most
-    cap: int  # leased at once, by all workers, at most
+    window: int  # how many of the endpoint's first due deliveries the lease looks at
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +85,7 @@ class Head:
     unleased_left: int = 0  # due, not leased, within the head, not taken
     leased_until: datetime | None = None  # the earliest end of a lease already held in the head
     next_due: datetime | None = None  # the earliest pending delivery not yet due
+    elsewhere: bool = False  # another worker's lease is live at the head: that worker sends them
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(EndpointState))

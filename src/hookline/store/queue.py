@@ -7,6 +7,9 @@ take different endpoints), the scheduler (``hookline.dispatch.scheduler``) grant
 one statement leases them from the head of each endpoint's queue and returns what sending needs, and
 the endpoints' new state is written. A lease is ``lease_until`` on the delivery, an unindexed column
 (a HOT update); if the worker dies the row is simply due again when the lease ends: nothing is lost.
+An endpoint's deliveries are leased to one worker at a time: while another worker's lease is live at the
+head of its queue, a claim takes none of them (that worker sends them, at most the endpoint's cap at
+once), so the cap holds across workers without a counter.
 
 Results are recorded in one transaction too (``Recording``): the endpoints' rows are locked in id
 order, the worker's health rules decide their new state, then the deliveries, their attempts and the
@@ -17,7 +20,7 @@ directly; SQLite runs the same steps through SQLAlchemy, one process owning the 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -126,21 +129,35 @@ async def claiming(store: Store, worker_id: str) -> AsyncIterator[Claim]:
 def _heads(
     grants: Sequence[Grant], taken: Mapping[int, int], stats: Sequence[Any], lease_until: datetime
 ) -> dict[int, Head]:
-    """Head per granted endpoint from the lease's counts: (endpoint_id, free, leased_until, next_due).
-    The leases just taken count among the endpoint's leases: if this worker dies, they are its work
-    again when they end."""
+    """Head per granted endpoint from the lease's counts: (endpoint_id, free, leased_until, next_due,
+    elsewhere). The leases just taken count among the endpoint's leases: if this worker dies, they are
+    its work again when they end."""
     heads = {}
-    for endpoint_id, free, leased_until, next_due in stats:
+    for endpoint_id, free, leased_until, next_due, elsewhere in stats:
         got = taken.get(endpoint_id, 0)
         if got and (leased_until is None or lease_until < leased_until):
             leased_until = lease_until
-        heads[endpoint_id] = Head(endpoint_id, got, max(free - got, 0), leased_until, next_due)
+        heads[endpoint_id] = Head(endpoint_id, got, max(free - got, 0), leased_until, next_due, elsewhere)
     for g in grants:
         heads.setdefault(g.endpoint_id, Head(g.endpoint_id))
     return heads
 
 
-def _job(r: Any, lease_until: datetime) -> Job:
+def _jobs(rows: Iterable[Any], lease_until: datetime) -> list[Job]:
+    """Jobs from lease rows. An endpoint's stored options are decoded once per claim, not per job (the
+    decoded values are only read)."""
+    decoded: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+    jobs = []
+    for r in rows:
+        key = (r[2], r[7], r[8], r[10])
+        options = decoded.get(key)
+        if options is None:
+            options = decoded[key] = (_json(r[7], []), _json(r[8], {}), _json(r[10], None))
+        jobs.append(_job(r, lease_until, *options))
+    return jobs
+
+
+def _job(r: Any, lease_until: datetime, previous_secrets: Any, headers: Any, retry_schedule: Any) -> Job:
     return Job(
         delivery_id=r[0],
         attempt=r[1] + 1,
@@ -149,10 +166,10 @@ def _job(r: Any, lease_until: datetime) -> Job:
         endpoint_active=r[4],
         url=r[5],
         secret=r[6],
-        previous_secrets=_json(r[7], []),
-        headers=_json(r[8], {}),
+        previous_secrets=previous_secrets,
+        headers=headers,
         timeout_ms=r[9],
-        retry_schedule=_json(r[10], None),
+        retry_schedule=retry_schedule,
         max_in_flight=r[11],
         event_id=r[12],
         event_type=r[13],
@@ -203,35 +220,41 @@ LIMIT $2
 FOR UPDATE OF s SKIP LOCKED
 """
 
-# Per granted endpoint: its first ``cap`` due deliveries (the head); of those not leased, the first
-# ``quota`` are leased. The rows come back in two kinds: 'j', a leased delivery with what sending it
-# needs; 's', one per endpoint, what the head held (unleased rows, the earliest lease end) and when its
-# next delivery not yet due is due.
+# Per granted endpoint: its first ``window`` due deliveries (the head). An endpoint is leased to one
+# worker at a time: if another worker's lease is live in the head, nothing is taken (that worker sends
+# them, at most its cap at once). Otherwise the first ``quota`` of the head not leased are leased. The
+# rows come back in two kinds: 'j', a leased delivery with what sending it needs; 's', one per endpoint,
+# what the head held (unleased rows, the earliest lease end) and when its next delivery not yet due is
+# due.
 _PG_LEASE = """
 WITH g AS (
-    SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[]) AS g(endpoint_id, quota, cap)
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::int[]) AS g(endpoint_id, quota, size)
 ), head AS (
-    SELECT g.endpoint_id, g.quota, h.id, h.next_attempt_at, h.lease_until
+    SELECT g.endpoint_id, g.quota, h.id, h.next_attempt_at, h.lease_until, h.leased_by
     FROM g CROSS JOIN LATERAL (
-        SELECT d.id, d.next_attempt_at, d.lease_until FROM deliveries AS d
+        SELECT d.id, d.next_attempt_at, d.lease_until, d.leased_by FROM deliveries AS d
         WHERE d.endpoint_id = g.endpoint_id AND d.status = 'pending' AND d.next_attempt_at <= $4
         ORDER BY d.next_attempt_at, d.id
-        LIMIT g.cap
+        LIMIT g.size
     ) AS h
+), elsewhere AS (
+    SELECT DISTINCT endpoint_id FROM head WHERE lease_until > $4 AND leased_by <> $6
 ), free AS (
     SELECT endpoint_id, id, quota,
            row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS k
-    FROM head WHERE lease_until IS NULL OR lease_until <= $4
+    FROM head
+    WHERE (lease_until IS NULL OR lease_until <= $4)
+      AND endpoint_id NOT IN (SELECT endpoint_id FROM elsewhere)
 ), leased AS (
     UPDATE deliveries AS d SET lease_until = $5, leased_by = $6
     FROM free
     WHERE d.id = free.id AND free.k <= free.quota
       AND d.status = 'pending' AND (d.lease_until IS NULL OR d.lease_until <= $4)
-    RETURNING d.id, d.attempts, d.endpoint_id, d.event_seq, d.tenant_id
+    RETURNING d.id, d.attempts, d.endpoint_id, d.event_seq, d.tenant_id, d.next_attempt_at
 )
 SELECT 'j', l.id, l.attempts, l.endpoint_id, l.tenant_id, p.active, p.url, p.secret,
        p.previous_secrets::text, p.headers::text, p.timeout_ms, p.retry_schedule::text, p.max_in_flight,
-       e.id, e.event_type, e.payload, NULL::timestamptz, NULL::timestamptz
+       e.id, e.event_type, e.payload, l.next_attempt_at, NULL::timestamptz, NULL::bool
 FROM leased AS l
 JOIN endpoints AS p ON p.id = l.endpoint_id AND p.tenant_id = l.tenant_id
 JOIN events AS e ON e.seq = l.event_seq
@@ -240,7 +263,8 @@ SELECT 's', g.endpoint_id, (SELECT count(*) FROM free AS f WHERE f.endpoint_id =
        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        (SELECT min(h.lease_until) FROM head AS h WHERE h.endpoint_id = g.endpoint_id AND h.lease_until > $4),
        (SELECT min(d.next_attempt_at) FROM deliveries AS d
-        WHERE d.endpoint_id = g.endpoint_id AND d.status = 'pending' AND d.next_attempt_at > $4)
+        WHERE d.endpoint_id = g.endpoint_id AND d.status = 'pending' AND d.next_attempt_at > $4),
+       g.endpoint_id IN (SELECT endpoint_id FROM elsewhere)
 FROM g
 """
 
@@ -329,17 +353,18 @@ class _PgClaim(Claim):
             _PG_LEASE,
             [g.endpoint_id for g in grants],
             [g.quota for g in grants],
-            [g.cap for g in grants],
+            [g.window for g in grants],
             now,
             lease_until,
             self._worker_id,
         )
-        jobs = [_job(r[1:], lease_until) for r in rows if r[0] == "j"]
-        jobs.sort(key=lambda j: j.delivery_id)
+        # In each endpoint's queue order, oldest due first (the run queue sends them in this order).
+        leased = sorted((r for r in rows if r[0] == "j"), key=lambda r: (r[16], r[1]))
+        jobs = _jobs((r[1:] for r in leased), lease_until)
         taken: dict[int, int] = {}
         for job in jobs:
             taken[job.endpoint_id] = taken.get(job.endpoint_id, 0) + 1
-        stats = [(r[1], r[2], r[16], r[17]) for r in rows if r[0] == "s"]
+        stats = [(r[1], r[2], r[16], r[17], r[18]) for r in rows if r[0] == "s"]
         return jobs, _heads(grants, taken, stats, lease_until)
 
     async def save(self, changed: Sequence[EndpointState], now: datetime) -> None:
@@ -431,17 +456,20 @@ class _SqliteClaim(Claim):
         for g in grants:
             head = (
                 await conn.execute(
-                    sa.select(deliveries.c.id, deliveries.c.lease_until)
+                    sa.select(deliveries.c.id, deliveries.c.lease_until, deliveries.c.leased_by)
                     .where(
                         deliveries.c.endpoint_id == g.endpoint_id,
                         deliveries.c.status == "pending",
                         deliveries.c.next_attempt_at <= now,
                     )
                     .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-                    .limit(g.cap)
+                    .limit(g.window)
                 )
             ).all()
-            free = [r.id for r in head if r.lease_until is None or r.lease_until <= now]
+            live = [r for r in head if r.lease_until is not None and r.lease_until > now]
+            elsewhere = any(r.leased_by != self._worker_id for r in live)
+            # Another worker holding the endpoint sends these; else the unleased ones may be taken.
+            free = [] if elsewhere else [r.id for r in head if r.lease_until is None or r.lease_until <= now]
             chosen = free[: g.quota]
             leased.extend(chosen)
             taken[g.endpoint_id] = len(chosen)
@@ -455,7 +483,7 @@ class _SqliteClaim(Claim):
                     )
                 )
             ).scalar()
-            stats.append((g.endpoint_id, len(free), min(held) if held else None, next_due))
+            stats.append((g.endpoint_id, len(free), min(held) if held else None, next_due, elsewhere))
         if not leased:
             return [], _heads(grants, taken, stats, lease_until)
         await conn.execute(
@@ -474,9 +502,9 @@ class _SqliteClaim(Claim):
             )
             .join(events, events.c.seq == deliveries.c.event_seq)
             .where(deliveries.c.id.in_(leased))
-            .order_by(deliveries.c.id)
+            .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
         )
-        jobs = [_job(r, lease_until) for r in await conn.execute(query)]
+        jobs = _jobs(await conn.execute(query), lease_until)
         return jobs, _heads(grants, taken, stats, lease_until)
 
     async def save(self, changed: Sequence[EndpointState], now: datetime) -> None:
