@@ -108,6 +108,9 @@ class Worker:
         self._held: dict[int, int] = {}
         self._held_total = 0
         self._more: set[int] = set()  # endpoints whose last lease saw more waiting than it took
+        # Until when each endpoint may not send (a rate limit, a pause, its breaker), as its last claim
+        # here settled it: no claim for more before then, and the claim loop wakes then.
+        self._blocked: dict[int, datetime] = {}
         self._caps: dict[int, int] = {}
         # Whether ``endpoint_wakes`` may hold something: set by announcements and by the safety-net
         # poll, so a claim right after a recorded batch skips that statement.
@@ -213,8 +216,9 @@ class Worker:
                 # recorded, the next endpoint that becomes due (a rate limit, a breaker's probe, a
                 # retry), or the poll, whichever comes first.
                 wait = self.settings.poll_interval
-                if next_due is not None:
-                    wait = min(wait, max((next_due - _now()).total_seconds(), 0.001))
+                for moment in (next_due, self._next_unblocked()):
+                    if moment is not None:
+                        wait = min(wait, max((moment - _now()).total_seconds(), 0.001))
                 if self._wakes_announced:  # wakes were left (their endpoints locked): look again soon
                     wait = min(wait, LOOK_AGAIN)
                 await self._wait(self._wake, wait)
@@ -248,10 +252,22 @@ class Worker:
                 self._more.add(endpoint_id)
             else:
                 self._more.discard(endpoint_id)
-        for state in settled:
-            if state.blocked_until is not None:  # its next turn comes with the claim loop's timer
-                self._more.discard(state.endpoint_id)
+        changed = {s.endpoint_id: s for s in settled}
+        for endpoint_id in [e for e, until in self._blocked.items() if until <= now]:
+            self._blocked.pop(endpoint_id)  # looked for once now (if not due, its next answer brings it)
+        for c in candidates:
+            until = changed.get(c.state.endpoint_id, c.state).blocked_until
+            if until is not None and until > now:
+                self._blocked[c.state.endpoint_id] = until
+            else:
+                self._blocked.pop(c.state.endpoint_id, None)
         return jobs, next_due
+
+    def _next_unblocked(self) -> datetime | None:
+        """When the first endpoint this worker wants more of may send again (another worker's claim may
+        have made it due before then without telling this one)."""
+        moments = [until for e, until in self._blocked.items() if e in self._more]
+        return min(moments) if moments else None
 
     def _hold(self, endpoint_id: int, n: int) -> None:
         held = self._held.get(endpoint_id, 0) + n
@@ -261,6 +277,8 @@ class Worker:
         else:
             self._held.pop(endpoint_id, None)
             self._caps.pop(endpoint_id, None)
+            if endpoint_id not in self._more:
+                self._blocked.pop(endpoint_id, None)
 
     def _let_go(self, jobs: Sequence[Job | Outcome]) -> None:
         """These are written (or handed back): this worker no longer holds them. An endpoint paused by
@@ -279,6 +297,8 @@ class Worker:
         written, so the claim does not find the endpoint's row locked by the recorder."""
         if endpoint_id not in self._more:
             return False
+        if (until := self._blocked.get(endpoint_id)) is not None and until > _now():
+            return False  # the claim loop's timer brings it back
         cap = self._caps.get(endpoint_id, self.limits.max_in_flight)
         return self._queue.waiting(endpoint_id) < max(cap, scheduler.AHEAD // 2)
 
