@@ -165,6 +165,8 @@ class Machine(RuleBasedStateMachine):
         for e, cap in self.caps.items():
             assert self.q.sending(e) == self.sending[e] <= cap
             assert self.q.waiting(e) == len(self.waiting.get(e, []))
+            if self.waiting.get(e) or self.sending[e]:
+                assert self.q.cap(e) == cap
 
 
 Machine.TestCase.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)

@@ -53,6 +53,10 @@ class RunQueue(Generic[T]):
     def sending(self, endpoint_id: int) -> int:
         return self._sending.get(endpoint_id, 0)
 
+    def cap(self, endpoint_id: int) -> int | None:
+        """The endpoint's cap, while it has deliveries waiting or being sent here."""
+        return self._caps.get(endpoint_id)
+
     def put(self, item: T, cap: int) -> None:
         """Queue ``item``; its endpoint sends at most ``cap`` at once (the latest cap given wins)."""
         endpoint_id = item.endpoint_id

@@ -111,7 +111,6 @@ class Worker:
         # Until when each endpoint may not send (a rate limit, a pause, its breaker), as its last claim
         # here settled it: no claim for more before then, and the claim loop wakes then.
         self._blocked: dict[int, datetime] = {}
-        self._caps: dict[int, int] = {}
         # Whether ``endpoint_wakes`` may hold something: set by announcements and by the safety-net
         # poll, so a claim right after a recorded batch skips that statement.
         self._wakes_announced = True
@@ -276,7 +275,6 @@ class Worker:
             self._held[endpoint_id] = held
         else:
             self._held.pop(endpoint_id, None)
-            self._caps.pop(endpoint_id, None)
             if endpoint_id not in self._more:
                 self._blocked.pop(endpoint_id, None)
 
@@ -299,7 +297,7 @@ class Worker:
             return False
         if (until := self._blocked.get(endpoint_id)) is not None and until > _now():
             return False  # the claim loop's timer brings it back
-        cap = self._caps.get(endpoint_id, self.limits.max_in_flight)
+        cap = self._queue.cap(endpoint_id) or self.limits.max_in_flight
         return self._queue.waiting(endpoint_id) < max(cap, scheduler.AHEAD // 2)
 
     @staticmethod
@@ -317,9 +315,7 @@ class Worker:
             self._finish(job, None, f"{checked.problem}; not sent")
             return
         job = checked.job
-        cap = job.max_in_flight or self.limits.max_in_flight
-        self._caps[job.endpoint_id] = cap
-        self._queue.put(job, cap)
+        self._queue.put(job, job.max_in_flight or self.limits.max_in_flight)
 
     def _pump(self) -> None:
         """Start waiting deliveries while slots are free (tenants in turn, each endpoint under its cap)."""
