@@ -17,7 +17,8 @@ from pydantic import Field, TypeAdapter, ValidationError, field_validator, model
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hookline.dispatch.breaker import BreakerPolicy
-from hookline.egress import parse_networks
+from hookline.egress import UrlPolicy, parse_networks
+from hookline.signing import SignatureStyle
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -239,6 +240,17 @@ class Settings(BaseSettings):
             cooldown=self.breaker_cooldown,
             max_cooldown=max(self.breaker_max_cooldown, self.breaker_cooldown),
         )
+
+    @property
+    def signature_style(self) -> SignatureStyle:
+        return SignatureStyle(
+            header_prefix=self.signature_header_prefix,
+            hex_form="hex" if self.signature_hex_form == "hex" else "sha256=",
+        )
+
+    @property
+    def url_policy(self) -> UrlPolicy:
+        return UrlPolicy(allow_http=self.allow_http, allowed_networks=self.allowed_networks)
 
     @property
     def effective_database_url(self) -> str:

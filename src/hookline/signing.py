@@ -41,6 +41,7 @@ __all__ = [
     "SignatureStyle",
     "generate_secret",
     "signature_headers",
+    "signature_schemes",
     "signing_key",
     "validate_secret",
     "verify_seed_style",
@@ -199,6 +200,34 @@ class SignatureStyle:
 
 
 _DEFAULT_STYLE = SignatureStyle()
+
+
+def signature_schemes(
+    headers: Mapping[str, str], style: SignatureStyle = _DEFAULT_STYLE
+) -> list[dict[str, object]]:
+    """Which signature schemes a request's ``headers`` (as sent) carry: for each, its name, the header
+    and how many signatures it lists (one per secret in use). Says what was sent, never a signature."""
+    found: list[dict[str, object]] = []
+    lowered = {name.lower(): value for name, value in headers.items()}
+    standard = lowered.get(STANDARD_SIGNATURE_HEADER)
+    if standard:
+        found.append(
+            {
+                "scheme": "standard-webhooks",
+                "header": STANDARD_SIGNATURE_HEADER,
+                "signatures": len(standard.split()),
+            }
+        )
+    seed = lowered.get(style.signature_header.lower())
+    if seed:
+        found.append(
+            {
+                "scheme": "hmac-sha256-hex",
+                "header": style.signature_header,
+                "signatures": len(seed.split(",")),
+            }
+        )
+    return found
 
 
 # --- signing ---------------------------------------------------------------------------------------

@@ -12,7 +12,15 @@ from hookline.api.ingest import FastIngest
 from hookline.api.limits import BodyLimitMiddleware
 from hookline.api.openapi import install_openapi
 from hookline.api.responses import Envelope, Health
-from hookline.api.routes import circuit_breaker, deliveries, event_types, events, tenants, webhooks
+from hookline.api.routes import (
+    circuit_breaker,
+    deliveries,
+    event_types,
+    events,
+    tenants,
+    webhook_tests,
+    webhooks,
+)
 from hookline.api.services import Services
 
 DESCRIPTION = """Self-hosted webhook delivery. Every answer uses one envelope:
@@ -39,8 +47,9 @@ def create_app(services: Services, *, lean_ingest: bool = True) -> FastAPI:
     if lean_ingest:
         app.add_middleware(FastIngest, services=services)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
-    # circuit_breaker before webhooks: /v1/webhooks/circuit-breaker is not a webhook id.
-    for module in (tenants, circuit_breaker, webhooks, deliveries, event_types, events):
+    # circuit_breaker and webhook_tests before webhooks: /v1/webhooks/circuit-breaker and
+    # /v1/webhooks/test are not webhook ids.
+    for module in (tenants, circuit_breaker, webhook_tests, webhooks, deliveries, event_types, events):
         app.include_router(module.router)
 
     @app.get(

@@ -16,8 +16,6 @@ import sqlalchemy as sa
 from hookline.api.services import Services
 from hookline.dispatch import breaker as breakers
 from hookline.dispatch import health, scheduler, verification
-from hookline.dispatch.senders import make_sender
-from hookline.signing import SignatureStyle
 from hookline.store import endpoint_state as states
 from hookline.store.endpoint_state import HOLD_DISABLED, EndpointState, hold_for
 from hookline.store.endpoints import Endpoint
@@ -152,15 +150,7 @@ async def verify(services: Services, e: Endpoint) -> verification.Outcome:
     """Run the handshake against ``e`` now and keep its result: verified releases the held deliveries,
     failed keeps holding them."""
     settings = services.settings
-    sender = make_sender(
-        settings.sender,
-        services.url_policy,
-        style=SignatureStyle(
-            header_prefix=settings.signature_header_prefix,
-            hex_form="hex" if settings.signature_hex_form == "hex" else "sha256=",
-        ),
-        body_limit=4096,
-    )
+    sender = services.sender(body_limit=4096)
     await sender.start()
     try:
         timeout = e.timeout_ms / 1000 if e.timeout_ms else min(settings.delivery_timeout, 10.0)

@@ -136,6 +136,35 @@ class VerifyOutcome(_Shape):
     duration_ms: int
 
 
+class SignatureSent(_Shape):
+    scheme: Literal["standard-webhooks", "hmac-sha256-hex"]
+    header: str
+    signatures: int = Field(description="how many signatures the header lists (one per secret in use)")
+
+
+class SendTestOutcome(_Shape):
+    webhook_id: int
+    url: str
+    sent: bool = Field(description="false: not attempted (the endpoint is unverified, or `error` says why)")
+    succeeded: bool = Field(description="the endpoint answered 2xx")
+    event: str
+    event_id: str | None = Field(description="the webhook-id the request carried")
+    delivery_id: int | None = Field(description="the test delivery in the log (GET /v1/deliveries/{id})")
+    status_code: int | None = Field(description="what the endpoint answered, if it answered")
+    duration_ms: int
+    response_body: str | None = Field(description="the start of the answer's body (at most 4 KiB)")
+    error: str | None = Field(
+        description="what went wrong: a timeout, a refused connection, a blocked address"
+    )
+    signatures: list[SignatureSent] = Field(description="the signature schemes the request carried")
+
+
+class SendTestReport(_Shape):
+    tested: int
+    succeeded: int
+    results: list[SendTestOutcome]
+
+
 class BreakerReset(_Shape):
     reset: list[int] = Field(description="the webhooks whose breaker was reset")
 
@@ -171,10 +200,14 @@ class DeliveryOut(_Shape):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    test: bool = Field(
+        description="made by a test send (POST /v1/webhooks/{id}/test): never retried nor replayed"
+    )
 
 
 class AttemptOut(_Shape):
     attempt: int
+    test: bool = Field(description="an attempt of a test send")
     started_at: datetime
     duration_ms: int
     status_code: int | None

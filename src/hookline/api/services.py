@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from fastapi import Request
 
 from hookline.config import Settings
+from hookline.dispatch.sender import Sender
+from hookline.dispatch.senders import make_sender
 from hookline.egress import UrlPolicy
 from hookline.store.engine import Store
 from hookline.store.event_types import EventTypeRegistry
@@ -61,7 +63,15 @@ class Services:
 
     @property
     def url_policy(self) -> UrlPolicy:
-        return UrlPolicy(allow_http=self.settings.allow_http, allowed_networks=self.settings.allowed_networks)
+        return self.settings.url_policy
+
+    def sender(self, body_limit: int) -> Sender:
+        """A sender for the requests the API makes itself (the verification handshake, test sends), with
+        the worker's egress policy and signature style. Start it before use, close it after."""
+        settings = self.settings
+        return make_sender(
+            settings.sender, settings.url_policy, style=settings.signature_style, body_limit=body_limit
+        )
 
     def is_admin(self, key_hash: str) -> bool:
         return hmac.compare_digest(key_hash, self.admin_key_hash)

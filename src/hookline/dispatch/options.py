@@ -79,13 +79,12 @@ def check(job: Job) -> Checked:
     return Checked(clean)
 
 
-def signing_secrets(job: Job, now: datetime) -> list[str]:
-    """The current secret, then every previous one still inside its grace period (a ``check``-ed job)."""
-    if not job.previous_secrets:
-        return [job.secret]
-    return [job.secret] + [
-        old["secret"] for old in job.previous_secrets if (_expiry(old["expires_at"]) or now) > now
-    ]
+def signing_secrets(secret: str, previous: list[dict[str, str]], now: datetime) -> list[str]:
+    """The current secret, then every previous one still inside its grace period (``previous`` as a
+    ``check``-ed job or a stored endpoint holds them)."""
+    if not previous:
+        return [secret]
+    return [secret] + [old["secret"] for old in previous if (_expiry(old["expires_at"]) or now) > now]
 
 
 def _is_int(value: Any) -> bool:

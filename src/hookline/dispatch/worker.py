@@ -47,8 +47,6 @@ from hookline.dispatch.retry import RetryPolicy, Verdict
 from hookline.dispatch.runqueue import RunQueue
 from hookline.dispatch.sender import AttemptResult, Request
 from hookline.dispatch.senders import make_sender
-from hookline.egress import UrlPolicy
-from hookline.signing import SignatureStyle
 from hookline.store import queue
 from hookline.store.endpoint_state import HOLD_DISABLED
 from hookline.store.engine import DATABASE_ERRORS, WAKE_CHANNEL, Store
@@ -91,11 +89,8 @@ class Worker:
         )
         self.sender = make_sender(
             settings.sender,
-            UrlPolicy(allow_http=settings.allow_http, allowed_networks=settings.allowed_networks),
-            style=SignatureStyle(
-                header_prefix=settings.signature_header_prefix,
-                hex_form="hex" if settings.signature_hex_form == "hex" else "sha256=",
-            ),
+            settings.url_policy,
+            style=settings.signature_style,
             body_limit=settings.response_body_limit,
         )
         self._wake = asyncio.Event()
@@ -364,7 +359,7 @@ class Worker:
                 event_id=job.event_id,
                 event_type=job.event_type,
                 body=job.payload,
-                secrets=options.signing_secrets(job, _now()),
+                secrets=options.signing_secrets(job.secret, job.previous_secrets, _now()),
                 custom_headers=job.headers,
                 timeout=self._timeout(job),
             )

@@ -1,10 +1,11 @@
-"""Reading deliveries and their attempts, and putting deliveries back in the queue (retry, replay)."""
+"""Reading deliveries and their attempts, putting deliveries back in the queue (retry, replay), and
+writing a test send's event, delivery and attempt."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +32,7 @@ class Delivery:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    test: bool  # made by a test send: never retried nor replayed
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ _COLUMNS = (
     deliveries.c.created_at,
     deliveries.c.updated_at,
     deliveries.c.completed_at,
+    deliveries.c.test,
 )
 
 
@@ -150,8 +153,13 @@ async def requeue(
     """Make matching deliveries due now (a manual retry or a replay); returns how many.
 
     A delivery in flight keeps its lease: requeueing it only moves its due time, so at worst it is
-    sent once more, which at-least-once delivery allows. A held endpoint's deliveries stay held."""
-    conditions = [deliveries.c.tenant_id == tenant_id, deliveries.c.status.in_(list(statuses))]
+    sent once more, which at-least-once delivery allows. A held endpoint's deliveries stay held. Test
+    sends are left alone: they were made once, on request."""
+    conditions = [
+        deliveries.c.tenant_id == tenant_id,
+        deliveries.c.status.in_(list(statuses)),
+        deliveries.c.test.is_(sa.false()),
+    ]
     if delivery_id is not None:
         conditions.append(deliveries.c.id == delivery_id)
     if endpoint_id is not None:
@@ -173,3 +181,79 @@ async def requeue(
     if count:
         store.announce_new_work()
     return count
+
+
+@dataclass(frozen=True)
+class SentTest:
+    """One test send, as made: what was sent (``payload``, the exact bytes) and what came back."""
+
+    endpoint_id: int
+    event_id: str
+    event_type: str
+    payload: bytes
+    created_at: datetime
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    response_body: str | None
+    error: str | None
+    request_headers: dict[str, str]
+    succeeded: bool
+
+
+async def record_test_send(conn: AsyncConnection, tenant_id: str, sent: SentTest) -> int:
+    """Write a test send as an event of its own (to this endpoint alone), a finished delivery marked
+    ``test`` and its one attempt; returns the delivery id. Nothing is queued and no endpoint state
+    changes: a test never counts toward an endpoint's health."""
+    seq = (
+        await conn.execute(
+            events.insert()
+            .values(
+                id=sent.event_id,
+                tenant_id=tenant_id,
+                event_type=sent.event_type,
+                idempotency_key=None,
+                channels=None,
+                payload=sent.payload,
+                delivery_count=1,
+                created_at=sent.created_at,
+            )
+            .returning(events.c.seq)
+        )
+    ).scalar_one()
+    now = sent.started_at + timedelta(milliseconds=sent.duration_ms)
+    delivery_id = (
+        await conn.execute(
+            deliveries.insert()
+            .values(
+                event_seq=seq,
+                endpoint_id=sent.endpoint_id,
+                tenant_id=tenant_id,
+                event_type=sent.event_type,
+                status="succeeded" if sent.succeeded else "failed",
+                attempts=1,
+                next_attempt_at=sent.created_at,
+                last_status_code=sent.status_code,
+                last_error=sent.error,
+                created_at=sent.created_at,
+                updated_at=now,
+                completed_at=now,
+                test=True,
+            )
+            .returning(deliveries.c.id)
+        )
+    ).scalar_one()
+    await conn.execute(
+        attempts.insert().values(
+            delivery_id=delivery_id,
+            endpoint_id=sent.endpoint_id,
+            attempt=1,
+            started_at=sent.started_at,
+            duration_ms=sent.duration_ms,
+            status_code=sent.status_code,
+            response_body=sent.response_body,
+            error=sent.error,
+            request_headers=sent.request_headers,
+        )
+    )
+    return int(delivery_id)

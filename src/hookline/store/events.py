@@ -62,6 +62,12 @@ def format_timestamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def delivered_body(event_id: str, event_type: str, timestamp: str, data: Any) -> bytes:
+    """The bytes an endpoint receives for an event (and that are signed): ``{"id", "event", "timestamp",
+    "data"}``, serialized once and stored as they are."""
+    return orjson.dumps({"id": event_id, "event": event_type, "timestamp": timestamp, "data": data})
+
+
 @dataclass(frozen=True)
 class NewEvent:
     """An event to ingest; ``client_id`` says whether the platform chose the id (then it de-duplicates)."""
@@ -278,9 +284,7 @@ async def _insert(conn: AsyncConnection, is_sqlite: bool, fresh: list[tuple[_Ent
         types.append(item.event_type)
         keys.append(item.idempotency_key)
         channels.append(dumps(item.channels).decode())  # JSON, "null" for none (as the JSON type binds)
-        payloads.append(
-            dumps({"id": item.id, "event": item.event_type, "timestamp": stamp[1], "data": item.data})
-        )
+        payloads.append(delivered_body(item.id, item.event_type, stamp[1], item.data))
         counts.append(len(targets))
         created.append(stamp[0])
     if is_sqlite:

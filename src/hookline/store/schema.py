@@ -223,6 +223,8 @@ deliveries = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("completed_at", UtcDateTime, nullable=True),
+    # Made by a test send (POST /v1/webhooks/{id}/test): written finished, never retried nor replayed.
+    sa.Column("test", sa.Boolean, nullable=False, server_default=sa.false()),
     # Per endpoint, its pending deliveries in the order they are due: the claim reads the head of one
     # endpoint at a time, however long the queue behind it.
     sa.Index(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
-from hookline.api.envelope import bad_request, not_found, ok
+from hookline.api.envelope import ApiError, bad_request, not_found, ok
 from hookline.api.pagination import Cursor, Limit, Moment, decode_int_cursor, page, require_timezone
 from hookline.api.responses import DeliveryDetail, DeliveryOut, DeliveryQueued, Envelope, Page, Replayed
 from hookline.api.routes.webhooks import TenantQuery, endpoint_or_404, numeric_id
@@ -37,12 +37,14 @@ def delivery_view(d: Delivery) -> dict[str, Any]:
         "created_at": d.created_at,
         "updated_at": d.updated_at,
         "completed_at": d.completed_at,
+        "test": d.test,
     }
 
 
-def attempt_view(a: Attempt) -> dict[str, Any]:
+def attempt_view(a: Attempt, *, test: bool) -> dict[str, Any]:
     return {
         "attempt": a.attempt,
+        "test": test,
         "started_at": a.started_at,
         "duration_ms": a.duration_ms,
         "status_code": a.status_code,
@@ -109,7 +111,7 @@ async def get_delivery(
     if found is None:
         raise not_found(f"delivery '{delivery_id}' not found")
     delivery, attempts = found
-    view = delivery_view(delivery) | {"attempt_log": [attempt_view(a) for a in attempts]}
+    view = delivery_view(delivery) | {"attempt_log": [attempt_view(a, test=delivery.test) for a in attempts]}
     return ok(view, "Delivery retrieved successfully")
 
 
@@ -118,12 +120,19 @@ async def get_delivery(
     status_code=202,
     summary="Deliver again now",
     response_model=Envelope[DeliveryQueued],
+    responses={409: {"description": "the delivery was a test send (send another test instead)"}},
 )
 async def retry_delivery(
     delivery_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     found = await _delivery(services, tenant, delivery_id)
+    if found.test:
+        raise ApiError(
+            409,
+            f"delivery {found.id} was a test send and is not retried: "
+            f"send another with POST /v1/webhooks/{found.endpoint_id}/test",
+        )
     await store.requeue(services.store, tenant, now=services.now(), delivery_id=found.id)
     return ok({"id": found.id, "status": "pending"}, "Delivery queued for another attempt", 202)
 
