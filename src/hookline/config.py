@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     breaker_max_cooldown: Annotated[float, NoDecode] = 600.0
     # Disable an endpoint that has failed for this long without a single success ("0": never).
     auto_disable_after: Annotated[float | None, NoDecode] = 5 * 86400.0
+    # Delivery statistics: how long their rollups are kept (a stats window reaches back at most this far).
+    stats_retention: Annotated[float, NoDecode] = 90 * 86400.0
     # New endpoints must pass the verification handshake before anything is delivered to them.
     verification_required: bool = False
     worker_concurrency: int = Field(default=256, ge=1, le=100_000)
@@ -157,6 +159,7 @@ class Settings(BaseSettings):
         "breaker_window",
         "breaker_cooldown",
         "breaker_max_cooldown",
+        "stats_retention",
         mode="before",
     )
     @classmethod
@@ -171,6 +174,7 @@ class Settings(BaseSettings):
         "breaker_window",
         "breaker_cooldown",
         "breaker_max_cooldown",
+        "stats_retention",
     )
     @classmethod
     def _positive(cls, value: float) -> float:

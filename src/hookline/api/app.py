@@ -17,6 +17,7 @@ from hookline.api.routes import (
     deliveries,
     event_types,
     events,
+    stats,
     tenants,
     webhook_tests,
     webhooks,
@@ -47,9 +48,9 @@ def create_app(services: Services, *, lean_ingest: bool = True) -> FastAPI:
     if lean_ingest:
         app.add_middleware(FastIngest, services=services)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
-    # circuit_breaker and webhook_tests before webhooks: /v1/webhooks/circuit-breaker and
-    # /v1/webhooks/test are not webhook ids.
-    for module in (tenants, circuit_breaker, webhook_tests, webhooks, deliveries, event_types, events):
+    # circuit_breaker, webhook_tests and stats before webhooks: /v1/webhooks/circuit-breaker,
+    # /v1/webhooks/test and /v1/webhooks/stats are not webhook ids.
+    for module in (tenants, circuit_breaker, webhook_tests, stats, webhooks, deliveries, event_types, events):
         app.include_router(module.router)
 
     @app.get(

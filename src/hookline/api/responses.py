@@ -165,6 +165,64 @@ class SendTestReport(_Shape):
     results: list[SendTestOutcome]
 
 
+class AttemptCounts(_Shape):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    total: int
+    ok: int = Field(alias="2xx")
+    client_error: int = Field(alias="4xx")
+    server_error: int = Field(alias="5xx")
+    timeout: int
+    connection_error: int
+    blocked: int = Field(description="refused by the egress policy (SSRF protection)")
+    other: int = Field(description="3xx (redirects are not followed), or a request that could not be built")
+
+
+class LatencyPercentiles(_Shape):
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class LatencySummary(LatencyPercentiles):
+    mean: float | None
+    relative_accuracy: float = Field(description="the percentiles are within this share of the true ones")
+
+
+class FinishedDeliveries(_Shape):
+    succeeded: int
+    failed: int = Field(description="failed for good (no retry left)")
+
+
+class DeliveryCounts(FinishedDeliveries):
+    pending: int = Field(description="now: waiting to be delivered, held ones included")
+    held: int = Field(description="now: waiting for a breaker, a pause, verification or re-enabling")
+
+
+class StatsBucket(_Shape):
+    start: datetime
+    attempts: AttemptCounts
+    success_rate: float | None
+    deliveries: FinishedDeliveries
+    latency_ms: LatencyPercentiles
+
+
+class StatsOut(_Shape):
+    webhook_id: int | None
+    tenant_id: str | None = Field(description="null: the whole service (admin key)")
+    since: datetime = Field(description="start of the window, on a bucket boundary")
+    until: datetime = Field(description="end of the window (exclusive), on a bucket boundary")
+    bucket: Literal["1m", "5m", "1h", "1d"]
+    attempts: AttemptCounts
+    success_rate: float | None = Field(description="share of attempts answered 2xx (null: none)")
+    deliveries: DeliveryCounts
+    latency_ms: LatencySummary
+    status_codes: dict[str, int]
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    circuit_breakers: dict[str, int] = Field(description="now: endpoints by breaker state")
+    series: list[StatsBucket]
+
+
 class BreakerReset(_Shape):
     reset: list[int] = Field(description="the webhooks whose breaker was reset")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
 
 from hookline import __version__
-from hookline.egress import UrlPolicy
+from hookline.egress import BlockedAddressError, UrlPolicy
 from hookline.signing import SignatureStyle, signature_headers
 
 USER_AGENT = f"hookline/{__version__}"
@@ -71,6 +71,9 @@ class AttemptResult:
     error: str | None
     retry_after: str | None
     request_headers: dict[str, str]  # as sent, custom header values redacted
+    # Why no answer came: "timeout", "connection" (refused, reset, TLS, DNS), "blocked" (the egress
+    # policy refused the address), "invalid_request" (it could not be built); None when one came.
+    failure: str | None = None
 
 
 class Sender(Protocol):
@@ -145,19 +148,30 @@ class HttpSender:
             headers, recorded = self._headers.build(request, int(started))
         except ValueError as exc:  # a custom header or a secret that cannot be used; the messages of
             # both name the field, never its value
-            return AttemptResult(started, 0, None, None, f"the request could not be built: {exc}", None, {})
+            unbuilt = f"the request could not be built: {exc}"
+            return AttemptResult(started, 0, None, None, unbuilt, None, {}, "invalid_request")
         reply = Reply()
         problem: str | None = None
+        failure: str | None = None
         try:
             await self._exchange(request, headers, reply, clock)
         except TimeoutError:
             problem = f"timed out after {request.timeout:g} s"
+            failure = "timeout"
         except self.errors as exc:
             problem = hide_values(self._describe(exc), request.custom_headers)
+            failure = "blocked" if _blocked(exc) else "connection"
         problem = redirect_error(reply.status) or problem
         duration_ms = int((time.perf_counter() - clock) * 1000)
         return AttemptResult(
-            started, duration_ms, reply.status, reply.text, problem, reply.retry_after, recorded
+            started,
+            duration_ms,
+            reply.status,
+            reply.text,
+            problem,
+            reply.retry_after,
+            recorded,
+            None if reply.status is not None else failure,
         )
 
     async def _exchange(self, request: Request, headers: dict[str, str], reply: Reply, clock: float) -> None:
@@ -166,6 +180,18 @@ class HttpSender:
 
     def _describe(self, exc: BaseException) -> str:
         raise NotImplementedError
+
+
+def _blocked(exc: BaseException) -> bool:
+    """Whether the egress policy refused the address (directly, or wrapped by the HTTP client)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, BlockedAddressError):
+            return True
+        seen = getattr(seen, "os_error", None) or seen.__cause__ or seen.__context__
+    return False
 
 
 def hide_values(text: str, custom_headers: Mapping[str, str]) -> str:

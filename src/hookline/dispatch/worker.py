@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import random
 import secrets
 import socket
 import time
@@ -41,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 import structlog
 
+from hookline import rollups
 from hookline.config import Settings
 from hookline.dispatch import health, options, scheduler
 from hookline.dispatch.retry import RetryPolicy, Verdict
@@ -48,6 +50,7 @@ from hookline.dispatch.runqueue import RunQueue
 from hookline.dispatch.sender import AttemptResult, Request
 from hookline.dispatch.senders import make_sender
 from hookline.store import queue
+from hookline.store import rollups as rollup_rows
 from hookline.store.endpoint_state import HOLD_DISABLED
 from hookline.store.engine import DATABASE_ERRORS, WAKE_CHANNEL, Store
 from hookline.store.queue import Job, Outcome
@@ -61,6 +64,7 @@ LOOK_AGAIN = 0.005  # seconds before a claim that left wakes behind (their endpo
 # answer's endpoint).
 RECORD_BATCH = 128
 RECORD_GATHER = 0.005
+COMPACT_EVERY = 60.0  # seconds between compactions of the statistics' rollups
 
 
 def _now() -> datetime:
@@ -134,7 +138,7 @@ class Worker:
         await self.sender.start()
         self.store.on_new_work(self.wake)
         recorder = asyncio.create_task(self._recorder(), name="hookline-recorder")
-        helpers = []
+        helpers = [asyncio.create_task(self._compactor(), name="hookline-compactor")]
         if not self.store.is_sqlite:
             helpers.append(asyncio.create_task(self._listen(), name="hookline-listen"))
         log.info("worker started", worker_id=self.worker_id)
@@ -417,6 +421,7 @@ class Worker:
                 if decision.verdict is Verdict.RETRY
                 else None,
                 retry_after=result.retry_after,
+                failure=result.failure,
             )
         self._outcomes.append(outcome)
         self._record_needed.set()
@@ -573,6 +578,7 @@ class Worker:
                     disable[endpoint_id] = verdict.disable
                     log.warning("endpoint disabled", endpoint_id=endpoint_id, reason=verdict.disable)
             await rec.endpoint_states(changed, disable, now)
+            await rec.rollups(rollups.of_outcomes(o for o in outcomes if o.delivery_id in written))
         return {s.endpoint_id for s in changed if scheduler.stops_sending(s, now)}
 
     def _past_deadline(self) -> bool:
@@ -600,6 +606,18 @@ class Worker:
             await asyncio.gather(*pending, return_exceptions=True)
 
     # --- wake-ups across processes ---------------------------------------------------------------
+
+    async def _compactor(self) -> None:
+        """Compact the statistics' rollups now and then (every worker tries; one at a time runs)."""
+        await self._wait(self._stopping, random.uniform(1.0, COMPACT_EVERY))
+        while not self._stopping.is_set():
+            try:
+                await rollup_rows.compact(
+                    self.store, _now(), retention=timedelta(seconds=self.settings.stats_retention)
+                )
+            except Exception as exc:  # the next run tries again; nothing is lost meanwhile
+                log.warning("statistics compaction failed", error=f"{type(exc).__name__}: {exc}")
+            await self._wait(self._stopping, COMPACT_EVERY)
 
     async def _listen(self) -> None:
         import asyncpg

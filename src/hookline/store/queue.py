@@ -31,7 +31,9 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hookline.rollups import Rollup
 from hookline.store import endpoint_state as states
+from hookline.store import rollups as rollup_rows
 from hookline.store.endpoint_state import FIELDS, MUTABLE, Candidate, EndpointState, Grant, Head
 from hookline.store.engine import Store, driver_connection
 from hookline.store.schema import attempts, deliveries, endpoint_state, endpoint_wakes, endpoints, events
@@ -79,6 +81,7 @@ class Outcome:
     next_attempt_at: datetime | None
     retry_after: str | None = None  # the receiver's Retry-After, for the endpoint's pause
     sent: bool = True  # False: given up without a request (its options could not be used)
+    failure: str | None = None  # why no answer came (``AttemptResult.failure``), for the statistics
 
 
 # --- claiming ------------------------------------------------------------------------------------------
@@ -616,6 +619,10 @@ class Recording:
         """Write the endpoints' new states, and disable those in ``disable`` (with the reason)."""
         raise NotImplementedError
 
+    async def rollups(self, rows: Sequence[Rollup]) -> None:
+        """Append the batch's statistics rows (``hookline.store.rollups``)."""
+        raise NotImplementedError
+
 
 @asynccontextmanager
 async def recording(store: Store) -> AsyncIterator[Recording]:
@@ -686,6 +693,10 @@ class _PgRecording(Recording):
         await _pg_save(self._conn, changed, now)
         if disable:
             await self._conn.execute(_PG_DISABLE, now, list(disable), list(disable.values()))
+
+    async def rollups(self, rows: Sequence[Rollup]) -> None:
+        if rows:
+            await self._conn.execute(rollup_rows.PG_APPEND, *rollup_rows.pg_append_args(rows))
 
 
 class _SqliteRecording(Recording):
@@ -758,6 +769,9 @@ class _SqliteRecording(Recording):
                 .where(endpoints.c.id == endpoint_id)
                 .values(active=False, disabled_reason=reason, updated_at=now)
             )
+
+    async def rollups(self, rows: Sequence[Rollup]) -> None:
+        await rollup_rows.append(self._conn, rows)
 
 
 async def release(store: Store, delivery_ids: Sequence[int], worker_id: str, now: datetime) -> None:

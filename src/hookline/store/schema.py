@@ -256,3 +256,31 @@ attempts = sa.Table(
     sa.Index(None, "delivery_id"),
     sqlite_autoincrement=True,
 )
+
+
+# Delivery statistics (``hookline.rollups``): per endpoint, the attempts of one span (a minute, an hour, a
+# day) summed. The recorder appends a row per endpoint and minute with each batch of answers, in the
+# batch's transaction; compaction folds the rows of a minute into one, old minutes into hours and old
+# hours into days. A stats query reads these, never the attempt log.
+attempt_rollups = sa.Table(
+    "attempt_rollups",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", BigId, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("span", sa.Integer, nullable=False),  # seconds: 60, 3600 or 86400
+    sa.Column("start", UtcDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("outcomes", Json, nullable=False),  # {"2xx": n, "5xx": n, "timeout": n, ...}
+    sa.Column("codes", Json, nullable=False),  # {"200": n, ...}
+    sa.Column("latency", Json, nullable=False),  # the sketch's bins: {"bin": n, ...}
+    sa.Column("duration_ms", sa.BigInteger, nullable=False),
+    sa.Column("succeeded", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("last_success_at", UtcDateTime, nullable=True),
+    sa.Column("last_failure_at", UtcDateTime, nullable=True),
+    sa.Index(None, "endpoint_id", "start"),
+    sa.Index(None, "tenant_id", "start"),
+    sa.Index(None, "span", "start"),
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,350 @@
+"""Delivery statistics (issue 11): ``GET /v1/webhooks/{id}/stats`` and ``GET /v1/webhooks/stats``.
+
+End to end on SQLite and PostgreSQL (the real API, the real Worker, loopback receivers): the figures must
+match the attempts recorded, exactly for counts (in total and per bucket) and within the sketch's stated
+accuracy for percentiles, whoever asks (a webhook, a tenant, the operator for the whole service). The
+rollups' merge and compaction rules are checked with hypothesis against a direct count.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hookline.api.services import Services
+from hookline.rollups import DAY, HOUR, MINUTE, RELATIVE_ACCURACY, Rollup, of_outcomes, outcome_of, span_start
+from hookline.store import rollups as rollup_rows
+from hookline.store.queue import Outcome
+from tests.conftest import Api, assert_error, assert_ok
+from tests.receivers import Receiver, Reply
+from tests.test_delivery import hook, running
+from tests.test_endpoint_health import BASE_SETTINGS, all_settled, closed_port, queue_events
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return dict(BASE_SETTINGS) | {"retry_schedule": "100ms", "delivery_timeout": "500ms", "lease": "2s"}
+
+
+@pytest.fixture
+async def rx() -> AsyncIterator[Receiver]:
+    async with Receiver() as receiver:
+        yield receiver
+
+
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def attempts_of(api: Api, auth: dict[str, str], hook_id: int) -> list[dict[str, Any]]:
+    """Every attempt recorded for the webhook, from the delivery log (what the stats must match)."""
+    found: list[dict[str, Any]] = []
+    page = assert_ok(await api.http.get(f"/v1/webhooks/{hook_id}/deliveries?limit=250", headers=auth))
+    for item in page["items"]:
+        detail = assert_ok(await api.http.get(f"/v1/deliveries/{item['id']}", headers=auth))
+        found.extend(
+            dict(a, delivery_status=detail["status"], test=detail["test"]) for a in detail["attempt_log"]
+        )
+    return found
+
+
+def expected_outcome(attempt: dict[str, Any]) -> str:
+    code = attempt["status_code"]
+    if code is not None:
+        return outcome_of(code, None)
+    error = attempt["error"] or ""
+    if error.startswith("timed out"):
+        return "timeout"
+    if error.startswith("connection failed"):
+        return "connection_error"
+    return "other"
+
+
+def exact_quantile(durations: list[int], q: float) -> int:
+    ordered = sorted(durations)
+    return ordered[math.floor(q * (len(ordered) - 1))]
+
+
+def within_accuracy(reported: float | None, true: int) -> bool:
+    assert reported is not None
+    if true == 0:
+        return reported == 0
+    return abs(reported - true) <= true * RELATIVE_ACCURACY + 0.05  # the answer is rounded to 0.1 ms
+
+
+async def stats(api: Api, auth: dict[str, str], path: str, **params: Any) -> dict[str, Any]:
+    found: dict[str, Any] = assert_ok(await api.http.get(path, params=params, headers=auth))
+    return found
+
+
+# --- end to end ------------------------------------------------------------------------------------------
+
+
+async def test_stats_match_the_attempts_recorded(api: Api, services: Services, rx: Receiver) -> None:
+    _, auth = await api.tenant()
+    rx.plan(
+        "/mixed", *([Reply(200)] * 6 + [Reply(503)] * 3 + [Reply(404)] * 2 + [Reply(200, delay=0.05)] * 4)
+    )
+    rx.always("/mixed", Reply(200))
+    rx.always("/slow", Reply(hang=True))
+    patient = {"circuit_breaker": {"consecutive_failures": 1000, "min_requests": 1000}}  # no breaker here
+    mixed = await hook(api, auth, rx.url("/mixed"), **patient)
+    slow = await hook(api, auth, rx.url("/slow"), **patient)
+    refused = await hook(api, auth, f"http://127.0.0.1:{closed_port()}/x", **patient)
+    await queue_events(api, auth, 12)
+    async with running(services):
+        for endpoint in (mixed, slow, refused):
+            await all_settled(api, auth, endpoint["id"], 12)
+
+    everything: list[dict[str, Any]] = []
+    for endpoint in (mixed, slow, refused):
+        recorded = await attempts_of(api, auth, endpoint["id"])
+        everything.extend(recorded)
+        found = await stats(api, auth, f"/v1/webhooks/{endpoint['id']}/stats", window="1h", bucket="1m")
+        outcomes = Counter(expected_outcome(a) for a in recorded)
+        assert found["webhook_id"] == endpoint["id"] and found["bucket"] == "1m"
+        assert found["attempts"]["total"] == len(recorded)
+        assert {k: v for k, v in found["attempts"].items() if k != "total" and v} == dict(outcomes)
+        codes = Counter(str(a["status_code"]) for a in recorded if a["status_code"] is not None)
+        assert found["status_codes"] == dict(codes)
+        assert found["deliveries"]["succeeded"] + found["deliveries"]["failed"] == 12
+        assert found["deliveries"]["pending"] == 0 and found["deliveries"]["held"] == 0
+        ok = outcomes.get("2xx", 0)
+        assert found["success_rate"] == round(ok / len(recorded), 4)
+        durations = [a["duration_ms"] for a in recorded]
+        for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+            assert within_accuracy(found["latency_ms"][name], exact_quantile(durations, q)), (name, found)
+        assert found["latency_ms"]["mean"] == round(sum(durations) / len(durations), 1)
+        # Per bucket: the attempts by the minute they started.
+        per_minute = Counter(span_start(moment(a["started_at"]), MINUTE) for a in recorded)
+        series = {
+            moment(b["start"]): b["attempts"]["total"] for b in found["series"] if b["attempts"]["total"]
+        }
+        assert series == dict(per_minute)
+        assert sum(b["attempts"]["total"] for b in found["series"]) == len(recorded)
+        successes = [moment(a["started_at"]) for a in recorded if expected_outcome(a) == "2xx"]
+        failures = [moment(a["started_at"]) for a in recorded if expected_outcome(a) != "2xx"]
+        assert (moment(found["last_success_at"]) if found["last_success_at"] else None) == max(
+            successes, default=None
+        )
+        assert (moment(found["last_failure_at"]) if found["last_failure_at"] else None) == max(
+            failures, default=None
+        )
+
+    # The delivery outcomes of the mixed endpoint: 503s retried once, 404s not retried.
+    tenant = await stats(api, auth, "/v1/webhooks/stats", window="1h")
+    assert tenant["attempts"]["total"] == len(everything)
+    assert tenant["deliveries"]["succeeded"] + tenant["deliveries"]["failed"] == 36
+    assert (
+        tenant["bucket"] == "1m"
+        and tenant["circuit_breakers"]["closed"] + tenant["circuit_breakers"]["open"] == 3
+    )
+
+
+async def test_each_scope_sees_its_own_and_the_operator_sees_all(
+    api: Api, services: Services, rx: Receiver
+) -> None:
+    tenant_a, auth_a = await api.tenant("A")
+    tenant_b, auth_b = await api.tenant("B")
+    a = await hook(api, auth_a, rx.url("/a"))
+    b = await hook(api, auth_b, rx.url("/b"))
+    await queue_events(api, auth_a, 3)
+    await queue_events(api, auth_b, 5)
+    async with running(services):
+        await all_settled(api, auth_a, a["id"], 3)
+        await all_settled(api, auth_b, b["id"], 5)
+    # A test send is not counted.
+    assert_ok(await api.http.post(f"/v1/webhooks/{a['id']}/test", headers=auth_a))
+
+    assert (await stats(api, auth_a, "/v1/webhooks/stats"))["attempts"]["total"] == 3
+    assert (await stats(api, auth_b, "/v1/webhooks/stats"))["attempts"]["total"] == 5
+    assert (await stats(api, auth_a, f"/v1/webhooks/{a['id']}/stats"))["attempts"]["total"] == 3
+    assert_error(await api.http.get(f"/v1/webhooks/{b['id']}/stats", headers=auth_a), 404)
+    admin = api.admin
+    assert (await stats(api, admin, "/v1/webhooks/stats"))["attempts"]["total"] == 8
+    everything = await stats(api, admin, "/v1/webhooks/stats")
+    assert everything["tenant_id"] is None
+    assert (await stats(api, admin, "/v1/webhooks/stats", tenant_id=tenant_b))["attempts"]["total"] == 5
+    assert (await stats(api, admin, f"/v1/webhooks/{a['id']}/stats", tenant_id=tenant_a))["attempts"][
+        "total"
+    ] == 3
+    # The default: the last 24 h in hourly buckets (1-minute ones reach back 6 h).
+    default = await stats(api, auth_a, "/v1/webhooks/stats")
+    assert default["bucket"] == "1h" and len(default["series"]) in (24, 25)
+
+
+async def test_windows_that_cannot_be_answered_are_refused_with_the_reason(api: Api, rx: Receiver) -> None:
+    _, auth = await api.tenant()
+    path = "/v1/webhooks/stats"
+    cases = {
+        (("window", "7d"), ("bucket", "1m")): "1m buckets reach back 6 hours; for this window use 1h or 1d",
+        (("window", "30d"), ("bucket", "1h")): "1h buckets reach back 7 days; for this window use 1d",
+        (("window", "100d"),): "statistics are kept for 90 days: 'since' is earlier",
+        (("window", "soon"),): "'window': invalid duration 'soon' (use e.g. 30s, 5m, 1h)",
+        (("since", "2026-01-01T00:00:00Z"), ("window", "1h")): "give 'since' or 'window', not both",
+        (("since", "2999-01-01T00:00:00Z"),): "'until' must be after 'since'",
+    }
+    for params, error in cases.items():
+        assert_error(await api.http.get(path, params=dict(params), headers=auth), 400, error)
+    assert_error(await api.http.get(path, params={"bucket": "2m"}, headers=auth), 400)
+    assert_error(await api.http.get("/v1/webhooks/999/stats", headers=auth), 404, "webhook '999' not found")
+
+
+# --- the rollups' rules -----------------------------------------------------------------------------------
+
+BASE = datetime(2026, 11, 1, tzinfo=UTC)
+
+attempt = st.builds(
+    lambda endpoint, offset, duration, code, failure, status, sent: Outcome(
+        delivery_id=0,
+        endpoint_id=endpoint,
+        tenant_id=f"t{endpoint % 2}",
+        attempt=1,
+        started_at=BASE + timedelta(seconds=offset),
+        duration_ms=duration,
+        status_code=code,
+        response_body=None,
+        error=None,
+        request_headers={},
+        status=status,
+        next_attempt_at=None,
+        failure=None if code is not None else failure,
+        sent=sent,
+    ),
+    st.integers(1, 3),
+    st.floats(0, 20 * DAY, allow_nan=False),
+    st.integers(0, 60_000),
+    st.one_of(st.none(), st.sampled_from([200, 201, 204, 301, 400, 404, 408, 429, 500, 503])),
+    st.sampled_from(["timeout", "connection", "blocked", "invalid_request"]),
+    st.sampled_from(["pending", "succeeded", "failed"]),
+    st.booleans(),
+)
+
+
+def direct(outcomes: list[Outcome]) -> Rollup:
+    """The whole batch counted in one rollup, attempt by attempt (what every fold must agree with)."""
+    total = Rollup(0, "", DAY, BASE)
+    for o in outcomes:
+        final = None if o.status == "pending" else o.status
+        if o.sent:
+            total.add_attempt(
+                started_at=o.started_at,
+                duration_ms=o.duration_ms,
+                status_code=o.status_code,
+                failure=o.failure,
+                final=final,
+            )
+        elif final is not None:
+            total.add_finished(final)
+    return total
+
+
+def same(a: Rollup, b: Rollup) -> bool:
+    keys = ("attempts", "outcomes", "codes", "latency", "duration_ms", "succeeded", "failed")
+    return all(getattr(a, k) == getattr(b, k) for k in keys) and (a.last_success_at, a.last_failure_at) == (
+        b.last_success_at,
+        b.last_failure_at,
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(attempt, max_size=60), st.lists(st.integers(0, 60), max_size=5))
+def test_folding_rows_into_hours_and_days_loses_nothing(outcomes: list[Outcome], cuts: list[int]) -> None:
+    # Batches as the recorder writes them (the cuts split the list), folded minute -> hour -> day.
+    edges = sorted({0, len(outcomes), *(c for c in cuts if c < len(outcomes))})
+    rows: list[Rollup] = []
+    for lo, hi in itertools.pairwise(edges):
+        rows.extend(of_outcomes(outcomes[lo:hi]))
+    assert all(r.span == MINUTE and r.start == span_start(r.start, MINUTE) for r in rows)
+    for span in (MINUTE, HOUR, DAY):
+        rows = rollup_rows.fold(rows, span)
+        assert len({(r.endpoint_id, r.start) for r in rows}) == len(rows)
+        assert all(r.span == span and r.start == span_start(r.start, span) for r in rows)
+        total = Rollup(0, "", DAY, BASE)
+        for r in rows:
+            total.merge(r)
+        assert same(total, direct(outcomes))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(0, 600_000), min_size=1, max_size=300), st.sampled_from([0.5, 0.9, 0.95, 0.99, 1.0])
+)
+def test_a_percentile_is_within_the_stated_accuracy(durations: list[int], q: float) -> None:
+    r = Rollup(1, "t", MINUTE, BASE)
+    for d in durations:
+        r.add_attempt(started_at=BASE, duration_ms=d, status_code=200, failure=None, final=None)
+    assert within_accuracy(r.quantile(q), exact_quantile(durations, q))
+
+
+async def test_compaction_keeps_every_count(api: Api, services: Services, rx: Receiver) -> None:
+    """Rows of 20 days, several per minute as batches write them, compacted as if it were 20 days later:
+    the same totals, minutes merged, old minutes in hours, old hours in days; a second run changes
+    nothing; the retention then drops what is older than it."""
+    _, auth = await api.tenant()
+    endpoint = (await hook(api, auth, rx.url("/c")))["id"]
+    tenant = (await stats(api, auth, f"/v1/webhooks/{endpoint}/stats"))["tenant_id"]
+    outcomes = [
+        Outcome(
+            delivery_id=0,
+            endpoint_id=endpoint,
+            tenant_id=tenant,
+            attempt=1,
+            started_at=BASE + timedelta(minutes=37 * n),
+            duration_ms=n % 500,
+            status_code=(200, 503, None)[n % 3],
+            response_body=None,
+            error=None,
+            request_headers={},
+            status=("succeeded", "pending", "failed")[n % 3],
+            next_attempt_at=None,
+            failure="timeout" if n % 3 == 2 else None,
+        )
+        for n in range(800)  # 37-minute steps: about 20.5 days
+    ]
+    async with services.store.write() as conn:
+        for batch in range(0, len(outcomes), 7):
+            await rollup_rows.append(conn, of_outcomes(outcomes[batch : batch + 7]))
+            await rollup_rows.append(
+                conn, of_outcomes(outcomes[batch : batch + 2])
+            )  # a second row per minute
+    doubled = outcomes + [o for batch in range(0, len(outcomes), 7) for o in outcomes[batch : batch + 2]]
+    now = BASE + timedelta(days=21)
+
+    async def rows() -> list[Rollup]:
+        async with services.store.read() as conn:
+            return await rollup_rows.read(conn, since=BASE - timedelta(days=1), until=now, tenant_id=tenant)
+
+    before = await rows()
+    await rollup_rows.compact(services.store, now, retention=timedelta(days=90))
+    after = await rows()
+    assert len(after) < len(before)
+    total = Rollup(0, "", DAY, BASE)
+    for r in after:
+        total.merge(r)
+        assert (
+            r.span == {True: MINUTE, False: HOUR}[r.start >= now - rollup_rows.MINUTES_KEPT] or r.span == DAY
+        )
+        if r.span == DAY:
+            assert r.start < now - rollup_rows.HOURS_KEPT
+        if r.span == HOUR:
+            assert (
+                now - rollup_rows.HOURS_KEPT - timedelta(days=1) <= r.start < now - rollup_rows.MINUTES_KEPT
+            )
+    assert same(total, direct(doubled))
+    assert len({(r.span, r.start) for r in after}) == len(after)
+    await rollup_rows.compact(services.store, now, retention=timedelta(days=90))
+    assert sorted((r.span, r.start, r.attempts) for r in await rows()) == sorted(
+        (r.span, r.start, r.attempts) for r in after
+    )
+    await rollup_rows.compact(services.store, now, retention=timedelta(days=10))
+    kept = await rows()
+    assert kept and all(r.start >= span_start(now - timedelta(days=10), DAY) for r in kept)
