@@ -56,6 +56,7 @@ class Sizes:
     breaker_seconds: float
     breaker_cooldown: float  # HOOKLINE_BREAKER_COOLDOWN for the run, seconds
     ratelimit_seconds: float  # the measured window, after a second of ramp-up
+    stats_attempts: int  # attempts in each webhook's 30 days of statistics history
     warmup_events: int
     repeats: int  # runs of each ceiling and throughput shape; the median counts (these machines are noisy)
 
@@ -94,6 +95,7 @@ FULL = Sizes(
     breaker_seconds=60,
     breaker_cooldown=5,
     ratelimit_seconds=30,
+    stats_attempts=10_000_000,
     warmup_events=20,
     repeats=3,
 )
@@ -128,6 +130,7 @@ QUICK = Sizes(
     breaker_seconds=2,
     breaker_cooldown=0.5,
     ratelimit_seconds=2,
+    stats_attempts=50_000,
     warmup_events=5,
     repeats=1,
 )
@@ -144,6 +147,7 @@ SCENARIOS = (
     "fairness",
     "breaker",
     "ratelimit",
+    "stats",
 )
 
 

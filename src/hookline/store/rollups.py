@@ -76,28 +76,45 @@ def values(r: Rollup) -> dict[str, Any]:
     }
 
 
+_JSON_COLUMNS = ("outcomes", "codes", "latency")
+
+
 def _json(value: Any) -> dict[str, int]:
     if isinstance(value, str | bytes):
         value = orjson.loads(value)
     return value if isinstance(value, dict) else {}
 
 
-def from_row(row: Any) -> Rollup:
-    m = row._mapping
+def _selected(dialect: str) -> list[Any]:
+    """The columns in ``_COLUMNS`` order, the JSON ones as text (parsed here by orjson, several times
+    faster than the driver's default decoder on the rows a stats query reads)."""
+    c = attempt_rollups.c
+    return [
+        (sa.cast(c[name], sa.Text) if dialect == "postgresql" else sa.type_coerce(c[name], sa.Text))
+        if name in _JSON_COLUMNS
+        else c[name]
+        for name in _COLUMNS
+    ]
+
+
+def from_row(row: Sequence[Any]) -> Rollup:
+    """A rollup from a row of ``_selected`` (or of the columns in ``_COLUMNS`` order)."""
+    (endpoint_id, tenant_id, span, start, attempts, outcomes, codes, latency, duration_ms, succeeded, failed,
+     last_success_at, last_failure_at) = row  # fmt: skip
     return Rollup(
-        endpoint_id=m["endpoint_id"],
-        tenant_id=m["tenant_id"],
-        span=m["span"],
-        start=m["start"],
-        attempts=m["attempts"],
-        outcomes=dict(_json(m["outcomes"])),
-        codes={int(k): v for k, v in _json(m["codes"]).items()},
-        latency={int(k): v for k, v in _json(m["latency"]).items()},
-        duration_ms=m["duration_ms"],
-        succeeded=m["succeeded"],
-        failed=m["failed"],
-        last_success_at=m["last_success_at"],
-        last_failure_at=m["last_failure_at"],
+        endpoint_id=endpoint_id,
+        tenant_id=tenant_id,
+        span=span,
+        start=start,
+        attempts=attempts,
+        outcomes=_json(outcomes),
+        codes={int(k): v for k, v in _json(codes).items()},
+        latency={int(k): v for k, v in _json(latency).items()},
+        duration_ms=duration_ms,
+        succeeded=succeeded,
+        failed=failed,
+        last_success_at=last_success_at,
+        last_failure_at=last_failure_at,
     )
 
 
@@ -140,7 +157,7 @@ async def read(
     endpoint_ids: Sequence[int] | None = None,
 ) -> list[Rollup]:
     """The rows starting in [since, until): of the endpoints given, else of the tenant, else of all."""
-    query = sa.select(*(attempt_rollups.c[name] for name in _COLUMNS)).where(
+    query = sa.select(*_selected(conn.dialect.name)).where(
         attempt_rollups.c.start >= since, attempt_rollups.c.start < until
     )
     if endpoint_ids is not None:
@@ -178,13 +195,13 @@ async def _fold_step(conn: AsyncConnection, span: int, into: int, before: dateti
             .limit(COMPACT_BATCH)
             .subquery()
         )
-        query = sa.select(c.id, *(c[name] for name in _COLUMNS)).join(
+        query = sa.select(c.id, *_selected(conn.dialect.name)).join(
             crowded, sa.and_(crowded.c.endpoint_id == c.endpoint_id, crowded.c.start == c.start)
         )
         query = query.where(c.span == span)
     else:
         query = (
-            sa.select(c.id, *(c[name] for name in _COLUMNS)).where(*where).order_by(c.id).limit(COMPACT_BATCH)
+            sa.select(c.id, *_selected(conn.dialect.name)).where(*where).order_by(c.id).limit(COMPACT_BATCH)
         )
     rows = (await conn.execute(query)).all()
     if not rows:
@@ -192,7 +209,7 @@ async def _fold_step(conn: AsyncConnection, span: int, into: int, before: dateti
     # A period whose rows this batch only partly holds gets two rows of ``into``: the same-span step
     # that follows merges them.
     await conn.execute(attempt_rollups.delete().where(c.id.in_([r.id for r in rows])))
-    await append(conn, fold((from_row(r) for r in rows), into))
+    await append(conn, fold((from_row(r[1:]) for r in rows), into))
     return len(rows)
 
 
