@@ -176,7 +176,7 @@ async def test_each_scope_sees_its_own_and_the_operator_sees_all(
     assert (await stats(api, admin, f"/v1/webhooks/{a['id']}/stats", tenant_id=tenant_a))["attempts"][
         "total"
     ] == 3
-    # The default: the last 24 h in hourly buckets (1-minute ones reach back 6 h).
+    # The default: the last 24 h in hourly buckets (1-minute ones reach back 3 h).
     default = await stats(api, auth_a, "/v1/webhooks/stats")
     assert default["bucket"] == "1h" and len(default["series"]) in (24, 25)
 
@@ -185,8 +185,8 @@ async def test_windows_that_cannot_be_answered_are_refused_with_the_reason(api: 
     _, auth = await api.tenant()
     path = "/v1/webhooks/stats"
     cases = {
-        (("window", "7d"), ("bucket", "1m")): "1m buckets reach back 6 hours; for this window use 1h or 1d",
-        (("window", "30d"), ("bucket", "1h")): "1h buckets reach back 7 days; for this window use 1d",
+        (("window", "7d"), ("bucket", "1m")): "1m buckets reach back 3 hours; for this window use 1h or 1d",
+        (("window", "30d"), ("bucket", "1h")): "1h buckets reach back 3 days; for this window use 1d",
         (("window", "100d"),): "statistics are kept for 90 days: 'since' is earlier",
         (("window", "soon"),): "'window': invalid duration 'soon' (use e.g. 30s, 5m, 1h)",
         (("since", "2026-01-01T00:00:00Z"), ("window", "1h")): "give 'since' or 'window', not both",

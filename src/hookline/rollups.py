@@ -106,8 +106,9 @@ class Rollup:
     start: datetime
     attempts: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)  # OUTCOMES -> count (absent: 0)
-    codes: dict[int, int] = field(default_factory=dict)  # status code -> count
-    latency: dict[int, int] = field(default_factory=dict)  # sketch bin -> count
+    # Keyed by text, as the JSON columns hold them: rows merge without converting their keys.
+    codes: dict[str, int] = field(default_factory=dict)  # status code -> count
+    latency: dict[str, int] = field(default_factory=dict)  # sketch bin -> count
     duration_ms: int = 0  # the sum, for the mean
     succeeded: int = 0  # deliveries that finished with this attempt, delivered
     failed: int = 0  # deliveries that finished with this attempt, failed for good
@@ -127,8 +128,9 @@ class Rollup:
         kind = outcome_of(status_code, failure)
         self.outcomes[kind] = self.outcomes.get(kind, 0) + 1
         if status_code is not None:
-            self.codes[status_code] = self.codes.get(status_code, 0) + 1
-        b = latency_bin(duration_ms)
+            code = str(status_code)
+            self.codes[code] = self.codes.get(code, 0) + 1
+        b = str(latency_bin(duration_ms))
         self.latency[b] = self.latency.get(b, 0) + 1
         self.duration_ms += max(duration_ms, 0)
         if final == "succeeded":
@@ -164,18 +166,18 @@ class Rollup:
         return quantile(self.latency, q)
 
 
-def quantile(latency: Mapping[int, int], q: float) -> float | None:
+def quantile(latency: Mapping[str, int], q: float) -> float | None:
     """DDSketch's rank rule over sparse bins: the bin holding rank ``q * (n - 1)``."""
     total = sum(latency.values())
     if total == 0:
         return None
     rank = q * (total - 1)
     seen = 0
-    for b in sorted(latency):
+    for b in sorted(latency, key=int):
         seen += latency[b]
         if seen > rank:
-            return bin_value(b)
-    return bin_value(max(latency))
+            return bin_value(int(b))
+    return bin_value(max(map(int, latency)))
 
 
 def _add(into: dict[Any, int], more: Mapping[Any, int]) -> None:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from hookline.api.envelope import bad_request
 from hookline.api.services import Services
-from hookline.rollups import BUCKETS, OUTCOMES, RELATIVE_ACCURACY, Rollup, span_start
+from hookline.rollups import BUCKETS, OUTCOMES, RELATIVE_ACCURACY, Rollup, merged, span_start
 from hookline.store import rollups as store
 from hookline.store.schema import deliveries, endpoint_state
 
@@ -151,14 +151,15 @@ async def report(
             tenant_id=tenant_id,
             endpoint_ids=None if endpoint_id is None else [endpoint_id],
         )
-    total = Rollup(endpoint_id or 0, tenant_id or "", bucket, start)
     buckets: dict[datetime, Rollup] = {}
     for row in rows:
         at = span_start(row.start, bucket)
         if (into := buckets.get(at)) is None:
             into = buckets[at] = Rollup(row.endpoint_id, row.tenant_id, bucket, at)
         into.merge(row)
-        total.merge(row)
+    total = merged(
+        buckets.values(), endpoint_id=endpoint_id or 0, tenant_id=tenant_id or "", span=bucket, start=start
+    )
     now_counts, breakers = await _now_counts(services, tenant_id, endpoint_id)
     series = []
     step = timedelta(seconds=bucket)
@@ -187,7 +188,7 @@ async def report(
         "success_rate": _rate(total),
         "deliveries": {"succeeded": total.succeeded, "failed": total.failed, **now_counts},
         "latency_ms": {**_latency(total), "mean": mean, "relative_accuracy": RELATIVE_ACCURACY},
-        "status_codes": {str(code): n for code, n in sorted(total.codes.items())},
+        "status_codes": dict(sorted(total.codes.items(), key=lambda item: int(item[0]))),
         "last_success_at": total.last_success_at,
         "last_failure_at": total.last_failure_at,
         "circuit_breakers": breakers,

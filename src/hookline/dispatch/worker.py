@@ -64,7 +64,7 @@ LOOK_AGAIN = 0.005  # seconds before a claim that left wakes behind (their endpo
 # answer's endpoint).
 RECORD_BATCH = 128
 RECORD_GATHER = 0.005
-COMPACT_EVERY = 60.0  # seconds between compactions of the statistics' rollups
+COMPACT_EVERY = 30.0  # seconds between compactions of the statistics' rollups
 
 
 def _now() -> datetime:

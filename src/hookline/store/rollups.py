@@ -3,7 +3,7 @@
 Every attempt is counted in exactly one row at any time. The recorder appends one row per endpoint and
 minute with each batch of answers (in the batch's transaction, so a batch rolled back counts nothing).
 Compaction (``compact``, run by the workers, one at a time) moves rows, never copies them: it merges
-the rows of each finished minute into one, folds minutes older than ``MINUTES_KEPT`` into hours and
+the rows of each minute into one, folds minutes older than ``MINUTES_KEPT`` into hours and
 hours older than ``HOURS_KEPT`` into days, and drops days past the retention. A row that arrives late
 for a period already folded (an answer recorded long after its attempt started) is folded by the next
 run. So a query adds up rows of any span in its window, and the age of the window bounds how fine its
@@ -25,9 +25,8 @@ from hookline.rollups import DAY, HOUR, MINUTE, Rollup, merged, span_start
 from hookline.store.engine import Store
 from hookline.store.schema import attempt_rollups
 
-MINUTES_KEPT = timedelta(hours=6)  # minute rows: then folded into hours
-HOURS_KEPT = timedelta(days=7)  # hour rows: then folded into days
-SETTLE = timedelta(minutes=2)  # a minute's rows are merged once it is this far in the past
+MINUTES_KEPT = timedelta(hours=3)  # minute rows: then folded into hours
+HOURS_KEPT = timedelta(days=3)  # hour rows: then folded into days
 COMPACT_BATCH = 20_000  # rows read per compaction transaction
 _LOCK_KEY = 7_310_472_551  # PostgreSQL advisory lock: one compaction at a time across workers
 
@@ -66,8 +65,8 @@ def values(r: Rollup) -> dict[str, Any]:
         "start": r.start,
         "attempts": r.attempts,
         "outcomes": r.outcomes,
-        "codes": {str(k): v for k, v in r.codes.items()},
-        "latency": {str(k): v for k, v in r.latency.items()},
+        "codes": r.codes,
+        "latency": r.latency,
         "duration_ms": r.duration_ms,
         "succeeded": r.succeeded,
         "failed": r.failed,
@@ -108,8 +107,8 @@ def from_row(row: Sequence[Any]) -> Rollup:
         start=start,
         attempts=attempts,
         outcomes=_json(outcomes),
-        codes={int(k): v for k, v in _json(codes).items()},
-        latency={int(k): v for k, v in _json(latency).items()},
+        codes=_json(codes),
+        latency=_json(latency),
         duration_ms=duration_ms,
         succeeded=succeeded,
         failed=failed,
@@ -216,12 +215,15 @@ async def _fold_step(conn: AsyncConnection, span: int, into: int, before: dateti
 async def compact(store: Store, now: datetime, *, retention: timedelta) -> int:
     """One compaction run; returns how many rows it read. Safe to call from every worker: on
     PostgreSQL a run that finds another one going does nothing."""
+    # Merging the rows of a period moves them into one: rows appended meanwhile are left for the next
+    # run, so even the current minute can be merged (no period has to be over first).
+    everything = now + timedelta(days=1)
     steps = (
-        (MINUTE, MINUTE, span_start(now - SETTLE, MINUTE)),
+        (MINUTE, MINUTE, everything),
         (MINUTE, HOUR, span_start(now - MINUTES_KEPT, HOUR)),
-        (HOUR, HOUR, span_start(now - SETTLE, HOUR)),
+        (HOUR, HOUR, everything),
         (HOUR, DAY, span_start(now - HOURS_KEPT, DAY)),
-        (DAY, DAY, span_start(now - SETTLE, DAY)),
+        (DAY, DAY, everything),
     )
     total = 0
     for span, into, before in steps:
