@@ -185,7 +185,8 @@ async def test_windows_that_cannot_be_answered_are_refused_with_the_reason(api: 
     _, auth = await api.tenant()
     path = "/v1/webhooks/stats"
     cases = {
-        (("window", "7d"), ("bucket", "1m")): "1m buckets reach back 3 hours; for this window use 1h or 1d",
+        (("window", "7d"), ("bucket", "1m")): "1m buckets reach back 3 hours; for this window use 1d",
+        (("window", "2d"), ("bucket", "5m")): "5m buckets reach back 3 hours; for this window use 1h or 1d",
         (("window", "30d"), ("bucket", "1h")): "1h buckets reach back 3 days; for this window use 1d",
         (("window", "100d"),): "statistics are kept for 90 days: 'since' is earlier",
         (("window", "soon"),): "'window': invalid duration 'soon' (use e.g. 30s, 5m, 1h)",

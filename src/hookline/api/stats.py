@@ -71,7 +71,7 @@ def window(
     else:
         seconds = BUCKETS[bucket]
         if seconds < finest:
-            kept = store.MINUTES_KEPT if finest == 3600 else store.HOURS_KEPT
+            kept = store.MINUTES_KEPT if seconds < 3600 else store.HOURS_KEPT
             raise bad_request(
                 f"{bucket} buckets reach back {_human(kept.total_seconds())}; "
                 f"for this window use {' or '.join(n for s, n in sorted(_NAMES.items()) if s >= finest)}"
