@@ -112,6 +112,8 @@ def test_explicit_overrides_win_over_the_environment(monkeypatch: pytest.MonkeyP
         ("HOOKLINE_PORT", "eighty"),
         ("HOOKLINE_PORT", "70000"),
         ("HOOKLINE_MAX_BODY_BYTES", "10"),
+        ("HOOKLINE_STATS_RETENTION", "3d"),
+        ("HOOKLINE_STATS_RETENTION", "soon"),
     ],
 )
 def test_bad_value_fails_naming_the_variable(

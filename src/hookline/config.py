@@ -182,6 +182,13 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive duration")
         return value
 
+    @field_validator("stats_retention")
+    @classmethod
+    def _stats_retention(cls, value: float) -> float:
+        if value < 7 * 86400:
+            raise ValueError("must be at least 7d (statistics keep hourly rows for 3 days, then days)")
+        return value
+
     @field_validator("auto_disable_after", mode="before")
     @classmethod
     def _auto_disable(cls, value: Any) -> Any:

@@ -239,8 +239,11 @@ async def compact(store: Store, now: datetime, *, retention: timedelta) -> int:
             total += read_rows
             if read_rows < COMPACT_BATCH:
                 break
+    # Past the retention there are only days (older rows were folded into days above); the span in the
+    # condition lets the (span, start) index find them.
     async with store.write() as conn:
+        c = attempt_rollups.c
         await conn.execute(
-            attempt_rollups.delete().where(attempt_rollups.c.start < span_start(now - retention, DAY))
+            attempt_rollups.delete().where(c.span == DAY, c.start < span_start(now - retention, DAY))
         )
     return total
