@@ -7,6 +7,7 @@ endpoint's health, breaker or rate limit.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -236,3 +237,18 @@ async def test_test_deliveries_are_neither_retried_nor_replayed(api: Api, rx: Re
     )
     assert replayed["requeued"] == 0
     assert (await delivery_detail(api, auth, outcome["delivery_id"]))["status"] == "failed"
+
+
+async def test_a_webhook_deleted_while_its_test_is_out_is_a_404(api: Api, rx: Receiver) -> None:
+    _, auth = await api.tenant()
+    rx.always("/going", Reply(200, delay=0.5))
+    created = await hook(api, auth, rx.url("/going"))
+
+    async def delete_meanwhile() -> None:
+        await rx.wait_for(1, "/going")
+        assert (await api.http.delete(f"/v1/webhooks/{created['id']}", headers=auth)).status_code == 200
+
+    response, _ = await asyncio.gather(
+        api.http.post(f"/v1/webhooks/{created['id']}/test", headers=auth), delete_meanwhile()
+    )
+    assert_error(response, 404, f"webhook '{created['id']}' not found")

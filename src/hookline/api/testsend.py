@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from hookline.api.ingest import check_event
 from hookline.api.services import Services
 from hookline.dispatch.options import signing_secrets
@@ -30,11 +32,16 @@ from hookline.store.endpoints import Endpoint
 from hookline.store.events import delivered_body, format_timestamp
 
 TEST_EVENT = "webhook.test"
+GONE = "the webhook was deleted while its test was being sent"
 TEST_MESSAGE = "This is a test event from hookline."
 RESPONSE_BODY_LIMIT = 4096  # bytes of the receiver's answer kept and shown
 MAX_ENDPOINTS = 50  # the tenant-wide form tests at most this many endpoints in one request
 CONCURRENCY = 10  # requests of the tenant-wide form in flight at once
 UNVERIFIED = ("pending", "failed")
+
+
+class Gone(Exception):
+    """The endpoint was deleted while its test send was out: nothing could be kept of it."""
 
 
 async def event_and_data(
@@ -128,8 +135,11 @@ async def send_one(
         request_headers=result.request_headers,
         succeeded=succeeded,
     )
-    async with services.store.write() as conn:
-        delivery_id = await deliveries.record_test_send(conn, endpoint.tenant_id, sent)
+    try:
+        async with services.store.write() as conn:
+            delivery_id = await deliveries.record_test_send(conn, endpoint.tenant_id, sent)
+    except IntegrityError:  # the webhook (or its tenant) was deleted while the request was out
+        raise Gone(GONE) from None
     return {
         "webhook_id": endpoint.id,
         "url": endpoint.url,
@@ -161,7 +171,10 @@ async def send_all(
             if (status := held.get(endpoint.id)) is not None:
                 return not_sent(endpoint, event, unverified_reason(endpoint, status))
             async with turns:
-                return await send_one(services, sender, endpoint, event, data)
+                try:
+                    return await send_one(services, sender, endpoint, event, data)
+                except Gone:
+                    return not_sent(endpoint, event, GONE)
 
         return list(await asyncio.gather(*(one(e) for e in endpoints)))
     finally:

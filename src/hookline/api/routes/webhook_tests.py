@@ -75,6 +75,8 @@ async def test_webhook(
     await sender.start()
     try:
         outcome = await testsend.send_one(services, sender, endpoint, event, data)
+    except testsend.Gone:
+        raise not_found(f"webhook '{webhook_id}' not found") from None
     finally:
         await sender.close()
     return ok(outcome, _message(outcome))
