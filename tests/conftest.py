@@ -33,7 +33,16 @@ from tests.pg import pg_exec
 PG_SERVER_URL = os.environ.get("HOOKLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ADMIN_KEY = "hk_admin_test_" + secrets.token_hex(8)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-TABLES = ["attempts", "deliveries", "events", "endpoints", "api_keys", "tenants", "service_meta"]
+TABLES = [
+    "attempts",
+    "deliveries",
+    "events",
+    "endpoints",
+    "api_keys",
+    "tenants",
+    "service_meta",
+    "attempt_rollups",
+]
 
 
 async def _prepare(url: str) -> None:

@@ -349,3 +349,39 @@ async def test_compaction_keeps_every_count(api: Api, services: Services, rx: Re
     await rollup_rows.compact(services.store, now, retention=timedelta(days=10))
     kept = await rows()
     assert kept and all(r.start >= span_start(now - timedelta(days=10), DAY) for r in kept)
+
+
+async def test_deleting_a_webhook_or_its_tenant_deletes_its_statistics(
+    api: Api, services: Services, rx: Receiver
+) -> None:
+    tenant, auth = await api.tenant()
+    a = (await hook(api, auth, rx.url("/a")))["id"]
+    b = (await hook(api, auth, rx.url("/b")))["id"]
+    now = datetime.now(UTC)
+
+    def row(endpoint_id: int, owner: str) -> Rollup:
+        r = Rollup(endpoint_id, owner, MINUTE, span_start(now, MINUTE))
+        r.add_attempt(started_at=now, duration_ms=5, status_code=200, failure=None, final="succeeded")
+        return r
+
+    async def rows() -> list[Rollup]:
+        async with services.store.read() as conn:
+            return await rollup_rows.read(
+                conn, since=now - timedelta(hours=1), until=now + timedelta(hours=1), tenant_id=None
+            )
+
+    async with services.store.write() as conn:
+        # The last one belongs to no webhook: what a batch committing beside a deletion leaves behind.
+        await rollup_rows.append(
+            conn, [row(a, tenant), row(a, tenant), row(b, tenant), row(a + b + 1000, tenant)]
+        )
+    assert (await stats(api, auth, "/v1/webhooks/stats", window="1h"))["attempts"]["total"] == 4
+
+    assert (await api.http.delete(f"/v1/webhooks/{a}", headers=auth)).status_code == 200
+    assert sorted(r.endpoint_id for r in await rows()) == [b, a + b + 1000]
+    await rollup_rows.compact(services.store, now, retention=timedelta(days=90))
+    assert [r.endpoint_id for r in await rows()] == [b]
+    assert (await stats(api, auth, "/v1/webhooks/stats", window="1h"))["attempts"]["total"] == 1
+
+    assert (await api.http.delete(f"/v1/tenants/{tenant}", headers=api.admin)).status_code == 200
+    assert await rows() == []

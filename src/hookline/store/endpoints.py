@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.store import endpoint_state
 from hookline.store.endpoint_state import HOLD_UNVERIFIED, EndpointState
-from hookline.store.schema import endpoints
+from hookline.store.schema import attempt_rollups, endpoints
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,15 @@ async def delete_endpoint(conn: AsyncConnection, tenant_id: str, endpoint_id: in
     # cascade below then never waits on one of them while holding what it needs.
     await endpoint_state.lock(conn, [endpoint_id])
     query = endpoints.delete().where(endpoints.c.tenant_id == tenant_id, endpoints.c.id == endpoint_id)
-    return (await conn.execute(query)).rowcount > 0
+    if (await conn.execute(query)).rowcount == 0:
+        return False
+    # Its statistics (no foreign key: see ``attempt_rollups``).
+    await conn.execute(
+        attempt_rollups.delete().where(
+            attempt_rollups.c.tenant_id == tenant_id, attempt_rollups.c.endpoint_id == endpoint_id
+        )
+    )
+    return True
 
 
 @dataclass(frozen=True)

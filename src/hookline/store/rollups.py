@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.rollups import DAY, HOUR, MINUTE, Rollup, merged, span_start
 from hookline.store.engine import Store
-from hookline.store.schema import attempt_rollups
+from hookline.store.schema import attempt_rollups, endpoints
 
 MINUTES_KEPT = timedelta(hours=3)  # minute rows: then folded into hours
 HOURS_KEPT = timedelta(days=3)  # hour rows: then folded into days
@@ -246,4 +246,6 @@ async def compact(store: Store, now: datetime, *, retention: timedelta) -> int:
         await conn.execute(
             attempt_rollups.delete().where(c.span == DAY, c.start < span_start(now - retention, DAY))
         )
+        # Rows of a webhook deleted while a batch or this compaction was writing them.
+        await conn.execute(attempt_rollups.delete().where(c.endpoint_id.not_in(sa.select(endpoints.c.id))))
     return total

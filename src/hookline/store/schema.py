@@ -261,12 +261,15 @@ attempts = sa.Table(
 # Delivery statistics (``hookline.rollups``): per endpoint, the attempts of one span (a minute, an hour, a
 # day) summed. The recorder appends a row per endpoint and minute with each batch of answers, in the
 # batch's transaction; compaction folds the rows of a minute into one, old minutes into hours and old
-# hours into days. A stats query reads these, never the attempt log.
+# hours into days. A stats query reads these, never the attempt log. No foreign key: a batch that
+# writes them would then lock the endpoint's row against a tenant's deletion, which waits for the
+# batch's deliveries (a deadlock); deleting a webhook or a tenant deletes its rows, and compaction
+# sweeps any a concurrent batch left behind.
 attempt_rollups = sa.Table(
     "attempt_rollups",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("endpoint_id", BigId, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("endpoint_id", BigId, nullable=False),
     sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("span", sa.Integer, nullable=False),  # seconds: 60, 3600 or 86400
     sa.Column("start", UtcDateTime, nullable=False),

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.ids import new_id
-from hookline.store.schema import api_keys, tenants
+from hookline.store.schema import api_keys, attempt_rollups, tenants
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,13 @@ async def update_tenant(
 
 
 async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> bool:
-    """Deletes the tenant and, through ON DELETE CASCADE, everything it owns."""
+    """Deletes the tenant and, through ON DELETE CASCADE, everything it owns (and its statistics, which
+    have no foreign key: see ``attempt_rollups``)."""
     result = await conn.execute(tenants.delete().where(tenants.c.id == tenant_id))
-    return result.rowcount > 0
+    if result.rowcount == 0:
+        return False
+    await conn.execute(attempt_rollups.delete().where(attempt_rollups.c.tenant_id == tenant_id))
+    return True
 
 
 async def insert_api_key(

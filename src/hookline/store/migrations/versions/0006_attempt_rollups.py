@@ -38,12 +38,6 @@ def upgrade() -> None:
         sa.Column("failed", sa.Integer(), nullable=False),
         sa.Column("last_success_at", TS, nullable=True),
         sa.Column("last_failure_at", TS, nullable=True),
-        sa.ForeignKeyConstraint(
-            ["endpoint_id"],
-            ["endpoints.id"],
-            name="fk_attempt_rollups_endpoint_id_endpoints",
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("id", name="pk_attempt_rollups"),
         sqlite_autoincrement=True,
     )
