@@ -148,8 +148,10 @@ async def test_breaker_opens_holds_without_spending_attempts_and_a_probe_closes_
         assert first["held"] == 6
         opened_at, first_probe_at = moment(first["opened_at"]), moment(first["next_probe_at"])
         assert abs((first_probe_at - opened_at).total_seconds() - 0.5) < 0.01
+        asked = datetime.now(UTC)
         health = (await webhook(api, auth, endpoint["id"]))["health"]
-        assert health["circuit_breaker"] == "open"
+        if asked < first_probe_at - timedelta(seconds=SLACK):  # (a slow machine may ask after the probe)
+            assert health["circuit_breaker"] == "open"
         assert health["held_reason"] == "circuit_open" and health["held"] == 6
 
         # The probe fails: open again, for twice as long.
