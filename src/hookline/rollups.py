@@ -20,7 +20,7 @@ Pure: no I/O. ``hookline.store.rollups`` writes and reads the rows.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -133,10 +133,8 @@ class Rollup:
         b = str(latency_bin(duration_ms))
         self.latency[b] = self.latency.get(b, 0) + 1
         self.duration_ms += max(duration_ms, 0)
-        if final == "succeeded":
-            self.succeeded += 1
-        elif final == "failed":
-            self.failed += 1
+        if final is not None:
+            self.add_finished(final)
         if kind == "2xx":
             self.last_success_at = _later(self.last_success_at, started_at)
         else:
@@ -163,21 +161,31 @@ class Rollup:
 
     def quantile(self, q: float) -> float | None:
         """The ``q`` quantile (0..1) of the latencies, in ms, within ``RELATIVE_ACCURACY``; None if empty."""
-        return quantile(self.latency, q)
+        return quantiles(self.latency, (q,))[0]
+
+    def quantiles(self, qs: Sequence[float]) -> list[float | None]:
+        """Several quantiles at once (one pass over the sorted bins)."""
+        return quantiles(self.latency, qs)
 
 
-def quantile(latency: Mapping[str, int], q: float) -> float | None:
-    """DDSketch's rank rule over sparse bins: the bin holding rank ``q * (n - 1)``."""
+def quantiles(latency: Mapping[str, int], qs: Sequence[float]) -> list[float | None]:
+    """DDSketch's rank rule over sparse bins: for each ``q``, the bin holding rank ``q * (n - 1)``."""
     total = sum(latency.values())
     if total == 0:
-        return None
-    rank = q * (total - 1)
-    seen = 0
-    for b in sorted(latency, key=int):
-        seen += latency[b]
-        if seen > rank:
-            return bin_value(int(b))
-    return bin_value(max(map(int, latency)))
+        return [None for _ in qs]
+    bins = sorted(latency, key=int)
+    found: list[float | None] = []
+    for q in qs:
+        rank = q * (total - 1)
+        seen = 0
+        value = bin_value(int(bins[-1]))
+        for b in bins:
+            seen += latency[b]
+            if seen > rank:
+                value = bin_value(int(b))
+                break
+        found.append(value)
+    return found
 
 
 def _add(into: dict[Any, int], more: Mapping[Any, int]) -> None:

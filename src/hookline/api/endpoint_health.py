@@ -150,15 +150,11 @@ async def verify(services: Services, e: Endpoint) -> verification.Outcome:
     """Run the handshake against ``e`` now and keep its result: verified releases the held deliveries,
     failed keeps holding them."""
     settings = services.settings
-    sender = services.sender(body_limit=4096)
-    await sender.start()
-    try:
-        timeout = e.timeout_ms / 1000 if e.timeout_ms else min(settings.delivery_timeout, 10.0)
+    timeout = e.timeout_ms / 1000 if e.timeout_ms else min(settings.delivery_timeout, 10.0)
+    async with services.sending(body_limit=4096) as sender:
         outcome = await verification.handshake(
             sender, url=e.url, signing_secrets=[e.secret], headers=e.headers, timeout=timeout
         )
-    finally:
-        await sender.close()
     now = services.now()
     async with services.store.write() as conn:
         state = (await states.lock(conn, [e.id])).get(e.id)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -65,13 +67,19 @@ class Services:
     def url_policy(self) -> UrlPolicy:
         return self.settings.url_policy
 
-    def sender(self, body_limit: int) -> Sender:
-        """A sender for the requests the API makes itself (the verification handshake, test sends), with
-        the worker's egress policy and signature style. Start it before use, close it after."""
+    @contextlib.asynccontextmanager
+    async def sending(self, body_limit: int) -> AsyncIterator[Sender]:
+        """A started sender for the requests the API makes itself (the verification handshake, test
+        sends), with the worker's egress policy and signature style; closed on the way out."""
         settings = self.settings
-        return make_sender(
+        sender = make_sender(
             settings.sender, settings.url_policy, style=settings.signature_style, body_limit=body_limit
         )
+        await sender.start()
+        try:
+            yield sender
+        finally:
+            await sender.close()
 
     def is_admin(self, key_hash: str) -> bool:
         return hmac.compare_digest(key_hash, self.admin_key_hash)

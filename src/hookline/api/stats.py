@@ -91,11 +91,8 @@ def _latency(r: Rollup) -> dict[str, float | None]:
     def rounded(value: float | None) -> float | None:
         return None if value is None else round(value, 1)
 
-    return {
-        "p50": rounded(r.quantile(0.5)),
-        "p95": rounded(r.quantile(0.95)),
-        "p99": rounded(r.quantile(0.99)),
-    }
+    p50, p95, p99 = r.quantiles((0.5, 0.95, 0.99))
+    return {"p50": rounded(p50), "p95": rounded(p95), "p99": rounded(p99)}
 
 
 def _attempts(r: Rollup) -> dict[str, int]:

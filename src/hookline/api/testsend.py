@@ -162,10 +162,8 @@ async def send_all(
     """A test send to each of ``endpoints`` (at most ``CONCURRENCY`` at once), in their order. An
     endpoint that has not passed its handshake is reported, not sent to."""
     held = await unverified(services, endpoints)
-    sender = services.sender(body_limit=RESPONSE_BODY_LIMIT)
-    await sender.start()
-    try:
-        turns = asyncio.Semaphore(CONCURRENCY)
+    turns = asyncio.Semaphore(CONCURRENCY)
+    async with services.sending(body_limit=RESPONSE_BODY_LIMIT) as sender:
 
         async def one(endpoint: Endpoint) -> dict[str, Any]:
             if (status := held.get(endpoint.id)) is not None:
@@ -177,5 +175,3 @@ async def send_all(
                     return not_sent(endpoint, event, GONE)
 
         return list(await asyncio.gather(*(one(e) for e in endpoints)))
-    finally:
-        await sender.close()

@@ -133,7 +133,7 @@ def pg_append_args(rollups: Sequence[Rollup]) -> list[list[Any]]:
     rows = [values(r) for r in rollups]
     dumps = orjson.dumps
     return [
-        [dumps(row[name]).decode() if name in ("outcomes", "codes", "latency") else row[name] for row in rows]
+        [dumps(row[name]).decode() if name in _JSON_COLUMNS else row[name] for row in rows]
         for name in _COLUMNS
     ]
 

@@ -71,14 +71,11 @@ async def test_webhook(
     )
     if (status := (await testsend.unverified(services, [endpoint])).get(endpoint.id)) is not None:
         raise ApiError(409, testsend.unverified_reason(endpoint, status))
-    sender = services.sender(body_limit=testsend.RESPONSE_BODY_LIMIT)
-    await sender.start()
     try:
-        outcome = await testsend.send_one(services, sender, endpoint, event, data)
+        async with services.sending(body_limit=testsend.RESPONSE_BODY_LIMIT) as sender:
+            outcome = await testsend.send_one(services, sender, endpoint, event, data)
     except testsend.Gone:
         raise not_found(f"webhook '{webhook_id}' not found") from None
-    finally:
-        await sender.close()
     return ok(outcome, _message(outcome))
 
 
