@@ -164,18 +164,23 @@ async def test_each_scope_sees_its_own_and_the_operator_sees_all(
     # A test send is not counted.
     assert_ok(await api.http.post(f"/v1/webhooks/{a['id']}/test", headers=auth_a))
 
-    assert (await stats(api, auth_a, "/v1/webhooks/stats"))["attempts"]["total"] == 3
-    assert (await stats(api, auth_b, "/v1/webhooks/stats"))["attempts"]["total"] == 5
-    assert (await stats(api, auth_a, f"/v1/webhooks/{a['id']}/stats"))["attempts"]["total"] == 3
+    # What the delivery logs recorded (a retry under load is one more attempt); A's test send is in its
+    # log but not in its statistics.
+    n_a = len([x for x in await attempts_of(api, auth_a, a["id"]) if not x["test"]])
+    n_b = len(await attempts_of(api, auth_b, b["id"]))
+    assert n_a >= 3 and n_b >= 5
+    assert (await stats(api, auth_a, "/v1/webhooks/stats"))["attempts"]["total"] == n_a
+    assert (await stats(api, auth_b, "/v1/webhooks/stats"))["attempts"]["total"] == n_b
+    assert (await stats(api, auth_a, f"/v1/webhooks/{a['id']}/stats"))["attempts"]["total"] == n_a
     assert_error(await api.http.get(f"/v1/webhooks/{b['id']}/stats", headers=auth_a), 404)
     admin = api.admin
-    assert (await stats(api, admin, "/v1/webhooks/stats"))["attempts"]["total"] == 8
+    assert (await stats(api, admin, "/v1/webhooks/stats"))["attempts"]["total"] == n_a + n_b
     everything = await stats(api, admin, "/v1/webhooks/stats")
     assert everything["tenant_id"] is None
-    assert (await stats(api, admin, "/v1/webhooks/stats", tenant_id=tenant_b))["attempts"]["total"] == 5
+    assert (await stats(api, admin, "/v1/webhooks/stats", tenant_id=tenant_b))["attempts"]["total"] == n_b
     assert (await stats(api, admin, f"/v1/webhooks/{a['id']}/stats", tenant_id=tenant_a))["attempts"][
         "total"
-    ] == 3
+    ] == n_a
     # The default: the last 24 h in hourly buckets (1-minute ones reach back 3 h).
     default = await stats(api, auth_a, "/v1/webhooks/stats")
     assert default["bucket"] == "1h" and len(default["series"]) in (24, 25)
