@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
 import pytest
 import sqlalchemy as sa
 
@@ -33,6 +34,13 @@ from tests.pg import pg_exec
 PG_SERVER_URL = os.environ.get("HOOKLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ADMIN_KEY = "hk_admin_test_" + secrets.token_hex(8)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# A loaded 2-core machine (CI, or a benchmark beside the suite) can make drawing examples slow; that is
+# not a property of the code under test. Tests that set their own health checks list too_slow as well.
+hypothesis.settings.register_profile(
+    "hookline", suppress_health_check=[hypothesis.HealthCheck.too_slow], deadline=None
+)
+hypothesis.settings.load_profile("hookline")
 TABLES = [
     "attempts",
     "deliveries",
@@ -42,6 +50,7 @@ TABLES = [
     "tenants",
     "service_meta",
     "attempt_rollups",
+    "notices",
 ]
 
 

@@ -5,6 +5,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from hookline.catalog import (
+    OPERATIONAL_EVENTS,
     EventType,
     UnknownEventType,
     first_schema_error,
@@ -45,7 +46,7 @@ SEED_EVENT_NAMES = {
 }
 ALL_SEED_NAMES = sorted({name for names in SEED_EVENT_NAMES.values() for name in names})
 # hookline's own event types: test sends (issue 11).
-HOOKLINE_EVENT_NAMES = ["webhook.test"]
+HOOKLINE_EVENT_NAMES = ["webhook.test", *sorted(OPERATIONAL_EVENTS)]
 CATALOG = load_default_catalog()
 BY_NAME = {et.name: et for et in CATALOG}
 KNOWN = list(BY_NAME)

@@ -168,7 +168,9 @@ FALSE_SPELLINGS = ("false", "0", "no", "off", "f", "n")
 
 
 @hypothesis_settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     dev=st.sampled_from((None, *TRUE_SPELLINGS, *FALSE_SPELLINGS)),

@@ -16,9 +16,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hookline.dispatch.alerting import AlertPolicy
 from hookline.dispatch.breaker import BreakerPolicy
-from hookline.egress import UrlPolicy, parse_networks
-from hookline.signing import SignatureStyle
+from hookline.egress import UrlPolicy, UrlRejected, check_webhook_url, parse_networks
+from hookline.signing import SignatureStyle, validate_secret
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -105,6 +106,13 @@ class Settings(BaseSettings):
     auto_disable_after: Annotated[float | None, NoDecode] = 5 * 86400.0
     # Delivery statistics: how long their rollups are kept (a stats window reaches back at most this far).
     stats_retention: Annotated[float, NoDecode] = 90 * 86400.0
+    # Operational events (hookline.notices): the operator's webhook, and when an endpoint is reported
+    # failing (a failure rate over a window).
+    operator_webhook_url: str | None = None
+    operator_webhook_secret: str | None = None
+    alert_failure_rate: float = Field(default=0.25, gt=0.0, le=1.0)
+    alert_window: Annotated[float, NoDecode] = 300.0
+    alert_min_attempts: int = Field(default=10, ge=1, le=1_000_000)
     # New endpoints must pass the verification handshake before anything is delivered to them.
     verification_required: bool = False
     worker_concurrency: int = Field(default=256, ge=1, le=100_000)
@@ -160,6 +168,7 @@ class Settings(BaseSettings):
         "breaker_cooldown",
         "breaker_max_cooldown",
         "stats_retention",
+        "alert_window",
         mode="before",
     )
     @classmethod
@@ -175,6 +184,7 @@ class Settings(BaseSettings):
         "breaker_cooldown",
         "breaker_max_cooldown",
         "stats_retention",
+        "alert_window",
     )
     @classmethod
     def _positive(cls, value: float) -> float:
@@ -236,6 +246,26 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _operator_webhook(self) -> Settings:
+        """The operator webhook is checked like a tenant's (its URL as the egress policy allows, a
+        secret hookline can sign with); a URL without a secret is refused, never given a random one."""
+        url, secret = self.operator_webhook_url, self.operator_webhook_secret
+        if not url:
+            return self
+        try:
+            check_webhook_url(url, self.url_policy)
+        except UrlRejected as exc:
+            raise ValueError(f"HOOKLINE_OPERATOR_WEBHOOK_URL: {exc}") from None
+        if not secret:
+            raise ValueError(
+                "HOOKLINE_OPERATOR_WEBHOOK_SECRET is required with HOOKLINE_OPERATOR_WEBHOOK_URL "
+                "(for example whsec_ followed by the base64 of 32 random bytes)"
+            )
+        if problem := validate_secret(secret):
+            raise ValueError(f"HOOKLINE_OPERATOR_WEBHOOK_SECRET: {problem}")
+        return self
+
+    @model_validator(mode="after")
     def _lease_covers_timeout(self) -> Settings:
         if self.lease < self.delivery_timeout * 2:
             raise ValueError("HOOKLINE_LEASE must be at least twice HOOKLINE_DELIVERY_TIMEOUT")
@@ -250,6 +280,14 @@ class Settings(BaseSettings):
             window=self.breaker_window,
             cooldown=self.breaker_cooldown,
             max_cooldown=max(self.breaker_max_cooldown, self.breaker_cooldown),
+        )
+
+    @property
+    def alert_policy(self) -> AlertPolicy:
+        return AlertPolicy(
+            failure_rate=self.alert_failure_rate,
+            window=self.alert_window,
+            min_attempts=self.alert_min_attempts,
         )
 
     @property

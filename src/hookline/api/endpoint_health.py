@@ -13,10 +13,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hookline import notices
 from hookline.api.services import Services
 from hookline.dispatch import breaker as breakers
 from hookline.dispatch import health, scheduler, verification
 from hookline.store import endpoint_state as states
+from hookline.store import notices as notice_rows
 from hookline.store.endpoint_state import HOLD_DISABLED, EndpointState, hold_for
 from hookline.store.endpoints import Endpoint
 from hookline.store.schema import deliveries
@@ -99,7 +101,8 @@ def breaker_view(services: Services, e: Endpoint, state: EndpointState, held: in
 
 
 async def reset_breakers(services: Services, endpoint_ids: Sequence[int]) -> list[int]:
-    """Close the breakers of ``endpoint_ids`` (and forget their failures): held deliveries go again."""
+    """Close the breakers of ``endpoint_ids`` (and forget their failures): held deliveries go again.
+    A breaker that was not closed raises ``endpoint.circuit_closed`` (trigger ``reset``)."""
     now = services.now()
     async with services.store.write() as conn:
         locked = await states.lock(conn, endpoint_ids)
@@ -110,6 +113,15 @@ async def reset_breakers(services: Services, endpoint_ids: Sequence[int]) -> lis
             for s in locked.values()
         ]
         await states.save(conn, changed, now)
+        await notice_rows.insert(
+            conn,
+            [
+                notices.circuit_closed(s.tenant_id, s.endpoint_id, trigger="reset", at=now)
+                for s in locked.values()
+                if s.breaker_state != "closed" and notice_rows.raised_for(s.tenant_id)
+            ],
+            now,
+        )
     return sorted(locked)
 
 
@@ -122,11 +134,18 @@ async def set_active(services: Services, e: Endpoint, *, active: bool, discard_h
         state = (await states.lock(conn, [e.id])).get(e.id)
         if state is None:
             return
+        raised = notice_rows.raised_for(e.tenant_id)
         if not active:
-            await states.save(conn, [state.changed(hold=HOLD_DISABLED)], now)
+            if state.hold != HOLD_DISABLED:
+                await states.save(conn, [state.changed(hold=HOLD_DISABLED)], now)
+                if raised:
+                    notice = notices.disabled(e.tenant_id, e.id, trigger="manual", reason=None, at=now)
+                    await notice_rows.insert(conn, [notice], now)
             return
         if state.hold != HOLD_DISABLED:
             return
+        if raised:
+            await notice_rows.insert(conn, [notices.enabled(e.tenant_id, e.id, now)], now)
         if discard_held:
             await conn.execute(
                 deliveries.update()
@@ -163,6 +182,8 @@ async def verify(services: Services, e: Endpoint) -> verification.Outcome:
             active = (
                 await conn.execute(sa.text("SELECT active FROM endpoints WHERE id = :id"), {"id": e.id})
             ).scalar()
+            if outcome.verified and state.verification != "verified" and notice_rows.raised_for(e.tenant_id):
+                await notice_rows.insert(conn, [notices.verified(e.tenant_id, e.id, now)], now)
             state = state.changed(
                 verification=status,
                 verification_error=outcome.error,

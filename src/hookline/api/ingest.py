@@ -30,7 +30,7 @@ from hookline.api.errors import database_error, database_unavailable_error, unex
 from hookline.api.jsonbody import SCOPE_KEY
 from hookline.api.routes.webhooks import _check_channels
 from hookline.api.services import Services
-from hookline.catalog import first_schema_error, suggest
+from hookline.catalog import OPERATIONAL_EVENTS, first_schema_error, suggest
 from hookline.ids import new_id
 from hookline.store import events as store
 from hookline.store.events import NewEvent
@@ -57,6 +57,12 @@ async def check_event(services: Services, name: str, data: dict[str, Any], where
         raise bad_request(f"{where}unknown event type '{name}'{hint}")
     if problem := first_schema_error(event_type.schema, data):
         raise bad_request(f"{where}{problem}")
+
+
+def refuse_operational(name: str, where: str = "") -> None:
+    """Operational events are raised by hookline alone: a platform cannot post (forge) one."""
+    if name in OPERATIONAL_EVENTS:
+        raise bad_request(f"{where}event type '{name}' is raised by hookline itself and cannot be posted")
 
 
 async def _tenant_gone(services: Services, principal: Principal, tenant_id: str) -> None:
@@ -102,6 +108,7 @@ async def accept_event(
 ) -> Answer:
     """``POST /v1/events`` once the request is known to be well-formed: check, store, answer."""
     tenant_id = await resolve_tenant(services, principal, requested_tenant, cached=True)
+    refuse_operational(event)
     await check_event(services, event, data)
     item = NewEvent(
         id=event_id or new_id("evt"),
@@ -132,6 +139,7 @@ async def accept_batch(
     (event, data, id, channels) per event. All or nothing: one invalid event rejects the batch."""
     tenant_id = await resolve_tenant(services, principal, requested_tenant, cached=True)
     for index, (event, data, _, _) in enumerate(entries):
+        refuse_operational(event, f"events[{index}]: ")
         await check_event(services, event, data, f"events[{index}]: ")
     items = [
         NewEvent(

@@ -19,6 +19,7 @@ from jsonschema.exceptions import best_match, relevance
 __all__ = [
     "EVENT_NAME_PATTERN",
     "MAX_EVENT_NAME_LENGTH",
+    "OPERATIONAL_EVENTS",
     "EventType",
     "UnknownEventType",
     "first_schema_error",
@@ -37,6 +38,20 @@ MAX_EVENT_NAME_LENGTH = 100
 EVENT_NAME_PATTERN = r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$"
 _EVENT_NAME_RE = re.compile(EVENT_NAME_PATTERN)
 WILDCARD = "*"
+# hookline's own operational events (``hookline.notices``): delivered only to endpoints that name them
+# (exactly or by a prefix pattern such as ``endpoint.*``), never through ``*``, so a receiver that takes
+# "everything" the platform sends does not start receiving hookline's alerts, and cannot feed them back.
+OPERATIONAL_EVENTS = frozenset(
+    {
+        "endpoint.disabled",
+        "endpoint.enabled",
+        "endpoint.verified",
+        "endpoint.circuit_opened",
+        "endpoint.circuit_closed",
+        "endpoint.failing",
+        "delivery.exhausted",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +88,7 @@ def is_valid_pattern(p: str) -> bool:
 
 def pattern_matches(pattern: str, event_name: str) -> bool:
     if pattern == WILDCARD:
-        return True
+        return event_name not in OPERATIONAL_EVENTS
     if pattern.endswith(".*"):
         return event_name.startswith(pattern[:-1])
     return pattern == event_name
@@ -108,7 +123,8 @@ class UnknownEventType(ValueError):
 
 
 def normalize_subscription(patterns: Sequence[str], known: Collection[str]) -> list[str]:
-    """Validate patterns against the known event names; dedupe in order; `*` absorbs everything."""
+    """Validate patterns against the known event names; dedupe in order; `*` absorbs every pattern
+    but those naming operational events (which `*` does not cover)."""
     result: list[str] = []
     for p in patterns:
         if not is_valid_pattern(p):
@@ -120,7 +136,9 @@ def normalize_subscription(patterns: Sequence[str], known: Collection[str]) -> l
             raise UnknownEventType(p, suggest(p, known))
         if p not in result:
             result.append(p)
-    return [WILDCARD] if WILDCARD in result else result
+    if WILDCARD not in result:
+        return result
+    return [WILDCARD, *(p for p in result if any(pattern_matches(p, op) for op in OPERATIONAL_EVENTS))]
 
 
 # Keywords whose results can differ between `jsonschema` and `jsonschema_rs` (Python `re` against Rust

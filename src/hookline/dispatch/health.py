@@ -7,7 +7,8 @@ they ended, and returns the state to write and, when the endpoint must be disabl
 * a 429 or 503 with ``Retry-After`` pauses the whole endpoint until then (bounded by the service's
   ``retry_after_max``), not only the delivery that got it;
 * ``410 Gone`` disables the endpoint at once; so does failing for ``auto_disable_after`` without a
-  single success in between. A disabled endpoint's deliveries are held, not failed.
+  single success in between. A disabled endpoint's deliveries are held, not failed;
+* the failure-rate alert (``hookline.dispatch.alerting``) counts the answers.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 
 from hookline.dispatch import breaker as breakers
 from hookline.dispatch import limiter
+from hookline.dispatch.alerting import AlertPolicy, Failing, watch_failure_rate
 from hookline.dispatch.breaker import BreakerPolicy
 from hookline.dispatch.retry import parse_retry_after
 from hookline.dispatch.scheduler import blocked_until, breaker_of, with_breaker
@@ -38,6 +40,7 @@ class Answer:
 class Verdict:
     state: EndpointState
     disable: str | None = None  # a reason, when the endpoint is disabled by these answers
+    failing: Failing | None = None  # set when these answers made the endpoint failing
 
 
 def after_attempts(
@@ -49,6 +52,7 @@ def after_attempts(
     rate: limiter.RateLimit | None,
     auto_disable_after: float | None,
     retry_after_max: float,
+    alert: AlertPolicy | None = None,
 ) -> Verdict:
     b = breakers.record(breaker_of(state), (breakers.is_failure(a.status_code) for a in answers), now, policy)
     # One pass over the answers on plain values, one new state at the end: a batch can hold hundreds.
@@ -91,7 +95,11 @@ def after_attempts(
         # More may be due (a retry, the rest of a queue): the next claim looks.
         work_at=now if state.work_at is None or state.work_at > now else state.work_at,
     )
-    return Verdict(state.changed(blocked_until=blocked_until(state, now, rate)), disable)
+    state = state.changed(blocked_until=blocked_until(state, now, rate))
+    failing = None
+    if alert is not None and answers:
+        state, failing = watch_failure_rate(state, [a.status_code for a in answers], now, alert)
+    return Verdict(state, disable, failing)
 
 
 def enabled_again(state: EndpointState, now: datetime) -> EndpointState:
@@ -104,6 +112,10 @@ def enabled_again(state: EndpointState, now: datetime) -> EndpointState:
         limiter_tat=None,
         blocked_until=None,
         work_at=now,
+        alert_window_started_at=None,
+        alert_window_requests=0,
+        alert_window_failures=0,
+        failing_alerted_at=None,
     )
 
 

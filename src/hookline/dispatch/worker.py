@@ -42,13 +42,14 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 import structlog
 
-from hookline import rollups
+from hookline import notices, rollups
 from hookline.config import Settings
 from hookline.dispatch import health, options, scheduler
 from hookline.dispatch.retry import RetryPolicy, Verdict
 from hookline.dispatch.runqueue import RunQueue
 from hookline.dispatch.sender import AttemptResult, Request
 from hookline.dispatch.senders import make_sender
+from hookline.store import notices as notice_rows
 from hookline.store import queue
 from hookline.store import rollups as rollup_rows
 from hookline.store.endpoint_state import HOLD_DISABLED
@@ -86,6 +87,7 @@ class Worker:
             jitter=settings.retry_jitter,
             retry_after_max=settings.retry_after_max,
         )
+        self.alert_policy = settings.alert_policy
         self.limits = scheduler.Limits(
             max_in_flight=settings.max_in_flight_per_endpoint,
             rate_limit=settings.rate_limit,
@@ -119,6 +121,7 @@ class Worker:
         self._outcomes: list[Outcome] = []
         self._to_release: list[Job] = []
         self._record_needed = asyncio.Event()
+        self._notices_raised = asyncio.Event()  # set when a batch raised operational events
         self._recorder_closing = False
         self._flush_deadline: float | None = None  # loop time by which a stopping worker gives up writing
         self.dropped_results = 0  # results that could not be written at all (see _record_alone)
@@ -138,7 +141,10 @@ class Worker:
         await self.sender.start()
         self.store.on_new_work(self.wake)
         recorder = asyncio.create_task(self._recorder(), name="hookline-recorder")
-        helpers = [asyncio.create_task(self._compactor(), name="hookline-compactor")]
+        helpers = [
+            asyncio.create_task(self._compactor(), name="hookline-compactor"),
+            asyncio.create_task(self._publisher(), name="hookline-publisher"),
+        ]
         if not self.store.is_sqlite:
             helpers.append(asyncio.create_task(self._listen(), name="hookline-listen"))
         log.info("worker started", worker_id=self.worker_id)
@@ -395,6 +401,8 @@ class Worker:
                 status="failed",
                 next_attempt_at=None,
                 sent=False,
+                event_id=job.event_id,
+                event_type=job.event_type,
             )
         else:
             decision = self.retry_policy.decide(
@@ -422,6 +430,8 @@ class Worker:
                 else None,
                 retry_after=result.retry_after,
                 failure=result.failure,
+                event_id=job.event_id,
+                event_type=job.event_type,
             )
         self._outcomes.append(outcome)
         self._record_needed.set()
@@ -561,7 +571,7 @@ class Worker:
                     found = answers.setdefault(o.endpoint_id, [])
                     if o.sent:
                         found.append(health.Answer(o.status_code, o.retry_after))
-            changed, disable = [], {}
+            changed, disable, raised = [], {}, []
             for endpoint_id, found in answers.items():
                 candidate = endpoints[endpoint_id]
                 verdict = health.after_attempts(
@@ -572,13 +582,23 @@ class Worker:
                     rate=scheduler.rate_of(candidate, self.limits),
                     auto_disable_after=self.settings.auto_disable_after,
                     retry_after_max=self.settings.retry_after_max,
+                    alert=self.alert_policy,
                 )
                 changed.append(verdict.state)
+                raised.extend(notices.after_answers(candidate.state, verdict, now, self.alert_policy))
                 if verdict.disable is not None and candidate.state.hold != HOLD_DISABLED:
                     disable[endpoint_id] = verdict.disable
                     log.warning("endpoint disabled", endpoint_id=endpoint_id, reason=verdict.disable)
+            raised.extend(
+                notices.exhausted_all(
+                    (o for o in outcomes if o.delivery_id in written and o.endpoint_id in endpoints), now
+                )
+            )
             await rec.endpoint_states(changed, disable, now)
             await rec.rollups(rollups.of_outcomes(o for o in outcomes if o.delivery_id in written))
+            await rec.notices(raised, now)
+        if raised:
+            self._notices_raised.set()
         return {s.endpoint_id for s in changed if scheduler.stops_sending(s, now)}
 
     def _past_deadline(self) -> bool:
@@ -606,6 +626,31 @@ class Worker:
             await asyncio.gather(*pending, return_exceptions=True)
 
     # --- wake-ups across processes ---------------------------------------------------------------
+
+    async def _publisher(self) -> None:
+        """Publish operational events (``hookline.store.notices``): at once when this worker raised
+        some, and at every poll for those raised elsewhere (the API, other workers). Every worker
+        publishes; each notice is published by one."""
+        try:
+            url = self.settings.operator_webhook_url
+            await notice_rows.ensure_operator_webhook(
+                self.store, url.strip() if url else None, self.settings.operator_webhook_secret, _now()
+            )
+        except Exception as exc:  # the operator's copies still pile up in its tenant; deliveries go on
+            log.error("the operator webhook could not be set up", error=_describe(exc))
+        delay = self.settings.poll_interval
+        while not self._stopping.is_set():
+            self._notices_raised.clear()
+            try:
+                published = await notice_rows.publish(self.store)
+                delay = self.settings.poll_interval
+            except Exception as exc:  # kept in the outbox: the next run publishes them
+                log.warning("publishing operational events failed; retrying", error=_describe(exc))
+                published, delay = [], min(delay * 2, 5.0)
+            for notice in published:
+                _log_notice(notice)
+            if len(published) < notice_rows.PUBLISH_BATCH:
+                await self._wait(self._notices_raised, delay)
 
     async def _compactor(self) -> None:
         """Compact the statistics' rollups now and then (every worker tries; one at a time runs)."""
@@ -661,6 +706,13 @@ def _log_failure(outcome: Outcome) -> None:
         log.warning("delivery not sent", **fields)
     else:
         log.warning("delivery attempt failed", **fields)
+
+
+def _log_notice(notice: notice_rows.Notice) -> None:
+    """One line per operational event published; a warning for trouble, info for a recovery."""
+    fields = {k: v for k, v in notice.data.items() if k != "last_error"}  # an error can quote a body
+    write = log.info if notice.event_type in notices.GOOD_NEWS else log.warning
+    write(notice.event_type, **fields)
 
 
 def _ids(outcome: Outcome) -> dict[str, object]:

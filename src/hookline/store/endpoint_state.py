@@ -54,6 +54,12 @@ class EndpointState:
     verification: str = "not_required"
     verification_error: str | None = None
     verified_at: datetime | None = None
+    # The failure-rate alert (``endpoint.failing``): the current window's counts, and when the alert
+    # was raised (None: not failing, or the episode is over).
+    alert_window_started_at: datetime | None = None
+    alert_window_requests: int = 0
+    alert_window_failures: int = 0
+    failing_alerted_at: datetime | None = None
 
     def changed(self, **changes: Any) -> EndpointState:
         return dataclasses.replace(self, **changes)

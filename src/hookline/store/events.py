@@ -78,6 +78,7 @@ class NewEvent:
     data: Any
     channels: list[str] | None = None
     idempotency_key: str | None = None
+    exclude_endpoint: int | None = None  # an endpoint never to deliver it to (an operational event's subject)
 
     def dedup_keys(self) -> list[tuple[str, str]]:
         """What makes a repeat of this event recognisable: its own id (if chosen) and its key."""
@@ -239,6 +240,8 @@ def _decide(
                 for s in subscriptions_by_tenant[tenant_id]
                 if receives(s, item.event_type, channels)
             ]
+        if item.exclude_endpoint is not None:
+            targets = [e for e in targets if e != item.exclude_endpoint]
         accepted = Accepted(item.id, item.event_type, len(targets), created=True)
         results.append(accepted)
         fresh.append((entry, targets))
@@ -330,20 +333,37 @@ async def _writing(store: Store) -> AsyncIterator[AsyncConnection]:
         yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
+async def _write_in(
+    conn: AsyncConnection, is_sqlite: bool, entries: Sequence[_Entry]
+) -> tuple[list[Accepted], bool]:
+    """Store ``entries`` (of any tenants) through ``conn``: the answers, and whether any delivery was
+    created (then the caller announces new work once it has committed)."""
+    found_by_tenant: dict[str, dict[tuple[str, str], Accepted]] = {}
+    subscriptions_by_tenant: dict[str, list[Subscription]] = {}
+    for tenant_id in dict.fromkeys(entry.tenant_id for entry in entries):
+        items = [entry.item for entry in entries if entry.tenant_id == tenant_id]
+        found_by_tenant[tenant_id] = await _already_accepted(conn, tenant_id, items)
+        subscriptions_by_tenant[tenant_id] = await _subscriptions(conn, tenant_id)
+    results, fresh = _decide(entries, found_by_tenant, subscriptions_by_tenant)
+    if fresh:
+        await _insert(conn, is_sqlite, fresh)
+    return results, any(targets for _, targets in fresh)
+
+
+async def ingest_within(
+    conn: AsyncConnection, is_sqlite: bool, events_by_tenant: Sequence[tuple[str, NewEvent, datetime]]
+) -> bool:
+    """Store events and their deliveries in the caller's transaction (``hookline.store.notices``
+    publishing operational events). True if a delivery was created: announce new work after commit."""
+    _, created = await _write_in(conn, is_sqlite, [_Entry(*entry) for entry in events_by_tenant])
+    return created
+
+
 async def _write(store: Store, entries: Sequence[_Entry]) -> list[Accepted]:
     """One transaction for all ``entries`` (of any tenants); see ``ingest_many``."""
     async with _writing(store) as conn:
-        found_by_tenant: dict[str, dict[tuple[str, str], Accepted]] = {}
-        subscriptions_by_tenant: dict[str, list[Subscription]] = {}
-        for tenant_id in dict.fromkeys(entry.tenant_id for entry in entries):
-            items = [entry.item for entry in entries if entry.tenant_id == tenant_id]
-            found_by_tenant[tenant_id] = await _already_accepted(conn, tenant_id, items)
-            subscriptions_by_tenant[tenant_id] = await _subscriptions(conn, tenant_id)
-        results, fresh = _decide(entries, found_by_tenant, subscriptions_by_tenant)
-        if not fresh:
-            return results
-        await _insert(conn, store.is_sqlite, fresh)
-    if any(targets for _, targets in fresh):
+        results, created = await _write_in(conn, store.is_sqlite, entries)
+    if created:
         store.announce_new_work()
     return results
 

@@ -33,9 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.rollups import Rollup
 from hookline.store import endpoint_state as states
+from hookline.store import notices as notice_rows
 from hookline.store import rollups as rollup_rows
 from hookline.store.endpoint_state import FIELDS, MUTABLE, Candidate, EndpointState, Grant, Head
 from hookline.store.engine import Store, driver_connection
+from hookline.store.notices import Notice
 from hookline.store.schema import attempts, deliveries, endpoint_state, endpoint_wakes, endpoints, events
 
 
@@ -82,6 +84,8 @@ class Outcome:
     retry_after: str | None = None  # the receiver's Retry-After, for the endpoint's pause
     sent: bool = True  # False: given up without a request (its options could not be used)
     failure: str | None = None  # why no answer came (``AttemptResult.failure``), for the statistics
+    event_id: str = ""  # what the delivery carries, for ``delivery.exhausted``
+    event_type: str = ""
 
 
 # --- claiming ------------------------------------------------------------------------------------------
@@ -300,6 +304,10 @@ _PG_SAVE_TYPES = {
     "verification": "text",
     "verification_error": "text",
     "verified_at": "timestamptz",
+    "alert_window_started_at": "timestamptz",
+    "alert_window_requests": "int",
+    "alert_window_failures": "int",
+    "failing_alerted_at": "timestamptz",
 }
 assert tuple(_PG_SAVE_TYPES) == MUTABLE
 _PG_SAVE = (
@@ -601,7 +609,8 @@ SELECT id FROM updated
 
 class Recording:
     """One transaction writing a batch of results, in this order: ``endpoints`` (their state rows,
-    locked), ``deliveries`` (the outcomes and attempts), ``endpoint_states``."""
+    locked), ``deliveries`` (the outcomes and attempts), ``endpoint_states``, then the batch's
+    ``rollups`` and ``notices``."""
 
     async def endpoints(self, keys: Collection[tuple[int, str]]) -> dict[int, Candidate]:
         """The rows of the (endpoint id, tenant id) pairs that exist as such, locked, with settings."""
@@ -621,6 +630,10 @@ class Recording:
 
     async def rollups(self, rows: Sequence[Rollup]) -> None:
         """Append the batch's statistics rows (``hookline.store.rollups``)."""
+        raise NotImplementedError
+
+    async def notices(self, found: Sequence[Notice], now: datetime) -> None:
+        """Raise the operational events the batch caused (``hookline.store.notices``)."""
         raise NotImplementedError
 
 
@@ -698,6 +711,10 @@ class _PgRecording(Recording):
         if rows:
             await self._conn.execute(rollup_rows.PG_APPEND, *rollup_rows.pg_append_args(rows))
 
+    async def notices(self, found: Sequence[Notice], now: datetime) -> None:
+        if found:
+            await self._conn.execute(notice_rows.PG_INSERT, *notice_rows.pg_insert_args(found, now))
+
 
 class _SqliteRecording(Recording):
     def __init__(self, conn: AsyncConnection) -> None:
@@ -772,6 +789,9 @@ class _SqliteRecording(Recording):
 
     async def rollups(self, rows: Sequence[Rollup]) -> None:
         await rollup_rows.append(self._conn, rows)
+
+    async def notices(self, found: Sequence[Notice], now: datetime) -> None:
+        await notice_rows.insert(self._conn, found, now)
 
 
 async def release(store: Store, delivery_ids: Sequence[int], worker_id: str, now: datetime) -> None:

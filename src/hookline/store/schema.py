@@ -162,6 +162,11 @@ endpoint_state = sa.Table(
     sa.Column("verification", sa.String(16), nullable=False, server_default="not_required"),
     sa.Column("verification_error", sa.Text, nullable=True),
     sa.Column("verified_at", UtcDateTime, nullable=True),
+    # The failure-rate alert (``endpoint.failing``): the current window and when it was raised.
+    sa.Column("alert_window_started_at", UtcDateTime, nullable=True),
+    sa.Column("alert_window_requests", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("alert_window_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failing_alerted_at", UtcDateTime, nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index(
         "ix_endpoint_state_due",
@@ -285,5 +290,22 @@ attempt_rollups = sa.Table(
     sa.Index(None, "endpoint_id", "start"),
     sa.Index(None, "tenant_id", "start"),
     sa.Index(None, "span", "start"),
+    sqlite_autoincrement=True,
+)
+
+# Operational events waiting to be published (``hookline.store.notices``): written in the transaction
+# that changes what they report (a breaker opening, an endpoint disabled, a delivery failed for good),
+# turned into events by a worker and deleted in one transaction. No foreign keys: a notice outlives the
+# endpoint it is about, and its tenant's deletion only drops the tenant's copy.
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("webhook_id", BigId, nullable=True),  # the endpoint it is about
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Column("exclude_subject", sa.Boolean, nullable=False),  # never delivered to that endpoint
+    sa.Column("created_at", UtcDateTime, nullable=False),
     sqlite_autoincrement=True,
 )
