@@ -630,18 +630,18 @@ class Worker:
     async def _publisher(self) -> None:
         """Publish operational events (``hookline.store.notices``): at once when this worker raised
         some, and at every poll for those raised elsewhere (the API, other workers). Every worker
-        publishes; each notice is published by one."""
-        try:
-            url = self.settings.operator_webhook_url
-            await notice_rows.ensure_operator_webhook(
-                self.store, url.strip() if url else None, self.settings.operator_webhook_secret, _now()
-            )
-        except Exception as exc:  # the operator's copies still pile up in its tenant; deliveries go on
-            log.error("the operator webhook could not be set up", error=_describe(exc))
+        publishes; each notice is published by one. First the operator's webhook is made to match the
+        settings (until that succeeds, each round tries again)."""
+        url = (self.settings.operator_webhook_url or "").strip() or None
+        operator_ready = False
         delay = self.settings.poll_interval
         while not self._stopping.is_set():
             self._notices_raised.clear()
             try:
+                if not operator_ready:
+                    secret = self.settings.operator_webhook_secret
+                    await notice_rows.ensure_operator_webhook(self.store, url, secret, _now())
+                    operator_ready = True
                 published = await notice_rows.publish(self.store)
                 delay = self.settings.poll_interval
             except Exception as exc:  # kept in the outbox: the next run publishes them

@@ -79,6 +79,7 @@ class NewEvent:
     channels: list[str] | None = None
     idempotency_key: str | None = None
     exclude_endpoint: int | None = None  # an endpoint never to deliver it to (an operational event's subject)
+    only_if_routed: bool = False  # not stored at all when no endpoint receives it (operational events)
 
     def dedup_keys(self) -> list[tuple[str, str]]:
         """What makes a repeat of this event recognisable: its own id (if chosen) and its key."""
@@ -242,6 +243,9 @@ def _decide(
             ]
         if item.exclude_endpoint is not None:
             targets = [e for e in targets if e != item.exclude_endpoint]
+        if item.only_if_routed and not targets:
+            results.append(Accepted(item.id, item.event_type, 0, created=False))
+            continue
         accepted = Accepted(item.id, item.event_type, len(targets), created=True)
         results.append(accepted)
         fresh.append((entry, targets))

@@ -84,9 +84,10 @@ def pg_insert_args(found: Sequence[Notice], now: datetime) -> tuple[Any, ...]:
 
 
 async def publish(store: Store, limit: int = PUBLISH_BATCH) -> list[Notice]:
-    """Publish the oldest waiting notices (at most ``limit``): each becomes an event of its tenant
-    (unless the tenant is gone) and of the operator's tenant, with the same id and the time it was
-    raised, and is deleted, all in one transaction. Returns what was published."""
+    """Publish the oldest waiting notices (at most ``limit``): each becomes an event of the operator's
+    tenant (its alert log) and, when one of the tenant's endpoints receives it, of its tenant (a
+    tenant's event log is not filled with alerts nobody subscribed to), with the same id and the time
+    it was raised; and is deleted, all in one transaction. Returns what was published."""
     async with store.read() as conn:  # most polls find none: no write lock, no transaction for that
         if (await conn.execute(sa.select(notices.c.id).limit(1))).first() is None:
             return []
@@ -105,7 +106,9 @@ async def publish(store: Store, limit: int = PUBLISH_BATCH) -> list[Notice]:
             event_id = new_id("evt")
             exclude = r["webhook_id"] if r["exclude_subject"] else None
             if r["tenant_id"] in there:
-                tenant_copy = NewEvent(event_id, False, r["event_type"], r["data"], exclude_endpoint=exclude)
+                tenant_copy = NewEvent(
+                    event_id, False, r["event_type"], r["data"], exclude_endpoint=exclude, only_if_routed=True
+                )
                 entries.append((r["tenant_id"], tenant_copy, r["created_at"]))
             entries.append(
                 (OPERATOR_TENANT, NewEvent(event_id, False, r["event_type"], r["data"]), r["created_at"])
@@ -132,9 +135,11 @@ async def _ensure_operator_tenant(conn: AsyncConnection, now: datetime) -> None:
 
 async def ensure_operator_webhook(store: Store, url: str | None, secret: str | None, now: datetime) -> None:
     """Make the operator's tenant hold exactly the webhook the settings name (none without a URL),
-    subscribed to every operational event. Its other settings (active, options) are left as they are."""
+    subscribed to every operational event. Its other settings (active, options) are left as they are.
+    Without a URL the tenant is not created here: the first notice published creates it."""
     async with store.write() as conn:
-        await _ensure_operator_tenant(conn, now)
+        if url is not None:
+            await _ensure_operator_tenant(conn, now)
         query = (
             sa.select(endpoints.c.id).where(endpoints.c.tenant_id == OPERATOR_TENANT).order_by(endpoints.c.id)
         )
