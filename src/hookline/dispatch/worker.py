@@ -594,9 +594,8 @@ class Worker:
                     (o for o in outcomes if o.delivery_id in written and o.endpoint_id in endpoints), now
                 )
             )
-            await rec.endpoint_states(changed, disable, now)
-            await rec.rollups(rollups.of_outcomes(o for o in outcomes if o.delivery_id in written))
-            await rec.notices(raised, now)
+            rows = rollups.of_outcomes(o for o in outcomes if o.delivery_id in written)
+            await rec.finish(changed, disable, rows, raised, now)
         if raised:
             self._notices_raised.set()
         return {s.endpoint_id for s in changed if scheduler.stops_sending(s, now)}
