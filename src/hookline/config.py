@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     alert_failure_rate: float = Field(default=0.25, gt=0.0, le=1.0)
     alert_window: Annotated[float, NoDecode] = 300.0
     alert_min_attempts: int = Field(default=10, ge=1, le=1_000_000)
+    # Refuse event data holding integers JavaScript cannot read exactly (beyond ±(2**53 - 1)): a
+    # receiver that checks JSON.stringify(req.body) (seed 003) could never verify such a delivery.
+    json_safe_integers: bool = True
     # New endpoints must pass the verification handshake before anything is delivered to them.
     verification_required: bool = False
     worker_concurrency: int = Field(default=256, ge=1, le=100_000)

@@ -32,6 +32,7 @@ from hookline.api.routes.webhooks import _check_channels
 from hookline.api.services import Services
 from hookline.catalog import OPERATIONAL_EVENTS, first_schema_error, suggest
 from hookline.ids import new_id
+from hookline.javascript_json import MAX_SAFE_INTEGER, unsafe_integer
 from hookline.store import events as store
 from hookline.store.events import NewEvent
 from hookline.store.tenants import get_tenant
@@ -57,6 +58,12 @@ async def check_event(services: Services, name: str, data: dict[str, Any], where
         raise bad_request(f"{where}unknown event type '{name}'{hint}")
     if problem := first_schema_error(event_type.schema, data):
         raise bad_request(f"{where}{problem}")
+    if services.settings.json_safe_integers and (found := unsafe_integer(data)) is not None:
+        path, number = found
+        raise bad_request(
+            f"{where}{path}: {number} is beyond the integers JavaScript reads exactly "
+            f"(±{MAX_SAFE_INTEGER}): send it as a string (or set HOOKLINE_JSON_SAFE_INTEGERS=false)"
+        )
 
 
 def refuse_operational(name: str, where: str = "") -> None:

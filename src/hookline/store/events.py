@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.catalog import subscribes_to
+from hookline.javascript_json import stable
 from hookline.store.endpoints import Subscription
 from hookline.store.engine import Store
 from hookline.store.schema import events
@@ -64,8 +65,10 @@ def format_timestamp(moment: datetime) -> str:
 
 def delivered_body(event_id: str, event_type: str, timestamp: str, data: Any) -> bytes:
     """The bytes an endpoint receives for an event (and that are signed): ``{"id", "event", "timestamp",
-    "data"}``, serialized once and stored as they are."""
-    return orjson.dumps({"id": event_id, "event": event_type, "timestamp": timestamp, "data": data})
+    "data"}``, serialized once and stored as they are, laid out as JavaScript writes them
+    (``hookline.javascript_json``: a receiver that checks ``JSON.stringify(req.body)`` gets these bytes)."""
+    body = {"id": event_id, "event": event_type, "timestamp": timestamp, "data": stable(data)}
+    return orjson.dumps(body)
 
 
 @dataclass(frozen=True)
