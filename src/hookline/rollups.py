@@ -189,6 +189,9 @@ def quantiles(latency: Mapping[str, int], qs: Sequence[float]) -> list[float | N
 
 
 def _add(into: dict[Any, int], more: Mapping[Any, int]) -> None:
+    if not into:  # a bucket's first row, most often its only one: copied in C
+        into.update(more)
+        return
     for key, count in more.items():
         into[key] = into.get(key, 0) + count
 
