@@ -171,15 +171,16 @@ def pg_append_args(rollups: Sequence[Rollup]) -> list[list[Any]]:
     ]
 
 
-async def append(conn: AsyncConnection, rollups: Sequence[Rollup]) -> None:
-    """Append batches' rows through SQLAlchemy (SQLite's recorder; tests and the benchmark)."""
-    if rollups:
-        await conn.execute(attempt_rollups.insert(), [values(r) for r in rollups])
-
-
-async def _insert_summaries(conn: AsyncConnection, rollups: Sequence[Rollup]) -> None:
-    if rollups:
-        await conn.execute(attempt_rollups.insert(), [values(r) | {"summary": True} for r in rollups])
+async def append(conn: AsyncConnection, rollups: Sequence[Rollup], *, summaries: bool = False) -> None:
+    """Append rows through SQLAlchemy: batches' rows (SQLite's recorder) or a level's summaries
+    (compaction; the benchmark's history)."""
+    if not rollups:
+        return
+    rows = [values(r) for r in rollups]
+    if summaries:
+        for row in rows:
+            row["summary"] = True
+    await conn.execute(attempt_rollups.insert(), rows)
 
 
 # --- reading (the stats queries) ------------------------------------------------------------------------
@@ -271,7 +272,7 @@ async def _add_to_level(conn: AsyncConnection, batch: Sequence[Rollup], level: i
             attempt_rollups.update().where(c.id == sa.bindparam("row_id")),
             [{"row_id": row_id, **_counts(r)} for row_id, r in grown],
         )
-    await _insert_summaries(conn, new)
+    await append(conn, new, summaries=True)
 
 
 async def _add_batches(conn: AsyncConnection, now: datetime, retention: timedelta) -> int:
