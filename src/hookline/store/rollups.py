@@ -252,7 +252,7 @@ async def _summaries_of(
 
 async def _add_to_level(conn: AsyncConnection, batch: Sequence[Rollup], level: int, kept: datetime) -> None:
     """Add the batches' rows to the summaries of ``level``: a summary they grow is read, merged here and
-    updated in place (on PostgreSQL a heap-only update: its indexed columns stay), a period without
+    updated in place (on PostgreSQL it can stay heap-only: no indexed column changes), a period without
     one gets it (one per endpoint and period: the unique index holds compaction to that)."""
     sums = level_sums(batch, level, kept)
     if not sums:
