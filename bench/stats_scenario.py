@@ -2,14 +2,15 @@
 answer over 30 days of history.
 
 The history is written straight into the deployment's database as the workers would have left it at
-this moment: ``attempt_rollups`` rows per endpoint for 30 days, compacted (days older than 3 days,
-hours older than 3 h, minutes since, and the current minute still in the many small rows that batches
-append between compaction runs, 30 s apart). Each of ``STATS_ENDPOINTS`` webhooks has
-``stats_attempts`` attempts in its 30 days (10,000,000 in the full run), so the one-webhook query
-covers that many and the tenant query ten times as many. The rows are made by ``hookline.rollups``
-itself from a lognormal latency (median 80 ms), so their sketches are as large as real ones. Then each
-query runs ``STATS_QUERIES`` times through the API process; the answer's attempt count is checked
-against what was written.
+this moment: for each endpoint, 30 days of attempts in the summaries of each level that compaction
+keeps (days for the retention, hours for the last 3 days, minutes for the last 3 h, the current
+periods included), made with compaction's own ``level_sums``, and the current minute's many small
+batches' rows that the recorder appended since the last compaction run (30 s apart). Each of
+``STATS_ENDPOINTS`` webhooks has ``stats_attempts`` attempts in its 30 days (10,000,000 in the full
+run), so the one-webhook query covers that many and the tenant query ten times as many. The rows are
+made by ``hookline.rollups`` itself from a lognormal latency (median 80 ms), so their sketches are as
+large as real ones. Then each query runs ``STATS_QUERIES`` times through the API process; the answer's
+attempt count is checked against what was written.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from typing import Any
 from bench.api import call
 from bench.deploy import ADMIN_KEY, TENANT, Deployment
 from bench.scenarios import Bench, deployed, percentile
-from hookline.rollups import DAY, HOUR, MINUTE, Rollup, span_start
+from hookline.rollups import DAY, HOUR, MINUTE, SPANS, Rollup, span_start
 from hookline.store import rollups as rollup_rows
 from hookline.store.engine import Store
 
 STATS_ENDPOINTS = 10
 STATS_QUERIES = 40
 RECENT_BATCH_ROWS = 100  # small rows for the last minute (appended since the last compaction run)
+RETENTION = timedelta(days=90)  # the deployment's (HOOKLINE_STATS_RETENTION's default)
 
 
 def _minute(endpoint_id: int, start: datetime, attempts: int, rng: random.Random) -> Rollup:
@@ -62,14 +64,13 @@ def _scaled(base: Rollup, span: int, start: datetime, factor: int) -> Rollup:
     return r
 
 
-def history(endpoint_id: int, now: datetime, attempts: int, rng: random.Random) -> list[Rollup]:
-    """30 days of one endpoint's rows as compaction leaves them at ``now`` (see the module docstring)."""
-    per_minute = max(1, attempts // (30 * 1440))
-    base = _minute(endpoint_id, now, per_minute, rng)
+def _spans(now: datetime, base: Rollup) -> list[Rollup]:
+    """30 days of ``base`` minutes, in as few rows as the levels need: days, then the hours of the last
+    3 days, then the minutes of the last 3 h (up to the current minute)."""
     rows: list[Rollup] = []
     first = span_start(now - timedelta(days=30), DAY)
-    hours_from = span_start(now - rollup_rows.HOURS_KEPT, DAY)
-    minutes_from = span_start(now - rollup_rows.MINUTES_KEPT, HOUR)
+    hours_from = rollup_rows.kept_from(HOUR, now, RETENTION)
+    minutes_from = rollup_rows.kept_from(MINUTE, now, RETENTION)
     at = first
     while at < hours_from:
         rows.append(_scaled(base, DAY, at, 1440))
@@ -81,19 +82,36 @@ def history(endpoint_id: int, now: datetime, attempts: int, rng: random.Random) 
     while at < recent:
         rows.append(_scaled(base, MINUTE, at, 1))
         at += timedelta(minutes=1)
-    while at <= now:  # not compacted yet: one small row per batch
-        for _ in range(RECENT_BATCH_ROWS):
-            rows.append(_minute(endpoint_id, at, max(1, per_minute // RECENT_BATCH_ROWS), rng))
-        at += timedelta(minutes=1)
     return rows
 
 
-async def _write(url: str, rows: list[Rollup]) -> None:
+def history(
+    endpoint_id: int, now: datetime, attempts: int, rng: random.Random
+) -> tuple[list[Rollup], list[Rollup]]:
+    """30 days of one endpoint as compaction leaves them at ``now`` (see the module docstring): (the
+    summaries of every level, the batches' rows not added yet)."""
+    per_minute = max(1, attempts // (30 * 1440))
+    spans = _spans(now, _minute(endpoint_id, now, per_minute, rng))
+    summaries = [
+        summary
+        for level in SPANS
+        for summary in rollup_rows.level_sums(spans, level, rollup_rows.kept_from(level, now, RETENTION))
+    ]
+    current = span_start(now, MINUTE)  # not compacted yet: one small row per batch
+    batches = [
+        _minute(endpoint_id, current, max(1, per_minute // RECENT_BATCH_ROWS), rng)
+        for _ in range(RECENT_BATCH_ROWS)
+    ]
+    return summaries, batches
+
+
+async def _write(url: str, summaries: list[Rollup], batches: list[Rollup]) -> None:
     store = Store.from_url(url)
     try:
         async with store.write() as conn:
-            for i in range(0, len(rows), 2000):
-                await rollup_rows.append(conn, rows[i : i + 2000])
+            for i in range(0, len(summaries), 2000):
+                await rollup_rows.append(conn, summaries[i : i + 2000], summaries=True)
+            await rollup_rows.append(conn, batches)
     finally:
         await store.close()
 
@@ -129,18 +147,24 @@ def stats(bench: Bench, backend: str) -> None:
         now = datetime.now(UTC)
         rng = random.Random(11)
         started = time.monotonic()
-        rows: list[Rollup] = []
+        summaries: list[Rollup] = []
+        batches: list[Rollup] = []
         for endpoint_id in ids:
-            rows.extend(history(endpoint_id, now, sizes.stats_attempts, rng))
-        asyncio.run(_write(deploy.database_url, rows))
-        written = {e: before[e] + sum(r.attempts for r in rows if r.endpoint_id == e) for e in ids}
+            levels, recent = history(endpoint_id, now, sizes.stats_attempts, rng)
+            summaries.extend(levels)
+            batches.extend(recent)
+        asyncio.run(_write(deploy.database_url, summaries, batches))
+        # Each level counts every attempt: the days alone, with the batches, say how many there are.
+        counted = [r for r in summaries if r.span == DAY] + batches
+        written = {e: before[e] + sum(r.attempts for r in counted if r.endpoint_id == e) for e in ids}
         bench.add(
             "stats",
             backend,
             f"history written: {STATS_ENDPOINTS} webhooks x 30 days",
             time.monotonic() - started,
             "s",
-            note=f"{len(rows):,} rollup rows for {sum(r.attempts for r in rows):,} attempts",
+            note=f"{len(summaries) + len(batches):,} rollup rows for {sum(r.attempts for r in counted):,} "
+            "attempts",
         )
         queries = (
             ("one webhook, 30 days (1d buckets)", f"/v1/webhooks/{ids[0]}/stats?window=30d", [ids[0]], True),

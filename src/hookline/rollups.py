@@ -5,9 +5,9 @@ how they ended (2xx, 4xx, 5xx, timeout, connection error, blocked by the egress 
 status codes came back, how many deliveries finished (succeeded, failed for good), the latest success
 and failure, and the attempts' latency as a sketch. Rollups merge: the rollup of two sets of attempts is
 the merge of their rollups, exactly for the counts and the sketch alike. That is what lets the recorder
-write one small row per endpoint and minute with each batch of answers, lets compaction fold minutes
-into hours and hours into days, and lets a query add up a 90-day window from a few thousand rows,
-whatever the number of attempts behind them.
+write one small row per endpoint and minute with each batch of answers, lets compaction add those rows
+into summaries per minute, hour and day, and lets a query add up a 90-day window from ninety day
+summaries per endpoint, whatever the number of attempts behind them.
 
 The latency sketch is DDSketch's logarithmic mapping (the ``ddsketch`` package) with a relative accuracy
 of 1 %: a quantile read from it is within 1 % of the true quantile of the recorded latencies (whole
@@ -189,6 +189,9 @@ def quantiles(latency: Mapping[str, int], qs: Sequence[float]) -> list[float | N
 
 
 def _add(into: dict[Any, int], more: Mapping[Any, int]) -> None:
+    if not into:  # a bucket's first row, most often its only one: copied in C
+        into.update(more)
+        return
     for key, count in more.items():
         into[key] = into.get(key, 0) + count
 
@@ -231,3 +234,14 @@ def merged(
     for r in rollups:
         total.merge(r)
     return total
+
+
+def bucketed(rows: Iterable[Rollup], bucket: int) -> dict[datetime, Rollup]:
+    """The rows merged per ``bucket``-second period of their start, whatever their endpoints."""
+    buckets: dict[datetime, Rollup] = {}
+    for row in rows:
+        at = span_start(row.start, bucket)
+        if (into := buckets.get(at)) is None:
+            into = buckets[at] = Rollup(row.endpoint_id, row.tenant_id, bucket, at)
+        into.merge(row)
+    return buckets

@@ -2,7 +2,8 @@
 
 A query picks a window (``since``/``until``, or a ``window`` length ending now; default the last 24 h,
 at most ``HOOKLINE_STATS_RETENTION``) and a bucket size (1m, 5m, 1h, 1d), reads the rollup rows of the
-window (``hookline.store.rollups``) and adds them up: per bucket for the series, and over the window.
+window at the level that bucket size needs (``hookline.store.rollups``: a day's summary per day for 1d
+buckets) and adds them up: per bucket for the series, and over the window.
 Buckets are aligned on UTC (a 1h bucket starts on the hour), and the window is widened to whole buckets.
 Nothing here reads the attempt log. Two figures are "now", not "over the window": how many deliveries
 are pending and how many of those are held, and the circuit breakers' states.
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 
 from hookline.api.envelope import bad_request
 from hookline.api.services import Services
-from hookline.rollups import BUCKETS, OUTCOMES, RELATIVE_ACCURACY, Rollup, merged, span_start
+from hookline.rollups import BUCKETS, OUTCOMES, RELATIVE_ACCURACY, Rollup, bucketed, merged, span_start
 from hookline.store import rollups as store
 from hookline.store.schema import deliveries, endpoint_state
 
@@ -145,15 +146,11 @@ async def report(
             conn,
             since=start,
             until=end,
+            bucket=bucket,
             tenant_id=tenant_id,
             endpoint_ids=None if endpoint_id is None else [endpoint_id],
         )
-    buckets: dict[datetime, Rollup] = {}
-    for row in rows:
-        at = span_start(row.start, bucket)
-        if (into := buckets.get(at)) is None:
-            into = buckets[at] = Rollup(row.endpoint_id, row.tenant_id, bucket, at)
-        into.merge(row)
+    buckets = bucketed(rows, bucket)
     total = merged(
         buckets.values(), endpoint_id=endpoint_id or 0, tenant_id=tenant_id or "", span=bucket, start=start
     )

@@ -264,9 +264,10 @@ attempts = sa.Table(
 
 
 # Delivery statistics (``hookline.rollups``): per endpoint, the attempts of one span (a minute, an hour, a
-# day) summed. The recorder appends a row per endpoint and minute with each batch of answers, in the
-# batch's transaction; compaction folds the rows of a minute into one, old minutes into hours and old
-# hours into days. A stats query reads these, never the attempt log. No foreign key: a batch that
+# day) summed. The recorder appends a batch's row per endpoint and minute with each batch of answers, in
+# the batch's transaction; compaction adds those rows into the summaries of each level (minutes, hours,
+# days) and deletes them. A stats query reads one level's summaries and the batches' rows not added yet,
+# never the attempt log (``hookline.store.rollups``). No foreign key: a batch that
 # writes them would then lock the endpoint's row against a tenant's deletion, which waits for the
 # batch's deliveries (a deadlock); deleting a webhook or a tenant deletes its rows, and compaction
 # sweeps any a concurrent batch left behind.
@@ -287,9 +288,22 @@ attempt_rollups = sa.Table(
     sa.Column("failed", sa.Integer, nullable=False),
     sa.Column("last_success_at", UtcDateTime, nullable=True),
     sa.Column("last_failure_at", UtcDateTime, nullable=True),
+    # False: a batch's row, as the recorder appended it; true: a level's summary, written by compaction.
+    sa.Column("summary", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index(None, "endpoint_id", "start"),
     sa.Index(None, "tenant_id", "start"),
-    sa.Index(None, "span", "start"),
+    # Compaction finds the batches' rows and a level's expired summaries by it.
+    sa.Index(None, "summary", "span", "start"),
+    # One summary per endpoint, level and period. Partial: the recorder's inserts do not maintain it.
+    sa.Index(
+        "ix_attempt_rollups_summaries",
+        "endpoint_id",
+        "span",
+        "start",
+        unique=True,
+        postgresql_where=sa.text("summary"),
+        sqlite_where=sa.text("summary = 1"),
+    ),
     sqlite_autoincrement=True,
 )
 
