@@ -71,9 +71,12 @@ class _Ops(Ops):
 
 
 def _endpoint_fields(**fields: Any) -> dict[str, Any]:
-    for name in ("events", "channels"):
-        if fields.get(name) not in (None, UNSET):
-            fields[name] = list(fields[name])
+    """Sequences as lists and mappings as dicts, for the JSON body (UNSET and None pass as they are)."""
+    for name, value in fields.items():
+        if isinstance(value, Mapping):
+            fields[name] = dict(value)
+        elif isinstance(value, Sequence) and not isinstance(value, str):
+            fields[name] = list(value)
     return fields
 
 
