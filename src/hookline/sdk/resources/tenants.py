@@ -1,0 +1,129 @@
+"""``client.tenants`` and ``client.tenants.keys`` (admin key only)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hookline.sdk.models import ApiKey, Deleted, Tenant
+from hookline.sdk.pagination import AsyncPager, Page, PageCall, Pager, page_parser
+from hookline.sdk.resources._base import AsyncResource, Ops, SyncResource, body
+from hookline.sdk.routes import Call, Route
+from hookline.sdk.transport import Options
+
+CREATE = Route("POST", "/v1/tenants", "tenants.create")
+LIST = Route("GET", "/v1/tenants", "tenants.list")
+GET = Route("GET", "/v1/tenants/{tenant_id}", "tenants.get")
+UPDATE = Route("PATCH", "/v1/tenants/{tenant_id}", "tenants.update")
+DELETE = Route("DELETE", "/v1/tenants/{tenant_id}", "tenants.delete")
+KEY_CREATE = Route("POST", "/v1/tenants/{tenant_id}/keys", "tenants.keys.create")
+KEY_LIST = Route("GET", "/v1/tenants/{tenant_id}/keys", "tenants.keys.list")
+KEY_REVOKE = Route("DELETE", "/v1/tenants/{tenant_id}/keys/{key_id}", "tenants.keys.revoke")
+
+
+class _Ops(Ops):
+    def _create(self, name: str, tenant_id: str | None, metadata: Mapping[str, Any] | None) -> Call[Tenant]:
+        json = body(name=name, id=tenant_id, metadata=dict(metadata) if metadata is not None else None)
+        return CREATE.call(Tenant.from_dict, json=json)
+
+    @staticmethod
+    def _page(limit: int | None) -> PageCall[Tenant]:
+        return lambda cursor: LIST.call(
+            page_parser(Tenant.from_dict), params={"limit": limit, "cursor": cursor}
+        )
+
+    @staticmethod
+    def _update(tenant_id: str, name: str | None, metadata: Mapping[str, Any] | None) -> Call[Tenant]:
+        json = body(name=name, metadata=dict(metadata) if metadata is not None else None)
+        return UPDATE.call(Tenant.from_dict, path={"tenant_id": tenant_id}, json=json)
+
+
+class _KeyOps(Ops):
+    @staticmethod
+    def _page(tenant_id: str) -> PageCall[ApiKey]:
+        def page_call(cursor: str | None) -> Call[Page[ApiKey]]:
+            # One page holds every key today; a cursor is followed if the API ever pages them.
+            parse = page_parser(ApiKey.from_dict)
+            return KEY_LIST.call(parse, path={"tenant_id": tenant_id}, params={"cursor": cursor})
+
+        return page_call
+
+
+class Keys(SyncResource, _KeyOps):
+    def create(self, tenant_id: str, *, name: str | None = None) -> ApiKey:
+        """A new API key of the tenant; ``.key`` is the key itself, shown only in this answer."""
+        json = body(name=name)
+        return self._run(KEY_CREATE.call(ApiKey.from_dict, path={"tenant_id": tenant_id}, json=json))
+
+    def list(self, tenant_id: str) -> Pager[ApiKey]:
+        """The tenant's keys (their prefixes, never the keys)."""
+        return Pager(self._run, self._page(tenant_id), None)
+
+    def revoke(self, tenant_id: str, key_id: str) -> Deleted:
+        path = {"tenant_id": tenant_id, "key_id": key_id}
+        return self._run(KEY_REVOKE.call(Deleted.from_dict, path=path))
+
+
+class AsyncKeys(AsyncResource, _KeyOps):
+    async def create(self, tenant_id: str, *, name: str | None = None) -> ApiKey:
+        json = body(name=name)
+        return await self._run(KEY_CREATE.call(ApiKey.from_dict, path={"tenant_id": tenant_id}, json=json))
+
+    def list(self, tenant_id: str) -> AsyncPager[ApiKey]:
+        return AsyncPager(self._run, self._page(tenant_id), None)
+
+    async def revoke(self, tenant_id: str, key_id: str) -> Deleted:
+        path = {"tenant_id": tenant_id, "key_id": key_id}
+        return await self._run(KEY_REVOKE.call(Deleted.from_dict, path=path))
+
+
+class Tenants(SyncResource, _Ops):
+    def __init__(self, options: Options, run: Any) -> None:
+        super().__init__(options, run)
+        self.keys = Keys(options, run)
+
+    def create(
+        self, name: str, *, id: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> Tenant:
+        """A tenant (one of your customers); ``id`` is yours to choose, generated if absent."""
+        return self._run(self._create(name, id, metadata))
+
+    def list(self, *, limit: int | None = None, cursor: str | None = None) -> Pager[Tenant]:
+        return Pager(self._run, self._page(limit), cursor)
+
+    def get(self, tenant_id: str) -> Tenant:
+        return self._run(GET.call(Tenant.from_dict, path={"tenant_id": tenant_id}))
+
+    def update(
+        self, tenant_id: str, *, name: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> Tenant:
+        return self._run(self._update(tenant_id, name, metadata))
+
+    def delete(self, tenant_id: str) -> Deleted:
+        """Delete the tenant and everything it owns (keys, webhooks, events, deliveries)."""
+        return self._run(DELETE.call(Deleted.from_dict, path={"tenant_id": tenant_id}))
+
+
+class AsyncTenants(AsyncResource, _Ops):
+    def __init__(self, options: Options, run: Any) -> None:
+        super().__init__(options, run)
+        self.keys = AsyncKeys(options, run)
+
+    async def create(
+        self, name: str, *, id: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> Tenant:
+        return await self._run(self._create(name, id, metadata))
+
+    def list(self, *, limit: int | None = None, cursor: str | None = None) -> AsyncPager[Tenant]:
+        return AsyncPager(self._run, self._page(limit), cursor)
+
+    async def get(self, tenant_id: str) -> Tenant:
+        return await self._run(GET.call(Tenant.from_dict, path={"tenant_id": tenant_id}))
+
+    async def update(
+        self, tenant_id: str, *, name: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> Tenant:
+        return await self._run(self._update(tenant_id, name, metadata))
+
+    async def delete(self, tenant_id: str) -> Deleted:
+        return await self._run(DELETE.call(Deleted.from_dict, path={"tenant_id": tenant_id}))
