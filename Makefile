@@ -23,10 +23,12 @@ install-dev: $(BIN)/.installed-dev
 run: $(BIN)/.installed
 	$(BIN)/hookline serve
 
+# The second mypy checks hookline_receiver on its own: its oldest Python, no pydantic plugin.
 lint: $(BIN)/.installed-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench receiver
+	$(BIN)/ruff format --check src tests bench receiver
 	$(BIN)/mypy src
+	$(BIN)/mypy --config-file receiver/pyproject.toml src/hookline_receiver
 
 # A smoke run of the benchmark harness (small sizes, figures printed, never asserted).
 bench-quick: $(BIN)/.installed-dev

@@ -97,6 +97,9 @@ def test_signing_key() -> None:
         ("whsec_" + base64.b64encode(bytes(65)).decode(), "base64 of 24 to 64 bytes"),
         ("whsec_not-base64-at-all-but-long-enough", "base64 of 24 to 64 bytes"),
         ("whsec_", "base64 of 24 to 64 bytes"),
+        # Receivers (hookline_receiver) read these as ed25519 keys, not HMAC secrets.
+        ("whpk_" + base64.b64encode(bytes(32)).decode(), "ed25519 keys"),
+        ("whsk_" + base64.b64encode(bytes(32)).decode(), "ed25519 keys"),
     ],
 )
 def test_validate_secret_rejects(secret: str, problem: str) -> None:

@@ -12,6 +12,10 @@ Every delivery carries two signature schemes side by side:
 With several secrets (rotation) each scheme lists one signature per secret, and a verifier accepts
 the delivery when any listed signature matches any of its secrets.
 
+Verification, the key derivation and the header names are ``hookline_receiver``'s (the small
+dependency-free package receivers install); ``verify_standard`` and ``verify_seed_style`` are that
+verifier with one scheme forced.
+
 Everything here is pure (no I/O, no module state) and no secret, key or expected signature ever
 appears in an exception message or a repr.
 """
@@ -19,17 +23,30 @@ appears in an exception message or a repr.
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import hashlib
 import hmac
 import re
-import time
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from secrets import token_bytes
 from typing import Literal
+
+from hookline_receiver import (
+    DEFAULT_TOLERANCE,
+    PUBLIC_KEY_PREFIX,
+    SECRET_KEY_PREFIX,
+    SECRET_PREFIX,
+    STANDARD_ID_HEADER,
+    STANDARD_SIGNATURE_HEADER,
+    STANDARD_TIMESTAMP_HEADER,
+    Verifier,
+    decode_base64,
+    utf8_key,
+)
+from hookline_receiver import WebhookVerificationError as SignatureError
+from hookline_receiver import standard_hmac_key as signing_key
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -48,32 +65,17 @@ __all__ = [
     "verify_standard",
 ]
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks marker, not a secret
 MIN_KEY_BYTES = 24
 MAX_KEY_BYTES = 64
 MAX_SECRET_CHARS = 256
 GENERATED_KEY_BYTES = 24
-DEFAULT_TOLERANCE = 300
 
-STANDARD_ID_HEADER = "webhook-id"
-STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
-STANDARD_SIGNATURE_HEADER = "webhook-signature"
-
-_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
-_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 # RFC 9110 "token": the characters allowed in a header name.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Printable ASCII without surrounding blanks: survives any HTTP stack byte for byte.
 _HEADER_TEXT = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
 # Control, invisible-format and surrogate code points never belong in a secret.
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
-_MAX_TIMESTAMP_DIGITS = 12
-_SHA256_SIZE = 32
-
-
-class SignatureError(ValueError):
-    """A delivery did not verify. The message names the problem, never secret material."""
-
 
 # --- secrets ---------------------------------------------------------------------------------------
 
@@ -81,29 +83,6 @@ class SignatureError(ValueError):
 def generate_secret() -> str:
     """A new Standard Webhooks secret: ``whsec_`` + base64 of 24 random bytes."""
     return SECRET_PREFIX + base64.b64encode(token_bytes(GENERATED_KEY_BYTES)).decode("ascii")
-
-
-def _decode_base64(text: str) -> bytes | None:
-    """Strict standard base64 (padding optional, as the public libraries allow), or None."""
-    if _BASE64.fullmatch(text) is None or ("=" in text and len(text) % 4):
-        return None
-    try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except binascii.Error:
-        return None
-
-
-def signing_key(secret: str) -> bytes:
-    """The Standard Webhooks HMAC key of ``secret``.
-
-    A ``whsec_`` secret whose remainder is valid base64 is keyed by the decoded bytes; any other
-    secret by its UTF-8 bytes.
-    """
-    if secret.startswith(SECRET_PREFIX):
-        key = _decode_base64(secret[len(SECRET_PREFIX) :])
-        if key is not None:
-            return key
-    return _utf8(secret)
 
 
 def validate_secret(secret: str) -> str | None:
@@ -114,23 +93,17 @@ def validate_secret(secret: str) -> str | None:
         return f"secret must be at most {MAX_SECRET_CHARS} characters"
     if any(ch.isspace() or unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in secret):
         return "secret must not contain whitespace or control characters"
+    if secret.startswith((PUBLIC_KEY_PREFIX, SECRET_KEY_PREFIX)):
+        # Receivers read these as ed25519 keys (Standard Webhooks' v1a), never as HMAC secrets.
+        return f"secret must not start with {PUBLIC_KEY_PREFIX!r} or {SECRET_KEY_PREFIX!r} (ed25519 keys)"
     if secret.startswith(SECRET_PREFIX):
-        key = _decode_base64(secret[len(SECRET_PREFIX) :])
+        key = decode_base64(secret[len(SECRET_PREFIX) :])
         if key is None or not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
             return (
                 f"secret starting with {SECRET_PREFIX!r} must be base64 of "
                 f"{MIN_KEY_BYTES} to {MAX_KEY_BYTES} bytes"
             )
     return None
-
-
-def _utf8(secret: str) -> bytes:
-    try:
-        return secret.encode()
-    except UnicodeEncodeError:
-        pass
-    # Raised outside the handler so the original error, which quotes the secret, is not chained.
-    raise ValueError("secret is not valid Unicode text")
 
 
 def _key_pairs(secrets: Sequence[str]) -> list[tuple[bytes, bytes]]:
@@ -156,7 +129,7 @@ def _key_pairs(secrets: Sequence[str]) -> list[tuple[bytes, bytes]]:
 def _key_pair(secret: str) -> tuple[bytes, bytes] | None:
     """Both keys of one secret; a worker signs with the same few secrets over and over."""
     standard_key = signing_key(secret)
-    return (standard_key, _utf8(secret)) if standard_key else None
+    return (standard_key, utf8_key(secret)) if standard_key else None
 
 
 # --- style -----------------------------------------------------------------------------------------
@@ -293,63 +266,11 @@ def signature_headers(
 # --- verification ----------------------------------------------------------------------------------
 
 
-def _check_tolerance(tolerance: int) -> None:
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
-        raise ValueError("tolerance must be a non-negative number of seconds")
-
-
-def _lowercased(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
-
-
-def _require(headers: dict[str, str], name: str) -> str:
-    value = headers.get(name.lower(), "")
-    if not value.strip():
-        raise SignatureError(f"missing header {name!r}")
-    return value
-
-
-def _check_timestamp(name: str, text: str, tolerance: int, now: int | None) -> None:
-    if not (text.isascii() and text.isdigit() and len(text) <= _MAX_TIMESTAMP_DIGITS):
-        raise SignatureError(f"header {name!r} is not an integer unix timestamp")
-    current = int(time.time()) if now is None else now
-    if abs(current - int(text)) > tolerance:
-        raise SignatureError(f"timestamp outside the tolerance of {tolerance} s")
-
-
-def _any_match(candidates: list[bytes], keys: list[bytes], signed_prefix: bytes, body: bytes) -> bool:
-    for key in keys:
-        expected = _mac(key, signed_prefix, body).digest()
-        for candidate in candidates:
-            if hmac.compare_digest(expected, candidate):
-                return True
-    return False
-
-
-def _standard_candidates(header_value: str) -> list[bytes]:
-    """The decoded ``v1`` signatures of a ``webhook-signature`` value; other versions are skipped."""
-    found = []
-    for entry in header_value.split():
-        version, _, encoded = entry.partition(",")
-        if version != "v1":
-            continue
-        digest = _decode_base64(encoded)
-        if digest is not None and len(digest) == _SHA256_SIZE:
-            found.append(digest)
-    return found
-
-
-def _seed_candidates(header_value: str, value_prefix: str) -> list[bytes]:
-    """The decoded digests of a comma separated seed-style signature value."""
-    found = []
-    for entry in header_value.split(","):
-        entry = entry.strip()
-        if not entry.startswith(value_prefix):
-            continue
-        hex_digest = entry[len(value_prefix) :]
-        if _HEX_DIGEST.fullmatch(hex_digest) is not None:
-            found.append(bytes.fromhex(hex_digest))
-    return found
+def _sequence(secrets: Sequence[str]) -> Sequence[str]:
+    """The server's stricter contract: always a sequence (the receiver also takes a single secret)."""
+    if isinstance(secrets, str):
+        raise TypeError("secrets must be a sequence of strings, not a single string")
+    return secrets
 
 
 def verify_standard(
@@ -361,17 +282,8 @@ def verify_standard(
     now: int | None = None,
 ) -> None:
     """Check a Standard Webhooks delivery; raise SignatureError unless it is authentic and fresh."""
-    _check_body(body)
-    _check_tolerance(tolerance)
-    keys = [standard_key for standard_key, _ in _key_pairs(secrets)]
-    found = _lowercased(headers)
-    event_id = _require(found, STANDARD_ID_HEADER)
-    stamp = _require(found, STANDARD_TIMESTAMP_HEADER)
-    signatures = _require(found, STANDARD_SIGNATURE_HEADER)
-    _check_timestamp(STANDARD_TIMESTAMP_HEADER, stamp, tolerance, now)
-    candidates = _standard_candidates(signatures)
-    if not _any_match(candidates, keys, f"{event_id}.{stamp}.".encode(), body):
-        raise SignatureError("no signature matched")
+    verifier = Verifier(_sequence(secrets), tolerance=tolerance, scheme="standard")
+    verifier.check(body, headers, now=now)
 
 
 def verify_seed_style(
@@ -387,13 +299,11 @@ def verify_seed_style(
 
     Signatures must be written in ``style.hex_form``; entries in another form do not match.
     """
-    _check_body(body)
-    _check_tolerance(tolerance)
-    keys = [seed_key for _, seed_key in _key_pairs(secrets)]
-    found = _lowercased(headers)
-    stamp = _require(found, style.timestamp_header)
-    signatures = _require(found, style.signature_header)
-    _check_timestamp(style.timestamp_header, stamp, tolerance, now)
-    candidates = _seed_candidates(signatures, style.value_prefix)
-    if not _any_match(candidates, keys, f"{stamp}.".encode(), body):
-        raise SignatureError("no signature matched")
+    verifier = Verifier(
+        _sequence(secrets),
+        tolerance=tolerance,
+        scheme="seed",
+        prefix=style.header_prefix,
+        hex_form=style.hex_form,
+    )
+    verifier.check(body, headers, now=now)
