@@ -102,6 +102,16 @@ def test_the_reason_says_the_period_in_a_readable_unit(seconds: float, said: str
     assert disable is not None and disable.endswith(f"(auto-disabled after {said})")
 
 
+def test_answers_to_an_endpoint_disabled_already_report_no_new_disable() -> None:
+    """Sends that were out when it was disabled: it stays disabled, and nothing says it again (the
+    recorder writes no second reason, no second ``endpoint.disabled`` is raised)."""
+    disabled = FRESH.changed(hold=HOLD_DISABLED, failing_since=at(-30 * DAY))
+    for answers in ((410,), (500,)):
+        state, disable = after(disabled, *answers)
+        assert disable is None
+        assert state.hold == HOLD_DISABLED
+
+
 @pytest.mark.parametrize("before", [None, 200, 500])
 def test_410_gone_disables_at_once(before: int | None) -> None:
     answers = (410,) if before is None else (before, 410)

@@ -27,7 +27,7 @@ from typing import Any
 from hookline.catalog import OPERATIONAL_EVENTS
 from hookline.dispatch.alerting import AlertPolicy
 from hookline.dispatch.health import Verdict
-from hookline.store.endpoint_state import HOLD_DISABLED, EndpointState
+from hookline.store.endpoint_state import EndpointState
 from hookline.store.events import format_timestamp
 from hookline.store.notices import Notice, raised_for
 from hookline.store.queue import Outcome
@@ -96,7 +96,7 @@ def after_answers(before: EndpointState, verdict: Verdict, now: datetime, alert:
         )
     elif before.breaker_state != "closed" and after.breaker_state == "closed":
         found.append(circuit_closed(tenant_id, webhook_id, trigger="probe", at=now))
-    if verdict.disable is not None and before.hold != HOLD_DISABLED:
+    if verdict.disable is not None:
         found.append(disabled(tenant_id, webhook_id, trigger="automatic", reason=verdict.disable, at=now))
     if (failing := verdict.failing) is not None:
         found.append(

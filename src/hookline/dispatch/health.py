@@ -39,7 +39,7 @@ class Answer:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     state: EndpointState
-    disable: str | None = None  # a reason, when the endpoint is disabled by these answers
+    disable: str | None = None  # a reason, when these answers disable the endpoint (not if it was)
     failing: Failing | None = None  # set when these answers made the endpoint failing
 
 
@@ -85,6 +85,8 @@ def after_attempts(
             f"failing since {failing_since.isoformat(timespec='seconds')} without a success "
             f"(auto-disabled after {_duration(auto_disable_after)})"
         )
+    if state.hold == HOLD_DISABLED:
+        disable = None  # disabled already (answers of sends that were out): nothing new to report
     state = with_breaker(
         state,
         b,

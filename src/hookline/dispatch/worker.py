@@ -52,7 +52,6 @@ from hookline.dispatch.senders import make_sender
 from hookline.store import notices as notice_rows
 from hookline.store import queue
 from hookline.store import rollups as rollup_rows
-from hookline.store.endpoint_state import HOLD_DISABLED
 from hookline.store.engine import DATABASE_ERRORS, WAKE_CHANNEL, Store
 from hookline.store.queue import Job, Outcome
 
@@ -586,7 +585,7 @@ class Worker:
                 )
                 changed.append(verdict.state)
                 raised.extend(notices.after_answers(candidate.state, verdict, now, self.alert_policy))
-                if verdict.disable is not None and candidate.state.hold != HOLD_DISABLED:
+                if verdict.disable is not None:
                     disable[endpoint_id] = verdict.disable
                     log.warning("endpoint disabled", endpoint_id=endpoint_id, reason=verdict.disable)
             raised.extend(
