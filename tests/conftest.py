@@ -51,6 +51,8 @@ TABLES = [
     "service_meta",
     "attempt_rollups",
     "notices",
+    "relay_listeners",
+    "relay_exchanges",
 ]
 
 

@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     auto_disable_after: Annotated[float | None, NoDecode] = 5 * 86400.0
     # Delivery statistics: how long their rollups are kept (a stats window reaches back at most this far).
     stats_retention: Annotated[float, NoDecode] = 90 * 86400.0
+    # `hookline listen`: a relay session no listener has held for this long is deleted with its endpoint.
+    relay_keep: Annotated[float, NoDecode] = 3600.0
     # Operational events (hookline.notices): the operator's webhook, and when an endpoint is reported
     # failing (a failure rate over a window).
     operator_webhook_url: str | None = None
@@ -172,6 +174,7 @@ class Settings(BaseSettings):
         "breaker_max_cooldown",
         "stats_retention",
         "alert_window",
+        "relay_keep",
         mode="before",
     )
     @classmethod
@@ -188,6 +191,7 @@ class Settings(BaseSettings):
         "breaker_max_cooldown",
         "stats_retention",
         "alert_window",
+        "relay_keep",
     )
     @classmethod
     def _positive(cls, value: float) -> float:

@@ -17,6 +17,7 @@ from hookline.api.routes import (
     deliveries,
     event_types,
     events,
+    listen,
     stats,
     tenants,
     webhook_tests,
@@ -50,7 +51,17 @@ def create_app(services: Services, *, lean_ingest: bool = True) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
     # circuit_breaker, webhook_tests and stats before webhooks: /v1/webhooks/circuit-breaker,
     # /v1/webhooks/test and /v1/webhooks/stats are not webhook ids.
-    for module in (tenants, circuit_breaker, webhook_tests, stats, webhooks, deliveries, event_types, events):
+    for module in (
+        tenants,
+        circuit_breaker,
+        webhook_tests,
+        stats,
+        webhooks,
+        deliveries,
+        event_types,
+        events,
+        listen,
+    ):
         app.include_router(module.router)
 
     @app.get(

@@ -108,6 +108,9 @@ class HealthOut(_Shape):
 class WebhookOut(_Shape):
     id: int
     url: str
+    kind: Literal["http", "relay"] = Field(
+        description='"relay": a `hookline listen` session\'s temporary webhook (its URL is relay://...)'
+    )
     events: list[str]
     active: bool
     created_at: datetime

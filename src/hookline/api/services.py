@@ -73,7 +73,11 @@ class Services:
         sends), with the worker's egress policy and signature style; closed on the way out."""
         settings = self.settings
         sender = make_sender(
-            settings.sender, settings.url_policy, style=settings.signature_style, body_limit=body_limit
+            settings.sender,
+            settings.url_policy,
+            style=settings.signature_style,
+            body_limit=body_limit,
+            store=self.store,
         )
         await sender.start()
         try:

@@ -51,6 +51,7 @@ from hookline.dispatch.sender import AttemptResult, Request
 from hookline.dispatch.senders import make_sender
 from hookline.store import notices as notice_rows
 from hookline.store import queue
+from hookline.store import relay as relay_rows
 from hookline.store import rollups as rollup_rows
 from hookline.store.engine import DATABASE_ERRORS, WAKE_CHANNEL, Store
 from hookline.store.queue import Job, Outcome
@@ -97,6 +98,7 @@ class Worker:
             settings.url_policy,
             style=settings.signature_style,
             body_limit=settings.response_body_limit,
+            store=store,
         )
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -651,7 +653,8 @@ class Worker:
                 await self._wait(self._notices_raised, delay)
 
     async def _compactor(self) -> None:
-        """Compact the statistics' rollups now and then (every worker tries; one at a time runs)."""
+        """Housekeeping now and then: compact the statistics' rollups (every worker tries; one at a time
+        runs) and delete the relay sessions (``hookline listen``) no one has held for ``relay_keep``."""
         await self._wait(self._stopping, random.uniform(1.0, COMPACT_EVERY))
         while not self._stopping.is_set():
             try:
@@ -660,6 +663,13 @@ class Worker:
                 )
             except Exception as exc:  # the next run tries again; nothing is lost meanwhile
                 log.warning("statistics compaction failed", error=f"{type(exc).__name__}: {exc}")
+            try:
+                async with self.store.write() as conn:
+                    gone = await relay_rows.expire(conn, _now(), timedelta(seconds=self.settings.relay_keep))
+                if gone:
+                    log.info("relay sessions expired", sessions=gone)
+            except Exception as exc:  # the next run tries again
+                log.warning("expiring relay sessions failed", error=f"{type(exc).__name__}: {exc}")
             await self._wait(self._stopping, COMPACT_EVERY)
 
     async def _listen(self) -> None:

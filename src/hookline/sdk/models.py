@@ -140,6 +140,7 @@ class Webhook(Model):
     circuit_breaker: dict[str, float] | None
     verification: Verification
     health: WebhookHealth
+    kind: str = "http"  # "relay": a `hookline listen` session's temporary webhook
     secret: str | None = None  # only when the webhook was just created
 
 

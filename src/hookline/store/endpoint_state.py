@@ -21,6 +21,7 @@ from hookline.store.schema import deliveries, endpoint_state, endpoint_wakes
 
 HOLD_DISABLED = "disabled"
 HOLD_UNVERIFIED = "unverified"
+HOLD_OFFLINE = "offline"  # a relay session's endpoint while no listener is connected (hookline listen)
 
 
 def hold_for(*, active: bool, verification: str) -> str | None:

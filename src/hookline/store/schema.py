@@ -144,7 +144,7 @@ endpoint_state = sa.Table(
     sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("work_at", UtcDateTime, nullable=True),  # it may have due work from then (NULL: none)
     sa.Column("blocked_until", UtcDateTime, nullable=True),
-    sa.Column("hold", sa.String(16), nullable=True),  # disabled | unverified
+    sa.Column("hold", sa.String(16), nullable=True),  # disabled | unverified | offline
     sa.Column("due_at", UtcDateTime, sa.Computed(DUE_AT, persisted=True), nullable=True),
     sa.Column("breaker_state", sa.String(16), nullable=False, server_default="closed"),
     sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
@@ -321,5 +321,43 @@ notices = sa.Table(
     sa.Column("data", Json, nullable=False),
     sa.Column("exclude_subject", sa.Boolean, nullable=False),  # never delivered to that endpoint
     sa.Column("created_at", UtcDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# ``hookline listen`` (``hookline.store.relay``): one row per relay session, the temporary endpoint it
+# delivers to and the connection that holds it now (NULL: none; its deliveries are held meanwhile).
+relay_listeners = sa.Table(
+    "relay_listeners",
+    metadata,
+    sa.Column("token", sa.String(64), primary_key=True),
+    sa.Column(
+        "endpoint_id", BigId, sa.ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False, unique=True
+    ),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("connection", sa.String(64), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("seen_at", UtcDateTime, nullable=False),  # the holder's last sign of life, or when it left
+)
+
+# One signed request on its way through a relay session, and the listener's answer: the worker writes
+# the request and waits for the answer; the API process holding the session passes it along. Rows live
+# for one attempt (the worker deletes its own; housekeeping removes any a dead worker left).
+relay_exchanges = sa.Table(
+    "relay_exchanges",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("headers", Json, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("deadline", UtcDateTime, nullable=False),
+    sa.Column("taken_by", sa.String(64), nullable=True),
+    sa.Column("answered_at", UtcDateTime, nullable=True),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("response_body", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=True),
+    sa.Index(None, "token", "id"),
     sqlite_autoincrement=True,
 )

@@ -33,6 +33,7 @@ from hookline.dispatch.breaker import POLICY_FIELDS, policy_problem
 from hookline.egress import UrlRejected, check_webhook_url, header_problem
 from hookline.signing import generate_secret, validate_secret
 from hookline.store import endpoints as store
+from hookline.store import relay
 from hookline.store.endpoint_state import EndpointState
 from hookline.store.endpoints import Endpoint
 
@@ -158,6 +159,7 @@ def webhook_view(services: Services, e: Endpoint, state: EndpointState, held: in
     return {
         "id": e.id,
         "url": e.url,
+        "kind": "relay" if relay.token_of(e.url) is not None else "http",
         "events": e.events,
         "active": e.active,
         "created_at": e.created_at,
@@ -328,6 +330,8 @@ async def update_webhook(
         changes["disabled_reason"] = None
     _options(changes)
     before = await endpoint_or_404(services, tenant, webhook_id)
+    if "url" in changes and relay.token_of(before.url) is not None:
+        raise bad_request("a `hookline listen` session's webhook keeps its relay:// URL")
     async with services.store.write() as conn:
         if not await store.update_endpoint(conn, tenant, before.id, changes, services.now()):
             raise not_found(f"webhook '{webhook_id}' not found")
