@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +27,7 @@ import hookline
 from hookline.sdk.listener import Listener, RelayedDelivery, SessionTakenOver
 from hookline_receiver import verify
 from tests.chaos.procs import ADMIN_KEY, Processes, base_env, free_port, wait_healthy
+from tests.receivers import Receiver, Reply
 
 T = TypeVar("T")
 
@@ -276,3 +281,136 @@ async def test_refusals_are_the_api_errors(server: Server, tenant_key: str) -> N
         async with hookline.AsyncClient(server.url, other_key) as client:
             with pytest.raises(hookline.BadRequest, match="relay://"):
                 await client.webhooks.update(theirs.session.webhook_id, url="https://example.com/hook")
+            # The single-webhook form (seed 000) never takes over a session's webhook.
+            default = await client.webhooks.set_default("http://127.0.0.1:9/hook")
+            assert default.id != theirs.session.webhook_id
+            assert (await client.webhooks.get(theirs.session.webhook_id)).kind == "relay"
+
+
+# --- hookline listen (the CLI) ---------------------------------------------------------------------------
+
+
+class ListenProcess:
+    """``hookline listen ... --json`` as a real process, its JSON lines read as they come."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[dict[str, Any]] = []
+
+    @classmethod
+    async def start(cls, server: Server, key: str, *args: str) -> ListenProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hookline",
+            "listen",
+            "--url",
+            server.url,
+            "--key",
+            key,
+            "--json",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")},
+        )
+        return cls(proc)
+
+    async def next(self, kind: str, timeout: float = 20) -> dict[str, Any]:
+        """The next line of this ``type`` (earlier lines of other types are kept in ``lines``)."""
+        assert self.proc.stdout is not None
+
+        async def read() -> dict[str, Any]:
+            while True:
+                raw = await self.proc.stdout.readline()  # type: ignore[union-attr]
+                if not raw:
+                    stderr = await self.proc.stderr.read()  # type: ignore[union-attr]
+                    raise AssertionError(f"listen exited ({self.proc.returncode}): {stderr.decode()}")
+                line = json.loads(raw)
+                self.lines.append(line)
+                if line["type"] == kind:
+                    return line
+
+        return await asyncio.wait_for(read(), timeout)
+
+    async def stop(self) -> int:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGINT)
+        return await asyncio.wait_for(self.proc.wait(), 20)
+
+
+async def test_listen_forwards_verified_deliveries_to_a_local_app_and_survives_a_restart(
+    server: Server, tenant_key: str
+) -> None:
+    async with Receiver() as app, hookline.AsyncClient(server.url, tenant_key, max_retries=5) as client:
+        app.plan("/hook", Reply(500, b"not yet"))  # the first request fails: retried through the session
+        app.always("/hook", Reply(201, b"made"))
+        listen = await ListenProcess.start(
+            server, tenant_key, "--forward-to", app.url("/hook"), "--events", "message.received,order.*"
+        )
+        try:
+            session = await listen.next("session")
+            assert session["events"] == ["message.received", "order.*"] and not session["resumed"]
+            webhook_id = session["webhook_id"]
+            secret = (await client.webhooks.get_secret(webhook_id)).secret
+            sent = await client.events.post("message.received", MESSAGE)
+            [failed] = await app.wait_for(1, "/hook", timeout=20)
+            line = await listen.next("delivery")
+            assert (line["event_id"], line["signature"], line["status"]) == (sent.id, "ok", 500)
+            [_, retried] = await app.wait_for(2, "/hook", timeout=20)
+            for request in (failed, retried):  # the exact bytes, with the headers an HTTP receiver gets
+                event = verify(request.body, request.headers, secret)
+                assert event.id == sent.id and event.data == MESSAGE
+            assert (await listen.next("delivery"))["status"] == 201
+
+            async def recorded() -> bool:
+                [d] = await client.deliveries.list(webhook_id).to_list()
+                return d.status == "succeeded" and d.attempts == 2 and d.last_status_code == 201
+
+            await eventually(recorded, "the local app's answers to be the attempts")
+
+            # The server goes away under the listener and comes back: the session resumes.
+            await asyncio.to_thread(server.restart)
+            await listen.next("disconnected")
+            assert (await listen.next("session", timeout=30))["resumed"]
+            later = await client.events.post("order.created", {"order_id": "o-1", "total": 1250.00})
+            line = await listen.next("delivery", timeout=30)
+            assert (line["event_id"], line["signature"], line["status"]) == (later.id, "ok", 201)
+            assert json.loads(app.to("/hook")[-1].body)["data"]["total"] == 1250.00
+
+            # The handshake is answered by the CLI, not forwarded.
+            forwarded = len(app.to("/hook"))
+            assert (await client.webhooks.verify(webhook_id)).verified
+            assert (await listen.next("delivery"))["handshake"]
+            assert len(app.to("/hook")) == forwarded
+        finally:
+            code = await listen.stop()
+        assert code == 0
+        with pytest.raises(hookline.NotFound):  # Ctrl-C deleted the session's webhook
+            await client.webhooks.get(webhook_id)
+
+
+async def test_listen_without_a_local_app_prints_and_answers_200(server: Server, tenant_key: str) -> None:
+    async with hookline.AsyncClient(server.url, tenant_key) as client:
+        listen = await ListenProcess.start(server, tenant_key, "--keep")
+        try:
+            webhook_id = (await listen.next("session"))["webhook_id"]
+            sent = await client.events.post("message.received", MESSAGE)
+            line = await listen.next("delivery")
+            assert (line["event_id"], line["status"], line["signature"]) == (sent.id, 200, "ok")
+        finally:
+            assert await listen.stop() == 0
+        hook = await client.webhooks.get(webhook_id)  # --keep: the session waits to be resumed
+        assert hook.kind == "relay"
+
+
+async def test_listen_refusals_exit_with_one_line(server: Server, tenant_key: str) -> None:
+    for key, args, code, text in (
+        ("hk_wrong", (), 1, "invalid or revoked API key"),
+        (tenant_key, ("--events", "mesage.received"), 1, "mesage.received"),
+        (tenant_key, ("--session", "rl_gone"), 4, "session 'rl_gone' not found"),
+    ):
+        listen = await ListenProcess.start(server, key, *args)
+        assert await asyncio.wait_for(listen.proc.wait(), 20) == code
+        stderr = (await listen.proc.stderr.read()).decode()  # type: ignore[union-attr]
+        assert text in stderr and "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1

@@ -12,6 +12,9 @@ from hookline.store import endpoint_state
 from hookline.store.endpoint_state import HOLD_UNVERIFIED, EndpointState
 from hookline.store.schema import attempt_rollups, endpoints
 
+# The URL scheme of a ``hookline listen`` session's endpoint (``hookline.store.relay``).
+RELAY_SCHEME = "relay://"
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -59,9 +62,12 @@ async def get_endpoint(conn: AsyncConnection, tenant_id: str, endpoint_id: int) 
 
 
 async def list_endpoints(
-    conn: AsyncConnection, tenant_id: str, *, after: int | None, limit: int
+    conn: AsyncConnection, tenant_id: str, *, after: int | None, limit: int, relays: bool = True
 ) -> list[Endpoint]:
+    """``relays=False``: without the temporary endpoints of ``hookline listen`` sessions."""
     query = endpoints.select().where(endpoints.c.tenant_id == tenant_id).order_by(endpoints.c.id).limit(limit)
+    if not relays:
+        query = query.where(~endpoints.c.url.startswith(RELAY_SCHEME, autoescape=True))
     if after is not None:
         query = query.where(endpoints.c.id > after)
     return [Endpoint(**row) for row in (await conn.execute(query)).mappings()]

@@ -28,10 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.store import endpoint_state as states
 from hookline.store.endpoint_state import HOLD_OFFLINE
-from hookline.store.endpoints import Endpoint, delete_endpoint, insert_endpoint
+from hookline.store.endpoints import RELAY_SCHEME, Endpoint, delete_endpoint, insert_endpoint
 from hookline.store.schema import relay_exchanges, relay_listeners
 
-SCHEME = "relay://"
+SCHEME = RELAY_SCHEME
 # How long a worker's request waits to be taken after its deadline before housekeeping removes it (the
 # worker removes its own; this is for one that died waiting).
 EXCHANGE_GRACE = timedelta(minutes=1)

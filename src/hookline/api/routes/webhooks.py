@@ -447,13 +447,15 @@ class DefaultWebhook(BaseModel):
 async def set_default_webhook(
     body: DefaultWebhook, services: ServicesDep, principal: Authenticated
 ) -> Response:
-    """The default webhook is the tenant's oldest endpoint; with none, one is created (201, with its
-    secret). Events default to all. It is an ordinary endpoint: ``GET /v1/webhooks`` lists it."""
+    """The default webhook is the tenant's oldest endpoint (not a ``hookline listen`` session's); with
+    none, one is created (201, with its secret). Events default to all. It is an ordinary endpoint:
+    ``GET /v1/webhooks`` lists it."""
     tenant_id = await resolve_tenant(services, principal, body.tenant_id)
     url = _url(services, body.webhookUrl)
     events = await _events(services, body.events if body.events is not None else ["*"])
     async with services.store.read() as conn:
-        existing = await store.list_endpoints(conn, tenant_id, after=None, limit=1)
+        # A listen session's webhook is never the default: it keeps its relay:// URL.
+        existing = await store.list_endpoints(conn, tenant_id, after=None, limit=1, relays=False)
     if not existing:
         return await create_webhook(
             WebhookCreate(url=url, events=events, tenant_id=tenant_id), services, principal
