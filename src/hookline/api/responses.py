@@ -98,7 +98,7 @@ class HealthOut(_Shape):
         description="requests per second in force (the endpoint's or the default)"
     )
     held: int = Field(description="pending deliveries held (disabled, unverified, breaker open or paused)")
-    held_reason: str | None = Field(description="disabled | unverified | circuit_open | paused")
+    held_reason: str | None = Field(description="disabled | unverified | circuit_open | paused | offline")
     disabled_reason: str | None
     paused_until: datetime | None = Field(description="a receiver's Retry-After pauses the whole endpoint")
     last_success_at: datetime | None
