@@ -290,6 +290,10 @@ async def test_refusals_are_the_api_errors(server: Server, tenant_key: str) -> N
 # --- hookline listen (the CLI) ---------------------------------------------------------------------------
 
 
+# The CLI on PostgreSQL only (api and worker processes apart): the relay itself runs on both above.
+ONE_BACKEND = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
 class ListenProcess:
     """``hookline listen ... --json`` as a real process, its JSON lines read as they come."""
 
@@ -339,6 +343,7 @@ class ListenProcess:
         return await asyncio.wait_for(self.proc.wait(), 20)
 
 
+@ONE_BACKEND
 async def test_listen_forwards_verified_deliveries_to_a_local_app_and_survives_a_restart(
     server: Server, tenant_key: str
 ) -> None:
@@ -390,6 +395,7 @@ async def test_listen_forwards_verified_deliveries_to_a_local_app_and_survives_a
             await client.webhooks.get(webhook_id)
 
 
+@ONE_BACKEND
 async def test_listen_without_a_local_app_prints_and_answers_200(server: Server, tenant_key: str) -> None:
     async with hookline.AsyncClient(server.url, tenant_key) as client:
         listen = await ListenProcess.start(server, tenant_key, "--keep")
@@ -404,6 +410,7 @@ async def test_listen_without_a_local_app_prints_and_answers_200(server: Server,
         assert hook.kind == "relay"
 
 
+@ONE_BACKEND
 async def test_listen_refusals_exit_with_one_line(server: Server, tenant_key: str) -> None:
     for key, args, code, text in (
         ("hk_wrong", (), 1, "invalid or revoked API key"),

@@ -32,6 +32,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from hookline.api.auth import principal_for, resolve_tenant
 from hookline.api.envelope import ApiError, bad_request, error, not_found
+from hookline.api.errors import database_unavailable
 from hookline.api.services import Services
 from hookline.catalog import UnknownEventType, normalize_subscription
 from hookline.signing import generate_secret
@@ -47,6 +48,9 @@ TAKE_AT_ONCE = 16
 FIRST_LOOK = 0.02
 SLOWEST_LOOK = 0.25
 MAX_ERROR_CHARS = 500
+# Close codes (4000-4999 are the application's): the listener stops on these two, reconnects on others.
+SESSION_GONE = 4404
+TAKEN_OVER = 4409
 
 
 @router.websocket("/v1/listen")
@@ -62,33 +66,25 @@ async def listen(websocket: WebSocket) -> None:
     except ApiError as exc:
         await websocket.send_denial_response(error(exc.code, exc.error, exc.headers))
         return
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        log.warning("database unavailable", path="/v1/listen", error=type(exc).__name__)
+        unavailable = error(503, "the database is unavailable; try again shortly", {"Retry-After": "5"})
+        await websocket.send_denial_response(unavailable)
+        return
     await websocket.accept()
     connection = secrets.token_hex(8)
-    now = services.now()
-    endpoint: Endpoint | None
-    async with services.store.write() as conn:
-        if session is None:
-            session, endpoint = await relay.open_session(
-                conn,
-                tenant_id=tenant_id,
-                connection=connection,
-                now=now,
-                description="hookline listen",
-                secret=generate_secret(),
-                events=events,
-                channels=None,
-                headers={},
-                metadata={},
-            )
-            resumed = False
-        else:
-            found = await get_endpoint(conn, tenant_id, session.endpoint_id)
-            if found is not None and not await relay.attach(conn, session, connection, now):
-                found = None
-            endpoint, resumed = found, True
-    if endpoint is None:
-        await _close(websocket, 4404, f"session '{session.token}' not found")
+    try:
+        opened = await _open(services, tenant_id, session, events, connection)
+    except Exception as exc:  # the store is unavailable: say so; the listener tries again
+        log.warning("relay session could not be opened", error=type(exc).__name__)
+        await _close(websocket, 1011, "the session could not be opened; try again")
         return
+    if opened is None:
+        await _close(websocket, SESSION_GONE, f"session '{token}' not found")
+        return
+    session, endpoint, resumed = opened
     services.store.announce_new_work()  # what was held while no one listened is due now
     log.info("listener attached", webhook_id=endpoint.id, resumed=resumed)
     await websocket.send_text(
@@ -110,6 +106,37 @@ async def listen(websocket: WebSocket) -> None:
             async with services.store.write() as conn:
                 await relay.detach(conn, session, connection, services.now())
         log.info("listener detached", webhook_id=endpoint.id)
+
+
+async def _open(
+    services: Services,
+    tenant_id: str,
+    session: relay.Session | None,
+    events: list[str] | None,
+    connection: str,
+) -> tuple[relay.Session, Endpoint, bool] | None:
+    """A new session held by ``connection``, or ``session`` attached to it (None if it is gone now);
+    with its endpoint and whether it was resumed."""
+    now = services.now()
+    async with services.store.write() as conn:
+        if session is None:
+            session, endpoint = await relay.open_session(
+                conn,
+                tenant_id=tenant_id,
+                connection=connection,
+                now=now,
+                description="hookline listen",
+                secret=generate_secret(),
+                events=events,
+                channels=None,
+                headers={},
+                metadata={},
+            )
+            return session, endpoint, False
+        found = await get_endpoint(conn, tenant_id, session.endpoint_id)
+        if found is None or not await relay.attach(conn, session, connection, now):
+            return None
+        return session, found, True
 
 
 async def _find(services: Services, tenant_id: str, token: str) -> relay.Session:
@@ -140,8 +167,13 @@ async def _serve(services: Services, websocket: WebSocket, session: relay.Sessio
         for task in (passing, reading):
             task.cancel()
         await asyncio.gather(passing, reading, return_exceptions=True)
-    if passing in done and passing.exception() is None:
-        await _close(websocket, 4409, "another listener took over this session")
+    if passing in done:
+        problem = passing.exception()
+        if problem is None:
+            await _close(websocket, TAKEN_OVER, "another listener took over this session")
+        else:  # the store failed: the listener reconnects and resumes
+            log.warning("relay session failed", error=type(problem).__name__)
+            await _close(websocket, 1011, "the relay failed; reconnect to resume")
 
 
 async def _pass_on(services: Services, websocket: WebSocket, session: relay.Session, connection: str) -> None:
