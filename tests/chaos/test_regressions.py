@@ -102,7 +102,7 @@ async def test_database_refusing_connections_is_503_not_500(message: str) -> Non
 
 
 def test_an_import_error_inside_a_command_is_reported_as_itself() -> None:
-    from hookline.cli import _run
+    from hookline.cli.server import _run
 
     async def command() -> None:
         raise ImportError("cannot import name 'X' from 'hookline.store.engine'")

@@ -1,4 +1,8 @@
-"""The ``hookline`` command: serve, api, migrate, admin-key."""
+"""The server's commands: ``serve``, ``api``, ``worker``, ``migrate``, ``admin-key reset``, ``version``.
+
+Everything of the server (uvicorn, settings, the store) is imported inside the commands, so that the
+client commands of the same ``hookline`` program start without loading it.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +15,22 @@ from collections.abc import Coroutine, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
 
 from hookline import __version__
-from hookline.config import ConfigError, Settings, load_settings
-from hookline.logs import configure_logging
 
 if TYPE_CHECKING:
-    from hookline.api.services import Services
+    import uvicorn
 
-app = typer.Typer(
-    help="hookline: self-hosted webhook delivery.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode=None,
-)
+    from hookline.api.services import Services
+    from hookline.config import Settings
+
+
+def register(app: typer.Typer) -> None:
+    for command in (serve, api, worker, migrate):
+        app.command()(command)
+    app.add_typer(admin_key, name="admin-key")
+    app.command()(version)
+
 
 HostOpt = Annotated[
     str | None, typer.Option(metavar="ADDRESS", help="address to listen on [env: HOOKLINE_HOST]")
@@ -58,6 +63,9 @@ WorkersOpt = Annotated[
 
 
 def _settings(**overrides: Any) -> Settings:
+    from hookline.config import ConfigError, load_settings
+    from hookline.logs import configure_logging
+
     try:
         settings = load_settings(**overrides)
     except ConfigError as exc:
@@ -93,12 +101,17 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
     uvloop.run(coro)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, minus its own signal handling: hookline stops the API and the worker together."""
+def _server(config: uvicorn.Config) -> uvicorn.Server:
+    import uvicorn
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    class _Server(uvicorn.Server):
+        """uvicorn, minus its own signal handling: hookline stops the API and the worker together."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return _Server(config)
 
 
 async def _open_services(settings: Settings, *, api: bool, auto_migrate: bool) -> Services:
@@ -155,6 +168,8 @@ async def _run_roles(
     auto_migrate: bool,
     sockets: list[socket.socket] | None = None,
 ) -> None:
+    import uvicorn
+
     from hookline.api.app import create_app
     from hookline.api.protocol import EnvelopeHttpToolsProtocol
     from hookline.dispatch.worker import Worker
@@ -171,7 +186,7 @@ async def _run_roles(
     sockets = sockets or bound or None
     dispatcher = Worker(services.store, settings) if worker else None
     server = (
-        _Server(
+        _server(
             uvicorn.Config(
                 create_app(services),
                 host=settings.host,
@@ -241,7 +256,6 @@ def log_dev_mode(settings: Settings) -> None:
     )
 
 
-@app.command()
 def serve(
     host: HostOpt = None, port: PortOpt = None, database_url: DbOpt = None, dev: DevOpt = False
 ) -> None:
@@ -251,7 +265,6 @@ def serve(
     _run(_run_roles(settings, api=True, worker=True, auto_migrate=is_sqlite))
 
 
-@app.command()
 def api(
     host: HostOpt = None,
     port: PortOpt = None,
@@ -337,14 +350,12 @@ def _api_process(overrides: dict[str, Any], sock: socket.socket) -> None:
         raise SystemExit(exc.exit_code) from None
 
 
-@app.command()
 def worker(database_url: DbOpt = None, dev: DevOpt = False) -> None:
     """Run only the delivery worker (production: as many as you like against one PostgreSQL)."""
     settings = _settings(database_url=database_url, dev=dev or None)
     _run(_run_roles(settings, api=False, worker=True, auto_migrate=False))
 
 
-@app.command()
 def migrate(database_url: DbOpt = None) -> None:
     """Create or upgrade the database schema."""
     from datetime import UTC, datetime
@@ -375,7 +386,6 @@ def migrate(database_url: DbOpt = None) -> None:
 
 
 admin_key = typer.Typer(help="Manage the operator's admin key.")
-app.add_typer(admin_key, name="admin-key")
 
 
 @admin_key.command("reset")
@@ -405,31 +415,6 @@ def admin_key_reset(database_url: DbOpt = None) -> None:
         typer.echo("hookline: note: HOOKLINE_ADMIN_KEY is set and takes precedence over this key", err=True)
 
 
-@app.command()
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(__version__)
-        raise typer.Exit()
-
-
-@app.callback()
-def _options(
-    show_version: Annotated[
-        bool | None,
-        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
-    ] = None,
-) -> None:
-    """hookline: self-hosted webhook delivery."""
-
-
-def main() -> None:
-    app(prog_name="hookline")
-
-
-if __name__ == "__main__":
-    main()

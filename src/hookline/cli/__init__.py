@@ -1,0 +1,61 @@
+"""The ``hookline`` command: the server's roles, and client commands that talk to a running service.
+
+One module a command group. Each exposes ``register(app: typer.Typer) -> None``, which adds its
+commands (``app.command()(fn)``) or its group (``app.add_typer(group, name=...)``) to the program;
+``COMMAND_MODULES`` names them, in the order ``hookline --help`` lists them, so adding a group is one
+line there. A module imports only what its commands need at the top (typer, ``connection``,
+``output``): the server (uvicorn, SQLAlchemy, FastAPI) loads inside the server's commands, so a client
+command such as ``hookline webhooks list`` starts without it.
+
+The client commands talk to the service only through the SDK (``hookline.Client``); ``connection``
+holds what they share: the ``--url``/``--key``/``--profile`` options, the profiles file, and the
+mapping of SDK errors to exit codes (0 ok, 1 refused by the API, 2 usage or configuration, 3 server
+unreachable or failing, 4 not found).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Annotated
+
+import typer
+
+from hookline import __version__
+
+COMMAND_MODULES = ("server",)
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 the API refused the request (4xx other than 404); 2 usage or configuration "
+    "error; 3 the server cannot be reached or failed (5xx, connection refused, timeout); 4 not found (404)."
+)
+
+app = typer.Typer(
+    help=f"hookline: self-hosted webhook delivery.\n\n{EXIT_CODES_HELP}",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """hookline: self-hosted webhook delivery."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"hookline.cli.{_name}").register(app)
+
+
+def main() -> None:
+    app(prog_name="hookline")
