@@ -62,9 +62,9 @@ def conversation(number: int, start: datetime | None = None) -> list[tuple[str, 
     return steps
 
 
-def webhook_for(client: hookline.Client, url: str, secret: str | None) -> Any:
-    """The tenant's webhook for ``url``: the one already there, or a new one that asks for the
-    verification handshake (the receiver's consent; its deliveries are held until it answers)."""
+def webhook_for(client: hookline.Client, url: str, secret: str | None) -> tuple[Any, bool]:
+    """The tenant's webhook for ``url`` and whether it is new: the one already there, or a new one that
+    asks for the verification handshake (the receiver's consent: its deliveries are held until then)."""
     for hook in client.webhooks.list():
         if hook.url == url:
             print(f"webhook #{hook.id} for {url} already exists: reusing it")
@@ -73,18 +73,19 @@ def webhook_for(client: hookline.Client, url: str, secret: str | None) -> Any:
             if secret is not None and client.webhooks.get_secret(hook.id).secret != secret:
                 print("  its secret differs from --secret: rotating to --secret")
                 client.webhooks.rotate_secret(hook.id, secret=secret, grace_period_seconds=0)
-            return hook
+            return hook, False
     hook = client.webhooks.create(url, events=EVENTS, secret=secret, verify=True)
     print(f"webhook #{hook.id} created for {url}")
     if secret is None:
         print(f"  its signing secret (give it to the receiver as WEBHOOK_SECRET): {hook.secret}")
-    return hook
+    return hook, True
 
 
-def ensure_verified(client: hookline.Client, hook: Any) -> bool:
-    """True once the receiver has answered the handshake (run again here if it had not)."""
+def ensure_verified(client: hookline.Client, hook: Any, created: bool) -> bool:
+    """True once the receiver has answered the handshake (which the create ran; run again here for a
+    webhook that had not passed it)."""
     status, error = hook.verification.status, hook.verification.error
-    if status in ("pending", "failed"):
+    if status in ("pending", "failed") and not created:
         outcome = client.webhooks.verify(hook.id)
         status, error = outcome.status, outcome.error
     print(f"  verification handshake: {status}" + (f" ({error})" if error else ""))
@@ -123,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     with hookline.Client(args.url, args.key) as client:
-        hook = webhook_for(client, args.receiver, args.secret)
-        verified = ensure_verified(client, hook)
+        hook, created = webhook_for(client, args.receiver, args.secret)
+        verified = ensure_verified(client, hook, created)
         posted = []
         for event_id, event_type, data in conversation(args.conversation):
             accepted = client.events.post(event_type, data, id=event_id)
