@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,12 +118,17 @@ def receiver(request: pytest.FixtureRequest, procs: Processes) -> Receiver:
     return start_receiver(procs, request.param, request)
 
 
-@pytest.fixture
-def server(procs: Processes, tmp_path: Path) -> str:
-    """``hookline serve`` on a SQLite file; its base URL."""
-    env = base_env(HOOKLINE_DATABASE_URL=f"sqlite:///{tmp_path / 'hookline.db'}")
-    _, base_url = start_api(procs, "hookline", env, command="serve")
-    return base_url
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``hookline serve`` on a SQLite file, one for the module (each test makes a tenant of its own); its
+    base URL. Killed by pid at the end, as the ``procs`` fixture does."""
+    server_procs = Processes(tmp_path_factory.mktemp("hookline"))
+    try:
+        env = base_env(HOOKLINE_DATABASE_URL=f"sqlite:///{server_procs.directory / 'hookline.db'}")
+        _, base_url = start_api(server_procs, "hookline", env, command="serve")
+        yield base_url
+    finally:
+        server_procs.kill_all()
 
 
 def tenant_key(base_url: str) -> str:

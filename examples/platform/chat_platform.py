@@ -23,14 +23,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import hookline
+from hookline.sdk.models import Webhook
 
 EVENTS = ["message.received", "message.status.updated", "order.created"]
 CUSTOMER, BUSINESS = "96650000000", "96650000001"
 
 
 def conversation(number: int, start: datetime | None = None) -> list[tuple[str, str, dict[str, Any]]]:
-    """The conversation's events, in order: (event id, event type, data as the catalog describes it)."""
-    start = start or datetime.now(UTC)
+    """The conversation's events, in order: (event id, event type, data as the catalog describes it).
+    It began ``start`` (default: 90 seconds ago)."""
+    start = start or datetime.now(UTC) - timedelta(seconds=90)
 
     def at(seconds: int) -> str:
         return (start + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -62,7 +64,7 @@ def conversation(number: int, start: datetime | None = None) -> list[tuple[str, 
     return steps
 
 
-def webhook_for(client: hookline.Client, url: str, secret: str | None) -> tuple[Any, bool]:
+def webhook_for(client: hookline.Client, url: str, secret: str | None) -> tuple[Webhook, bool]:
     """The tenant's webhook for ``url`` and whether it is new: the one already there, or a new one that
     asks for the verification handshake (the receiver's consent: its deliveries are held until then)."""
     for hook in client.webhooks.list():
@@ -81,7 +83,7 @@ def webhook_for(client: hookline.Client, url: str, secret: str | None) -> tuple[
     return hook, True
 
 
-def ensure_verified(client: hookline.Client, hook: Any, created: bool) -> bool:
+def ensure_verified(client: hookline.Client, hook: Webhook, created: bool) -> bool:
     """True once the receiver has answered the handshake (which the create ran; run again here for a
     webhook that had not passed it)."""
     status, error = hook.verification.status, hook.verification.error
@@ -130,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         for event_id, event_type, data in conversation(args.conversation):
             accepted = client.events.post(event_type, data, id=event_id)
             posted.append(accepted.id)
-            print(f"posted {event_type:<22} {accepted.id} ({accepted.deliveries} deliveries)")
+            count = f"{accepted.deliveries} deliver{'y' if accepted.deliveries == 1 else 'ies'}"
+            print(f"posted {event_type:<22} {accepted.id} ({count})")
         if not verified:
             print("the receiver has not answered the handshake: its deliveries are held; start it with")
             print("the webhook's secret and run this again (nothing is posted twice)")
