@@ -243,7 +243,9 @@ async def test_a_restart_of_the_api_under_a_listener_loses_nothing(server: Serve
     assert {d.event_id for d in got} == {before.id, *(e.id for e in after)}
 
 
-async def test_the_verification_handshake_passes_through_the_session(server: Server, tenant_key: str) -> None:
+async def test_the_verification_handshake_and_test_sends_pass_through_the_session(
+    server: Server, tenant_key: str
+) -> None:
     async with (
         hookline.AsyncClient(server.url, tenant_key) as client,
         Listener(server.url, tenant_key, events=["message.received"]) as listener,
@@ -261,6 +263,22 @@ async def test_the_verification_handshake_passes_through_the_session(server: Ser
         outcome = await client.webhooks.verify(listener.session.webhook_id)
         await answering
         assert outcome.verified, outcome
+
+        # A test send reaches the session too, and reports the listener's answer.
+        async def answer_test() -> str:
+            [delivery] = await take(listener, 1)
+            await listener.answer(delivery, status=204, body="tested")
+            return delivery.event_type
+
+        answering_test = asyncio.create_task(answer_test())
+        tested = await client.webhooks.test(listener.session.webhook_id)
+        assert await answering_test == tested.event
+        assert (tested.sent, tested.succeeded, tested.status_code, tested.response_body) == (
+            True,
+            True,
+            204,
+            "tested",
+        )
 
 
 async def test_refusals_are_the_api_errors(server: Server, tenant_key: str) -> None:
@@ -378,7 +396,8 @@ async def test_listen_forwards_verified_deliveries_to_a_local_app_and_survives_a
             await asyncio.to_thread(server.restart)
             await listen.next("disconnected")
             assert (await listen.next("session", timeout=30))["resumed"]
-            later = await client.events.post("order.created", {"order_id": "o-1", "total": 1250.00})
+            order = {**(await client.event_types.get("order.created")).example, "total": 1250.00}
+            later = await client.events.post("order.created", order)
             line = await listen.next("delivery", timeout=30)
             assert (line["event_id"], line["signature"], line["status"]) == (later.id, "ok", 201)
             assert json.loads(app.to("/hook")[-1].body)["data"]["total"] == 1250.00

@@ -4,6 +4,7 @@ what housekeeping removes."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hookline.api.routes.listen import parse_answer
 from hookline.api.services import Services
 from hookline.store import endpoint_state as states
 from hookline.store import relay
@@ -189,3 +191,38 @@ async def test_housekeeping_removes_requests_a_dead_worker_left(services: Servic
 def test_only_relay_urls_name_a_session(url: str) -> None:
     assert relay.token_of(url) is None
     assert relay.token_of(relay.relay_url("rl_abc")) == "rl_abc"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+ANSWERS = st.fixed_dictionaries(
+    {"type": st.just("answer"), "id": st.integers(-3, 2**64) | JSON},
+    optional={
+        "status": st.integers(0, 1000) | JSON,
+        "body": st.text(max_size=300) | JSON,
+        "error": st.text(max_size=600) | JSON,
+        "duration_ms": st.integers(-5, 2**40) | JSON,
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(message=ANSWERS | JSON | st.text())
+def test_a_listeners_message_is_an_answer_within_bounds_or_a_reason(message: Any) -> None:
+    """Whatever a listener sends, the server gets a bounded answer it can store, or a ValueError that
+    says what is wrong (sent back to the listener); never another exception."""
+    text = message if isinstance(message, str) else json.dumps(message)
+    try:
+        exchange_id, answer = parse_answer(text, body_limit=100)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    assert isinstance(exchange_id, int) and exchange_id >= 1
+    assert answer.status_code is None or 100 <= answer.status_code <= 599
+    assert answer.status_code is not None or answer.error  # no answer without a reason
+    assert answer.response_body is None or len(answer.response_body) <= 100
+    assert answer.error is None or len(answer.error) <= 500
+    assert "\x00" not in (answer.response_body or "") + (answer.error or "")

@@ -22,7 +22,7 @@ import typer
 
 from hookline import __version__
 
-COMMAND_MODULES = ("server", "events", "webhooks", "deliveries", "tenants", "profiles")
+COMMAND_MODULES = ("server", "listen", "events", "webhooks", "deliveries", "tenants", "profiles")
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 the API refused the request (4xx other than 404); 2 usage or configuration "

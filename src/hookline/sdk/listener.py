@@ -193,7 +193,7 @@ class Listener:
             await ws.close()
             if ws.close_code == SESSION_GONE:
                 raise error_for(404, {"status": False, "error": error}, {}, None)
-            raise HooklineError(error)
+            raise HooklineConnectionError(error)  # the server could not open it now: try again
         self.session = Session(
             token=first["session"],
             webhook_id=int(first["webhook_id"]),
