@@ -234,6 +234,24 @@ def test_each_receiver_refuses_what_does_not_verify(receiver: Receiver) -> None:
     assert [e["id"] for e in receiver.accepted()] == ["evt_direct_1"]
 
 
+def test_each_receiver_takes_the_largest_event_hookline_accepts(server: str, receiver: Receiver) -> None:
+    """hookline accepts events up to 1 MiB (HOOKLINE_MAX_BODY_BYTES); each receiver takes its delivery
+    (express.raw alone stops at 100 kB with a 413, which hookline retries until the delivery fails)."""
+    data = {"message_id": "wamid.large", "from": "96650000000", "type": "text", "body": "x" * 1_000_000}
+    with hookline.Client(server, tenant_key(server)) as client:
+        client.webhooks.create(receiver.url, events=["message.received"], secret=SECRET)
+        event_id = client.events.post("message.received", data).id
+
+        def settled() -> Any:
+            [delivery] = client.events.get(event_id).delivery_status or [None]
+            return delivery if delivery is not None and delivery.status != "pending" else None
+
+        delivery = wait_for(settled, 30, "the large event's delivery", receiver.proc.tail)
+    assert delivery.status == "succeeded", (delivery, receiver.proc.tail())
+    [entry] = receiver.accepted()
+    assert entry["id"] == event_id and entry["data"] == data
+
+
 def test_each_receiver_answers_only_a_signed_handshake(receiver: Receiver) -> None:
     challenge = secrets.token_urlsafe(24)
     body = json.dumps({"type": "verification", "challenge": challenge}).encode()
