@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -31,12 +30,12 @@ import pytest
 import hookline
 from hookline.signing import signature_headers
 from tests.chaos.procs import ADMIN_KEY, Proc, Processes, base_env, free_port, start_api, wait_for
+from tests.test_seed_receivers import NODE, npm_ci
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 RECEIVERS = EXAMPLES / "receivers"
 EXPRESS = RECEIVERS / "express"
 PLATFORM = EXAMPLES / "platform" / "chat_platform.py"
-NODE, NPM = shutil.which("node"), shutil.which("npm")
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 KINDS = ["fastapi", "flask", "express"]
@@ -56,9 +55,7 @@ chat_platform = _load_platform()
 @pytest.fixture(scope="module")
 def express_installed() -> None:
     """express for the Express example, from the npm registry with its committed lock file (once)."""
-    assert NODE is not None and NPM is not None, "Node.js and npm are required (the Express example)"
-    if not (EXPRESS / "node_modules" / "express").is_dir():
-        subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=EXPRESS, check=True, timeout=300)
+    npm_ci(EXPRESS)
 
 
 @dataclass
