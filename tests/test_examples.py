@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -31,12 +30,12 @@ import pytest
 import hookline
 from hookline.signing import signature_headers
 from tests.chaos.procs import ADMIN_KEY, Proc, Processes, base_env, free_port, start_api, wait_for
+from tests.test_seed_receivers import NODE, npm_ci
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 RECEIVERS = EXAMPLES / "receivers"
 EXPRESS = RECEIVERS / "express"
 PLATFORM = EXAMPLES / "platform" / "chat_platform.py"
-NODE, NPM = shutil.which("node"), shutil.which("npm")
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 KINDS = ["fastapi", "flask", "express"]
@@ -56,9 +55,7 @@ chat_platform = _load_platform()
 @pytest.fixture(scope="module")
 def express_installed() -> None:
     """express for the Express example, from the npm registry with its committed lock file (once)."""
-    assert NODE is not None and NPM is not None, "Node.js and npm are required (the Express example)"
-    if not (EXPRESS / "node_modules" / "express").is_dir():
-        subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=EXPRESS, check=True, timeout=300)
+    npm_ci(EXPRESS)
 
 
 @dataclass
@@ -232,6 +229,24 @@ def test_each_receiver_refuses_what_does_not_verify(receiver: Receiver) -> None:
         response = receiver.post(body, good)
         assert response.status_code == 200, response.text
     assert [e["id"] for e in receiver.accepted()] == ["evt_direct_1"]
+
+
+def test_each_receiver_takes_the_largest_event_hookline_accepts(server: str, receiver: Receiver) -> None:
+    """hookline accepts events up to 1 MiB (HOOKLINE_MAX_BODY_BYTES); each receiver takes its delivery
+    (express.raw alone stops at 100 kB with a 413, which hookline retries until the delivery fails)."""
+    data = {"message_id": "wamid.large", "from": "96650000000", "type": "text", "body": "x" * 1_000_000}
+    with hookline.Client(server, tenant_key(server)) as client:
+        client.webhooks.create(receiver.url, events=["message.received"], secret=SECRET)
+        event_id = client.events.post("message.received", data).id
+
+        def settled() -> Any:
+            [delivery] = client.events.get(event_id).delivery_status or [None]
+            return delivery if delivery is not None and delivery.status != "pending" else None
+
+        delivery = wait_for(settled, 30, "the large event's delivery", receiver.proc.tail)
+    assert delivery.status == "succeeded", (delivery, receiver.proc.tail())
+    [entry] = receiver.accepted()
+    assert entry["id"] == event_id and entry["data"] == data
 
 
 def test_each_receiver_answers_only_a_signed_handshake(receiver: Receiver) -> None:

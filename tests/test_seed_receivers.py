@@ -91,13 +91,19 @@ def _free_port() -> int:
     return port
 
 
+def npm_ci(directory: Path) -> None:
+    """Install the Express app in ``directory`` from the npm registry with its committed lock file
+    (``npm ci``), unless its node_modules has express already. Also used by tests/test_examples.py."""
+    assert NODE is not None and NPM is not None, "Node.js and npm are required (the Express receivers)"
+    if not (directory / "node_modules" / "express").is_dir():
+        subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=directory, check=True, timeout=300)
+
+
 @pytest.fixture(scope="module")
 def seeds() -> Iterator[dict[str, Seed]]:
     """The three seeds' handlers, each a node process listening on loopback (express installed from the
     npm registry with the committed lock file, once)."""
-    assert NODE is not None and NPM is not None, "Node.js and npm are required (the seeds' receivers)"
-    if not (JS / "node_modules" / "express").is_dir():
-        subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, timeout=300)
+    npm_ci(JS)
     routes = {"seed001": "/webhook", "seed003": "/webhooks/awalchat", "seed004": "/my/webhook/url"}
     started: dict[str, Seed] = {}
     procs = []

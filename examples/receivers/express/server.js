@@ -43,7 +43,9 @@ function problem(raw, headers) {
 const seen = new Set(); // event ids handled; in production, a unique index in your database
 const app = express();
 
-app.post("/webhook", express.raw({ type: "application/json" }), (req, res) => {
+// express.raw reads at most 100 kB by default: hookline accepts events up to 1 MiB
+// (HOOKLINE_MAX_BODY_BYTES), and a 413 is retried until the delivery fails.
+app.post("/webhook", express.raw({ type: "application/json", limit: "2mb" }), (req, res) => {
   if (!Buffer.isBuffer(req.body)) return res.status(400).json({ error: "expected an application/json body" });
   const why = problem(req.body, req.headers);
   if (why) return res.status(401).json({ error: why });
