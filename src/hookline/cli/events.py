@@ -60,8 +60,8 @@ def trigger(
     event_id: IdOption = None,
     channel: ChannelOption = None,
 ) -> None:
-    """Post the catalog's example of EVENT, with changes. Example: hookline trigger order.created --set
-    items.0.sku=ABC --set total=99.5"""
+    """Post the catalog's example of EVENT, with changes. Example: hookline trigger group.created --set
+    name=VIP --set 'participants.0="966500000009"'"""
     example = ctx.client.event_types.get(event).example
     with usage_errors("--set"):
         payload = values.apply_overrides(example, overrides or [])
