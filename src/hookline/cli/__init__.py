@@ -21,16 +21,13 @@ from typing import Annotated
 import typer
 
 from hookline import __version__
+from hookline.cli.connection import EXIT_CODES
 
 COMMAND_MODULES = ("server", "events", "webhooks", "deliveries", "tenants", "profiles")
 
-EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 the API refused the request (4xx other than 404); 2 usage or configuration "
-    "error; 3 the server cannot be reached or failed (5xx, connection refused, timeout); 4 not found (404)."
-)
-
 app = typer.Typer(
-    help=f"hookline: self-hosted webhook delivery.\n\n{EXIT_CODES_HELP}",
+    help="hookline: self-hosted webhook delivery. The server's roles (serve, api, worker, migrate) and "
+    f"commands for a running service.\n\nExit codes of the commands for a service: {EXIT_CODES}",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
