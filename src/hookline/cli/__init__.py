@@ -8,9 +8,11 @@ line there. A module imports only what its commands need at the top (typer, ``co
 command such as ``hookline webhooks list`` starts without it.
 
 The client commands talk to the service only through the SDK (``hookline.Client``); ``connection``
-holds what they share: the ``--url``/``--key``/``--profile`` options, the profiles file, and the
-mapping of SDK errors to exit codes (0 ok, 1 refused by the API, 2 usage or configuration, 3 server
-unreachable or failing, 4 not found).
+holds what they share: the ``--url``/``--key``/``--profile``/``--tenant`` options (``UrlOption``...),
+the profiles file, ``resolve_connection`` (those options to a URL and key) and ``run_command`` (SDK
+errors to one line on stderr and an exit code: 0 ok, 1 refused by the API, 2 usage or configuration,
+3 server unreachable or failing, 4 not found); ``client_command`` puts them around a body that takes
+a ``hookline.Client``. ``output`` prints tables, or JSON with ``--json``.
 """
 
 from __future__ import annotations
