@@ -357,7 +357,9 @@ def test_profiles_precedence_file_mode_and_masked_keys(service: Service) -> None
 
 def test_help_names_the_exit_codes_and_client_commands_leave_the_server_unloaded(service: Service) -> None:
     shown = service.run("--help")
-    assert "Exit codes: 0 ok; 1 the API refused" in " ".join(shown.stdout.split())
+    codes = "0 ok; 1 the API refused the request (4xx other than 404); 2 usage or configuration error; 3"
+    assert f"Exit codes of the commands for a service: {codes}" in " ".join(shown.stdout.split())
+    assert f"Exit codes: {codes}" in " ".join(service.run("replay", "--help").stdout.split())
     for group in ("send", "trigger", "webhooks", "deliveries", "replay", "tenants", "keys", "profiles"):
         assert f"  {group}" in shown.stdout, group
     probe = (

@@ -8,9 +8,11 @@ line there. A module imports only what its commands need at the top (typer, ``co
 command such as ``hookline webhooks list`` starts without it.
 
 The client commands talk to the service only through the SDK (``hookline.Client``); ``connection``
-holds what they share: the ``--url``/``--key``/``--profile`` options, the profiles file, and the
-mapping of SDK errors to exit codes (0 ok, 1 refused by the API, 2 usage or configuration, 3 server
-unreachable or failing, 4 not found).
+holds what they share: the ``--url``/``--key``/``--profile``/``--tenant`` options (``UrlOption``...),
+the profiles file, ``resolve_connection`` (those options to a URL and key) and ``run_command`` (SDK
+errors to one line on stderr and an exit code: 0 ok, 1 refused by the API, 2 usage or configuration,
+3 server unreachable or failing, 4 not found); ``client_command`` puts them around a body that takes
+a ``hookline.Client``. ``output`` prints tables, or JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -21,16 +23,13 @@ from typing import Annotated
 import typer
 
 from hookline import __version__
+from hookline.cli.connection import EXIT_CODES
 
 COMMAND_MODULES = ("server", "listen", "events", "webhooks", "deliveries", "tenants", "profiles")
 
-EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 the API refused the request (4xx other than 404); 2 usage or configuration "
-    "error; 3 the server cannot be reached or failed (5xx, connection refused, timeout); 4 not found (404)."
-)
-
 app = typer.Typer(
-    help=f"hookline: self-hosted webhook delivery.\n\n{EXIT_CODES_HELP}",
+    help="hookline: self-hosted webhook delivery. The server's roles (serve, api, worker, migrate) and "
+    f"commands for a running service.\n\nExit codes of the commands for a service: {EXIT_CODES}",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,

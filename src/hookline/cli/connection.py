@@ -50,6 +50,10 @@ DEFAULT_PROFILE = "default"
 PROFILE_FIELDS = ("url", "key", "tenant")
 
 OK, REFUSED, USAGE, UNAVAILABLE, NOT_FOUND = 0, 1, 2, 3, 4
+EXIT_CODES = (
+    "0 ok; 1 the API refused the request (4xx other than 404); 2 usage or configuration error; 3 the "
+    "server cannot be reached or failed (5xx, connection refused, timeout); 4 not found (404)."
+)
 
 UrlOption = Annotated[
     str | None,
@@ -287,6 +291,7 @@ def client_command(*, tenant: bool = True) -> Callable[[Callable[..., None]], Ca
             run_command(run)
 
         del command.__wrapped__  # Typer reads the signature below, not the body's
+        command.__doc__ = f"{inspect.cleandoc(body.__doc__ or '')}\n\nExit codes: {EXIT_CODES}"
         parameters = [p.replace(kind=kind) if p.kind is not kind else p for p in own] + options
         command.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in parameters}

@@ -97,28 +97,36 @@ def show_webhook(out: Output, webhook: Mapping[str, Any]) -> None:
     out.record(webhook, fields)
 
 
-def _options(
+def _fields(
     *,
     events: list[str] | None,
+    description: str | None,
     channel: list[str] | None,
     header: list[str] | None,
     metadata: str | None,
+    timeout: float | None,
+    retry_schedule: str | None,
+    max_in_flight: int | None,
+    rate_limit: float | None,
     circuit_breaker: str | None,
 ) -> dict[str, Any]:
-    """The options given that need reading, as the SDK takes them (absent ones left out)."""
-    fields: dict[str, Any] = {}
-    if events:
-        fields["events"] = values.names(events)
-    if channel:
-        fields["channels"] = values.names(channel)
-    if header:
-        with usage_errors("--header"):
-            fields["headers"] = values.pairs(header)
-    if metadata is not None:
-        fields["metadata"] = json_object("--metadata", metadata)
-    if circuit_breaker is not None:
-        fields["circuit_breaker"] = json_object("--circuit-breaker", circuit_breaker)
-    return fields
+    """The endpoint options given (``create`` and ``update`` share them), read and named as the SDK
+    takes them; those not given are left out."""
+    with usage_errors("--header"):
+        headers = values.pairs(header) if header else None
+    fields = {
+        "events": values.names(events) if events else None,
+        "description": description,
+        "channels": values.names(channel) if channel else None,
+        "headers": headers,
+        "metadata": json_object("--metadata", metadata),
+        "timeout_seconds": timeout,
+        "retry_schedule": retry_schedule,
+        "max_in_flight": max_in_flight,
+        "rate_limit": rate_limit,
+        "circuit_breaker": json_object("--circuit-breaker", circuit_breaker),
+    }
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 @webhooks.command("list")
@@ -162,20 +170,12 @@ def create(
 ) -> None:
     """Register an endpoint; prints its signing secret. Example: hookline webhooks create
     https://app.example.com/hook --events 'message.*' --description 'chat app'"""
-    fields = _options(
-        events=events, channel=channel, header=header, metadata=metadata, circuit_breaker=circuit_breaker
-    )
-    created = ctx.client.webhooks.create(
-        endpoint_url,
-        description=description,
-        secret=secret,
-        timeout_seconds=timeout,
-        retry_schedule=retry_schedule,
-        max_in_flight=max_in_flight,
-        rate_limit=rate_limit,
-        verify=verify,
-        **fields,
-    )
+    fields = _fields(
+        events=events, description=description, channel=channel, header=header, metadata=metadata,
+        timeout=timeout, retry_schedule=retry_schedule, max_in_flight=max_in_flight, rate_limit=rate_limit,
+        circuit_breaker=circuit_breaker,
+    )  # fmt: skip
+    created = ctx.client.webhooks.create(endpoint_url, secret=secret, verify=verify, **fields)
     show_webhook(ctx.out, created.raw)
 
 
@@ -227,19 +227,12 @@ def update(
     ] = None,
 ) -> None:
     """Change the options given. Example: hookline webhooks update 3 --events 'order.*' --disable"""
-    fields = _options(
-        events=events, channel=channel, header=header, metadata=metadata, circuit_breaker=circuit_breaker
-    )
-    given = {
-        "url": webhook_url,
-        "description": description,
-        "timeout_seconds": timeout,
-        "retry_schedule": retry_schedule,
-        "max_in_flight": max_in_flight,
-        "rate_limit": rate_limit,
-        "active": active,
-        "discard_held": discard_held or None,
-    }
+    fields = _fields(
+        events=events, description=description, channel=channel, header=header, metadata=metadata,
+        timeout=timeout, retry_schedule=retry_schedule, max_in_flight=max_in_flight, rate_limit=rate_limit,
+        circuit_breaker=circuit_breaker,
+    )  # fmt: skip
+    given = {"url": webhook_url, "active": active, "discard_held": discard_held or None}
     fields.update({name: value for name, value in given.items() if value is not None})
     for name in values.names(reset or []):
         if name not in RESETTABLE:
