@@ -73,6 +73,9 @@ def server(database_url: str, procs: Processes) -> Server:
         HOOKLINE_DATABASE_URL=database_url,
         HOOKLINE_PORT=str(port),
         HOOKLINE_DELIVERY_TIMEOUT="3s",
+        # A process killed mid-attempt (the restarts below; on SQLite the worker goes with the API)
+        # leaves its lease: the delivery goes out again when the lease ends.
+        HOOKLINE_LEASE="8s",
         # Ten quick retries: a request made while the listener reconnects times out and is retried.
         HOOKLINE_RETRY_SCHEDULE=",".join(["1s"] * 10),
     )
