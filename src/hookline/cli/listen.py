@@ -75,7 +75,6 @@ class Relay:
         self.json_lines = json_lines
         self.timeout = timeout
         self.verifier: Verifier | None = None
-        self.handled = 0
 
     def on_session(self, session: Session) -> None:
         self.verifier = Verifier(session.secret)
@@ -110,7 +109,10 @@ class Relay:
             self.console.print(f"[yellow]{escape(why)}[/]")
 
     def on_notice(self, text: str) -> None:
-        self.console.print(f"[red]server: {escape(text)}[/]")
+        if self.json_lines:
+            self._emit({"type": "notice", "error": text})
+        else:
+            self.console.print(f"[red]server: {escape(text)}[/]")
 
     async def run(self, client: httpx.AsyncClient) -> None:
         tasks: set[asyncio.Task[None]] = set()
@@ -134,7 +136,6 @@ class Relay:
             error=outcome.error,
             duration_ms=outcome.duration_ms,
         )
-        self.handled += 1
         self._print(delivery, signature, outcome, challenge is not None)
 
     def _check(self, delivery: RelayedDelivery) -> tuple[str, str | None]:

@@ -213,7 +213,7 @@ class Listener:
         except orjson.JSONDecodeError:
             body = (response.body or b"").decode("utf-8", "replace")
         status = response.status_code
-        if status >= 500 or status in (502, 503, 504):
+        if status >= 500:  # the server is failing or starting: try again
             return HooklineConnectionError(f"the server answered {status}")
         return error_for(status, body, dict(response.headers.raw_items()), None)
 
