@@ -31,10 +31,10 @@ import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from hookline.api.auth import principal_for, resolve_tenant
-from hookline.api.envelope import ApiError, bad_request, error, not_found
+from hookline.api.envelope import ApiError, error, not_found
 from hookline.api.errors import database_unavailable
+from hookline.api.routes.webhooks import subscription_events
 from hookline.api.services import Services
-from hookline.catalog import UnknownEventType, normalize_subscription
 from hookline.signing import generate_secret
 from hookline.store import relay
 from hookline.store.endpoints import Endpoint, get_endpoint
@@ -148,13 +148,8 @@ async def _find(services: Services, tenant_id: str, token: str) -> relay.Session
 
 
 async def _events(services: Services, raw: str | None) -> list[str]:
-    patterns = [p.strip() for p in (raw or "*").split(",") if p.strip()]
-    if not patterns:
-        raise bad_request("'events' must name at least one event type")
-    try:
-        return normalize_subscription(patterns, await services.registry.names())
-    except (UnknownEventType, ValueError) as exc:
-        raise bad_request(str(exc)) from None
+    """``?events=a,b.*`` (default all), checked as a webhook's ``events`` are."""
+    return await subscription_events(services, [p.strip() for p in (raw or "*").split(",") if p.strip()])
 
 
 async def _serve(services: Services, websocket: WebSocket, session: relay.Session, connection: str) -> None:

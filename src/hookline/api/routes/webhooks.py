@@ -203,7 +203,8 @@ def _branded_headers(services: Services, headers: dict[str, str] | None) -> None
             raise bad_request(f"header '{name}' is set by hookline and cannot be overridden")
 
 
-async def _events(services: Services, patterns: list[str]) -> list[str]:
+async def subscription_events(services: Services, patterns: list[str]) -> list[str]:
+    """``patterns`` checked against the catalog and normalized, or a 400 naming what is wrong."""
     if not patterns:
         raise bad_request("'events' must name at least one event type (use [\"*\"] for all)")
     try:
@@ -239,7 +240,7 @@ async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: 
     _branded_headers(services, body.headers)
     if body.secret is not None and (problem := validate_secret(body.secret)):
         raise bad_request(problem)
-    events = await _events(services, body.events if body.events is not None else ["*"])
+    events = await subscription_events(services, body.events if body.events is not None else ["*"])
     secret = body.secret or generate_secret()
     verify = services.settings.verification_required if body.verify is None else body.verify
     async with services.store.write() as conn:
@@ -323,7 +324,7 @@ async def update_webhook(
         changes["url"] = _url(services, changes["url"])
     _branded_headers(services, changes.get("headers"))
     if "events" in changes:
-        changes["events"] = await _events(
+        changes["events"] = await subscription_events(
             services, changes["events"] if changes["events"] is not None else ["*"]
         )
     if changes.get("active"):
@@ -452,7 +453,7 @@ async def set_default_webhook(
     ``GET /v1/webhooks`` lists it."""
     tenant_id = await resolve_tenant(services, principal, body.tenant_id)
     url = _url(services, body.webhookUrl)
-    events = await _events(services, body.events if body.events is not None else ["*"])
+    events = await subscription_events(services, body.events if body.events is not None else ["*"])
     async with services.store.read() as conn:
         # A listen session's webhook is never the default: it keeps its relay:// URL.
         existing = await store.list_endpoints(conn, tenant_id, after=None, limit=1, relays=False)
