@@ -28,6 +28,23 @@ DEV_NETWORKS = "127.0.0.0/8,::1/128"  # what --dev lets webhooks reach
 _BOOL: TypeAdapter[bool] = TypeAdapter(bool)
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")  # ASCII digits only
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# The settings written as durations ("30s", "5m", "1h", "7d"; a bare number is seconds), held as seconds.
+DURATION_FIELDS = (
+    "delivery_timeout",
+    "lease",
+    "poll_interval",
+    "drain_timeout",
+    "retry_after_max",
+    "breaker_window",
+    "breaker_cooldown",
+    "breaker_max_cooldown",
+    "auto_disable_after",
+    "stats_retention",
+    "alert_window",
+    "relay_keep",
+)
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SIGNATURE_HEX_FORMS = ("sha256=", "hex")
 
 
 class ConfigError(ValueError):
@@ -76,64 +93,140 @@ def default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HOOKLINE_", extra="ignore", frozen=True)
+    """Every field is one ``HOOKLINE_<NAME>`` variable; the docstring under it is its description in
+    docs/configuration.md (``python -m hookline.settings_reference`` writes that file from them)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOOKLINE_", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
 
     data_dir: Path = Field(default_factory=default_data_dir)
-    # Local development (`hookline serve --dev`): http:// and loopback receivers, unless those two
-    # settings are given explicitly. Logged loudly at start.
+    """Directory of the default SQLite database (`hookline.db`), relative to the working directory at
+    start; created if missing. Not used when `HOOKLINE_DATABASE_URL` is set."""
     dev: bool = False
+    """Local development (`--dev`): allows `http://` URLs and loopback receivers (`127.0.0.0/8`, `::1`,
+    `localhost`) by making `HOOKLINE_ALLOW_HTTP` default to `true` and `HOOKLINE_ALLOWED_NETWORKS` to
+    `127.0.0.0/8,::1/128`; either one, set explicitly, wins. Logged as a warning at start. Never use it in
+    production."""
     database_url: str = ""
+    """The database: `sqlite:///path/to/hookline.db` (its directory must exist) or
+    `postgresql://user:password@host:5432/dbname`. Unset: `hookline.db` in `HOOKLINE_DATA_DIR`. More
+    than one hookline process (several `api` or `worker` processes) needs PostgreSQL."""
     admin_key: str | None = None
+    """The operator's bearer token, for the admin API (tenants and their keys). Takes precedence over a
+    stored key. Unset: the first `serve`, `api` or `migrate` on a new database generates one, stores
+    its hash and prints it once (a `worker` never does)."""
     allow_http: bool = False
+    """Accept `http://` webhook URLs (the operator webhook's too); otherwise they must be `https://`. For
+    local development."""
     allowed_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    """Networks exempt from the block on non-public addresses, e.g. `10.0.0.0/8,fd00::/8`: webhook URLs
+    may name them and deliveries may connect to them (`localhost` too, when they cover loopback). Unset:
+    public addresses only."""
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = parse_retry_schedule(DEFAULT_RETRY_SCHEDULE)
+    """The waits before retries 1, 2, 3... of a failed delivery (at most 50, each from `100ms` to `7d`);
+    after the last one the delivery is `failed`. An endpoint may set its own (`retry_schedule`)."""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
-    # Delivery (see hookline.dispatch).
+    """Largest API request body, in bytes (1 MiB by default); a larger one gets 413."""
     delivery_timeout: Annotated[float, NoDecode] = 15.0
+    """Deadline of a whole delivery attempt (connecting, sending, reading the answer). An endpoint may set
+    its own (`timeout_seconds`). Test sends use it too, and the verification handshake up to `10s`."""
     response_body_limit: int = Field(default=64 * 1024, ge=0, le=16 * 1024 * 1024)
+    """How much of a receiver's response body is read and stored with each attempt, in bytes (64 KiB by
+    default)."""
     sender: Literal["pyreqwest", "aiohttp"] = "pyreqwest"
+    """The worker's HTTP client: `pyreqwest` (Rust's reqwest; about half of aiohttp's CPU per request) or
+    `aiohttp` (pure asyncio). Both apply the same egress rules."""
     max_in_flight_per_endpoint: int = Field(default=20, ge=1, le=10_000)
-    # Requests per second per endpoint, unless the endpoint sets its own (none by default).
+    """Requests to one endpoint in flight at once, across all workers together. An endpoint may set its
+    own (`max_in_flight`)."""
     rate_limit: float | None = Field(default=None, gt=0, le=100_000)
-    # The circuit breaker (see hookline.dispatch.breaker); an endpoint may override each.
+    """Requests per second to one endpoint, across all workers together; deliveries beyond it wait. An
+    endpoint may set its own (`rate_limit`). Unset: no limit."""
     breaker_consecutive_failures: int = Field(default=10, ge=1, le=10_000)
+    """Failed attempts in a row that open an endpoint's circuit breaker (timeouts, connection and TLS
+    errors, 5xx, 408 and 429 are failures). An endpoint may override it (`circuit_breaker`)."""
     breaker_failure_rate: float = Field(default=0.5, ge=0.01, le=1.0)
+    """The breaker also opens when this share of the attempts in `HOOKLINE_BREAKER_WINDOW` failed (`0.5`:
+    half), once there are at least `HOOKLINE_BREAKER_MIN_REQUESTS` of them."""
     breaker_min_requests: int = Field(default=20, ge=1, le=100_000)
+    """Attempts needed in the breaker's window before its failure rate counts."""
     breaker_window: Annotated[float, NoDecode] = 60.0
+    """Length of the window in which the breaker counts attempts and failures."""
     breaker_cooldown: Annotated[float, NoDecode] = 30.0
+    """How long an open breaker holds the endpoint's deliveries before one probe goes out; doubles each
+    time the breaker re-opens, and resets on a success."""
     breaker_max_cooldown: Annotated[float, NoDecode] = 600.0
-    # Disable an endpoint that has failed for this long without a single success ("0": never).
+    """The longest cool-down, however often the breaker re-opens (never shorter than
+    `HOOKLINE_BREAKER_COOLDOWN`)."""
     auto_disable_after: Annotated[float | None, NoDecode] = 5 * 86400.0
-    # Delivery statistics: how long their rollups are kept (a stats window reaches back at most this far).
+    """Disable an endpoint that has failed for this long without a single success (`0`: never). Its
+    later deliveries are held, not failed, until it is enabled again."""
     stats_retention: Annotated[float, NoDecode] = 90 * 86400.0
-    # `hookline listen`: a relay session no listener has held for this long is deleted with its endpoint.
+    """How long delivery statistics are kept, at least `7d`; a statistics query reaches back at most this
+    far."""
     relay_keep: Annotated[float, NoDecode] = 3600.0
-    # Operational events (hookline.notices): the operator's webhook, and when an endpoint is reported
-    # failing (a failure rate over a window).
+    """A `hookline listen` session that no listener has held for this long is deleted with its
+    webhook."""
     operator_webhook_url: str | None = None
+    """Where every operational event of every tenant (`endpoint.disabled`, `endpoint.failing`...) is
+    delivered, signed and retried like any webhook. Checked at start like a tenant's webhook URL; needs
+    `HOOKLINE_OPERATOR_WEBHOOK_SECRET`. Set or unset, the events are kept in the `hookline:operator`
+    tenant's event log."""
     operator_webhook_secret: str | None = None
+    """The operator webhook's signing secret, e.g. `whsec_` followed by the base64 of 32 random bytes.
+    Required with `HOOKLINE_OPERATOR_WEBHOOK_URL`."""
     alert_failure_rate: float = Field(default=0.25, gt=0.0, le=1.0)
+    """`endpoint.failing` is raised when this share of an endpoint's attempts in `HOOKLINE_ALERT_WINDOW`
+    failed (any answer but a 2xx, or none), once there are at least `HOOKLINE_ALERT_MIN_ATTEMPTS`."""
     alert_window: Annotated[float, NoDecode] = 300.0
+    """Length of the window in which `endpoint.failing` counts attempts and failures."""
     alert_min_attempts: int = Field(default=10, ge=1, le=1_000_000)
-    # Refuse event data holding integers JavaScript cannot read exactly (beyond ±(2**53 - 1)): a
-    # receiver that checks JSON.stringify(req.body) (seed 003) could never verify such a delivery.
+    """Attempts needed in the alert's window before its failure rate counts."""
     json_safe_integers: bool = True
-    # New endpoints must pass the verification handshake before anything is delivered to them.
+    """Refuse event data holding integers beyond ±(2^53 - 1), which a JavaScript receiver cannot read
+    back exactly (so could not verify its signature over `JSON.stringify(req.body)`). `false`: accept
+    them."""
     verification_required: bool = False
+    """New endpoints must pass the verification handshake before anything is delivered to them. An
+    endpoint may decide for itself when created (`verify`)."""
     worker_concurrency: int = Field(default=256, ge=1, le=100_000)
+    """Requests one worker process sends at once, to all endpoints together."""
     worker_batch_size: int = Field(default=200, ge=1, le=10_000)
+    """Most deliveries a worker claims from the database at a time."""
     lease: Annotated[float, NoDecode] = 300.0
+    """How long a worker's claim on a delivery lasts before another worker may take it over (after a
+    crash, say). At least twice `HOOKLINE_DELIVERY_TIMEOUT`."""
     poll_interval: Annotated[float, NoDecode] = 1.0
+    """How often an idle worker looks for due deliveries; a safety net, since new events wake the
+    workers at once."""
     drain_timeout: Annotated[float, NoDecode] = 20.0
+    """How long a stopping worker (SIGTERM, Ctrl-C) lets requests in flight finish; what it claimed but
+    did not send is handed back at once."""
     retry_jitter: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Randomizes each scheduled retry wait by up to this fraction either way (`0.1`: ±10 %; `0`:
+    exact waits)."""
     retry_after_max: Annotated[float, NoDecode] = 6 * 3600.0
+    """Longest honoured `Retry-After` of a 429 or 503 answer: it replaces the scheduled wait and pauses
+    the whole endpoint until then, for at most this long."""
     no_retry_statuses: Annotated[frozenset[int], NoDecode] = frozenset({400, 401})
+    """The 4xx answers that fail a delivery at once, without retries. Replaces the default list: write
+    `400,401,403` to add 403. (410 Gone is never retried, and disables the endpoint.)"""
     signature_header_prefix: str = "X-Webhook"
+    """Prefix of the seed-style signature headers: `<prefix>-Signature`, `-Timestamp`, `-Id` and
+    `-Event`. Webhooks may not set custom headers that start with it."""
     signature_hex_form: str = "sha256="
+    """Form of the `<prefix>-Signature` value: `sha256=` (`sha256=<hex>`) or `hex` (the bare hex
+    digest)."""
     host: str = "127.0.0.1"
+    """Address the API listens on (`0.0.0.0`: every IPv4 interface)."""
     port: int = Field(default=8000, ge=0, le=65535)
-    api_workers: int = Field(default=1, ge=1, le=64)  # `hookline api` processes sharing the port
+    """Port the API listens on."""
+    api_workers: int = Field(default=1, ge=1, le=64)
+    """`hookline api` processes sharing the API's port; above 1 needs PostgreSQL."""
     log_level: str = "info"
+    """Least severe log level written: `debug`, `info`, `warning` or `error`. Logs go to stderr, as JSON
+    lines (readable lines on a terminal)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -163,20 +256,7 @@ class Settings(BaseSettings):
     def _schedule(cls, value: Any) -> Any:
         return parse_retry_schedule(value) if isinstance(value, str) else value
 
-    @field_validator(
-        "delivery_timeout",
-        "lease",
-        "poll_interval",
-        "drain_timeout",
-        "retry_after_max",
-        "breaker_window",
-        "breaker_cooldown",
-        "breaker_max_cooldown",
-        "stats_retention",
-        "alert_window",
-        "relay_keep",
-        mode="before",
-    )
+    @field_validator(*DURATION_FIELDS, mode="before")
     @classmethod
     def _durations(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
@@ -232,7 +312,7 @@ class Settings(BaseSettings):
     @field_validator("signature_hex_form")
     @classmethod
     def _hex_form(cls, value: str) -> str:
-        if value not in ("sha256=", "hex"):
+        if value not in SIGNATURE_HEX_FORMS:
             raise ValueError("must be 'sha256=' or 'hex'")
         return value
 
@@ -248,8 +328,8 @@ class Settings(BaseSettings):
     @classmethod
     def _log_level(cls, value: str) -> str:
         value = value.lower()
-        if value not in {"debug", "info", "warning", "error"}:
-            raise ValueError("must be one of debug, info, warning, error")
+        if value not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return value
 
     @model_validator(mode="after")
