@@ -104,14 +104,15 @@ class Settings(BaseSettings):
     """Directory of the default SQLite database (`hookline.db`), relative to the working directory at
     start; created if missing. Not used when `HOOKLINE_DATABASE_URL` is set."""
     dev: bool = False
-    """Local development (`--dev`): allows `http://` URLs and loopback receivers (`127.0.0.0/8`, `::1`,
+    """Local development: allows `http://` URLs and loopback receivers (`127.0.0.0/8`, `::1`,
     `localhost`) by making `HOOKLINE_ALLOW_HTTP` default to `true` and `HOOKLINE_ALLOWED_NETWORKS` to
     `127.0.0.0/8,::1/128`; either one, set explicitly, wins. Logged as a warning at start. Never use it in
     production."""
     database_url: str = ""
     """The database: `sqlite:///path/to/hookline.db` (its directory must exist) or
-    `postgresql://user:password@host:5432/dbname`. Unset: `hookline.db` in `HOOKLINE_DATA_DIR`. More
-    than one hookline process (several `api` or `worker` processes) needs PostgreSQL."""
+    `postgresql://user:password@host:5432/dbname`. Unset: `hookline.db` in `HOOKLINE_DATA_DIR`. SQLite
+    serves one process (`hookline serve`); several `api` and `worker` processes share a PostgreSQL
+    database."""
     admin_key: str | None = None
     """The operator's bearer token, for the admin API (tenants and their keys). Takes precedence over a
     stored key. Unset: the first `serve`, `api` or `migrate` on a new database generates one, stores
