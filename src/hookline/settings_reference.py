@@ -299,7 +299,11 @@ def render(settings: type[BaseSettings] = Settings, flags: Mapping[str, list[str
 
 
 def main() -> None:
-    sys.stdout.write(render())
+    try:
+        text = render()
+    except SettingsReferenceError as exc:
+        sys.exit(f"hookline.settings_reference: {exc}")
+    sys.stdout.write(text)
 
 
 if __name__ == "__main__":
