@@ -35,4 +35,4 @@ bench-quick: $(BIN)/.installed-dev
 	$(BIN)/python -m bench --quick
 
 test: lint bench-quick
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadfile

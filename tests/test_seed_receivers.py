@@ -9,6 +9,7 @@ footer that start it.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import secrets
 import shutil
@@ -95,8 +96,11 @@ def npm_ci(directory: Path) -> None:
     """Install the Express app in ``directory`` from the npm registry with its committed lock file
     (``npm ci``), unless its node_modules has express already. Also used by tests/test_examples.py."""
     assert NODE is not None and NPM is not None, "Node.js and npm are required (the Express receivers)"
-    if not (directory / "node_modules" / "express").is_dir():
-        subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=directory, check=True, timeout=300)
+    # Test processes run in parallel (pytest-xdist): one installs while the others wait for it.
+    with (directory / ".npm-ci.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (directory / "node_modules" / "express").is_dir():
+            subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=directory, check=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

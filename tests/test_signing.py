@@ -210,7 +210,7 @@ def test_signature_headers_rejects_str_body_and_str_secrets() -> None:
 @pytest.mark.parametrize(
     "secret",
     [
-        generate_secret(),
+        pytest.param(generate_secret(), id="random-whsec"),
         whsec(bytes(range(64))),
         whsec(b"\xfb\xff" * 20),  # base64 with '+' and '/'
         whsec(bytes(range(25))).rstrip("="),  # unpadded
