@@ -59,6 +59,8 @@ EXAMPLES: dict[str, tuple[str, Any]] = {
     "signature_hex_form": ("hex",) * 2,
     "host": ("0.0.0.0",) * 2,
     "log_level": ("warning",) * 2,
+    "worker_port": ("9464", 9464),
+    "metrics_token": ("prometheus-scrape-token-1",) * 2,
 }
 # What a setting needs set with it to be valid.
 COMPANIONS = {

@@ -228,6 +228,15 @@ class Settings(BaseSettings):
     log_level: str = "info"
     """Least severe log level written: `debug`, `info`, `warning` or `error`. Logs go to stderr, as JSON
     lines (readable lines on a terminal)."""
+    worker_port: int | None = Field(default=None, ge=1, le=65535)
+    """Port on which `hookline worker` serves `/healthz`, `/readyz` and `/metrics` (on `HOOKLINE_HOST`),
+    for probes and Prometheus. Unset: the worker serves nothing. The API serves them on its own port."""
+    metrics_token: str | None = Field(default=None, min_length=16, max_length=200)
+    """A bearer token that `/metrics` accepts besides the admin key, so Prometheus can scrape without the
+    admin key (`Authorization: Bearer <token>`). At least 16 characters."""
+    metrics_endpoint_labels: bool = False
+    """Also count attempts per endpoint (`hookline_endpoint_attempts_total` with tenant and endpoint ids):
+    one series per endpoint and outcome, so only for a modest number of endpoints."""
 
     @model_validator(mode="before")
     @classmethod

@@ -71,6 +71,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Signatures", ("signature_header_prefix", "signature_hex_form")),
     ("Relay (`hookline listen`)", ("relay_keep",)),
     ("Logging", ("log_level",)),
+    ("Metrics and probes", ("worker_port", "metrics_token", "metrics_endpoint_labels")),
 )
 
 # How a user writes the settings whose Python type does not say it (the others are derived from it).
@@ -79,6 +80,7 @@ WRITTEN_TYPES: Mapping[str, str] = {
     "database_url": "URL",
     "operator_webhook_url": "URL",
     "operator_webhook_secret": "secret",
+    "metrics_token": "secret",
     "host": "IP address or host name",
     "signature_header_prefix": "header name",
     "signature_hex_form": "one of " + ", ".join(SIGNATURE_HEX_FORMS),

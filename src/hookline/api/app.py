@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from starlette.responses import Response
 
 from hookline import __version__
-from hookline.api.envelope import ok
+from hookline.api import operations
 from hookline.api.errors import install_error_handlers
 from hookline.api.ingest import FastIngest
 from hookline.api.limits import BodyLimitMiddleware
 from hookline.api.openapi import install_openapi
-from hookline.api.responses import Envelope, Health
+from hookline.api.request_metrics import RequestMetrics
 from hookline.api.routes import (
     circuit_breaker,
     deliveries,
@@ -31,8 +30,11 @@ DESCRIPTION = """Self-hosted webhook delivery. Every answer uses one envelope:
 Authenticate with `Authorization: Bearer <key>`: the operator's admin key, or a tenant's API key."""
 
 
-def create_app(services: Services, *, lean_ingest: bool = True) -> FastAPI:
-    """``lean_ingest=False`` leaves POST /v1/events[/batch] to FastAPI alone (the tests compare both)."""
+def create_app(
+    services: Services, *, lean_ingest: bool = True, worker: operations.WorkerProbe | None = None
+) -> FastAPI:
+    """``lean_ingest=False`` leaves POST /v1/events[/batch] to FastAPI alone (the tests compare both).
+    ``worker``: the worker running in this process, if any (``/readyz`` checks that it turns)."""
     app = FastAPI(
         title="hookline",
         version=__version__,
@@ -49,6 +51,7 @@ def create_app(services: Services, *, lean_ingest: bool = True) -> FastAPI:
     if lean_ingest:
         app.add_middleware(FastIngest, services=services)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)
     # circuit_breaker, webhook_tests and stats before webhooks: /v1/webhooks/circuit-breaker,
     # /v1/webhooks/test and /v1/webhooks/stats are not webhook ids.
     for module in (
@@ -64,15 +67,5 @@ def create_app(services: Services, *, lean_ingest: bool = True) -> FastAPI:
     ):
         app.include_router(module.router)
 
-    @app.get(
-        "/health",
-        tags=["operations"],
-        summary="Liveness and database check",
-        response_model=Envelope[Health],
-    )
-    async def health() -> Response:
-        async with services.store.read() as conn:
-            await conn.exec_driver_sql("SELECT 1")
-        return ok({"version": __version__, "database": "ok"}, "hookline is healthy")
-
+    app.include_router(operations.router(operations.Operations(services, worker)))
     return app

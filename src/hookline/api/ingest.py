@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from hookline import metrics
 from hookline.api.auth import CHALLENGE, Principal, principal_for, resolve_tenant
 from hookline.api.envelope import ApiError, bad_request, error
 from hookline.api.errors import database_error, database_unavailable_error, unexpected_error
@@ -34,7 +35,7 @@ from hookline.catalog import OPERATIONAL_EVENTS, first_schema_error, suggest
 from hookline.ids import new_id
 from hookline.javascript_json import MAX_SAFE_INTEGER, unsafe_integer
 from hookline.store import events as store
-from hookline.store.events import NewEvent
+from hookline.store.events import Accepted, NewEvent
 from hookline.store.tenants import get_tenant
 
 EVENT_ID = r"^[A-Za-z0-9_.:-]{1,200}$"
@@ -132,6 +133,8 @@ async def accept_event(
         raise
     view = orjson.dumps({"id": accepted.id, "event": accepted.event, "deliveries": accepted.deliveries})
     if accepted.created:
+        metrics.events_accepted.labels(event, metrics.tenant_class(tenant_id)).inc()
+        metrics.ingest_batch_size.observe(1)
         return Answer(_ACCEPTED + view + b"}")
     return Answer(_REPLAYED + view + b"}", replayed=True)
 
@@ -164,6 +167,7 @@ async def accept_batch(
         await _tenant_gone(services, principal, tenant_id)
         raise
     accepted = sum(r.created for r in results)
+    _count_accepted(tenant_id, results, accepted)
     body = {
         "status": True,
         "code": 202,
@@ -177,6 +181,19 @@ async def accept_batch(
         },
     }
     return Answer(orjson.dumps(body))
+
+
+def _count_accepted(tenant_id: str, results: Sequence[Accepted], accepted: int) -> None:
+    """``hookline_events_accepted`` (one increment per event type) and the batch's size."""
+    per_type: dict[str, int] = {}
+    for r in results:
+        if r.created:
+            per_type[r.event] = per_type.get(r.event, 0) + 1
+    kind = metrics.tenant_class(tenant_id)
+    for event_type, n in per_type.items():
+        metrics.events_accepted.labels(event_type, kind).inc(n)
+    if accepted:
+        metrics.ingest_batch_size.observe(accepted)
 
 
 # --- the lean way in --------------------------------------------------------------------------------

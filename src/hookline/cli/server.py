@@ -171,6 +171,7 @@ async def _run_roles(
     import uvicorn
 
     from hookline.api.app import create_app
+    from hookline.api.operations import Operations, worker_app
     from hookline.api.protocol import EnvelopeHttpToolsProtocol
     from hookline.dispatch.worker import Worker
 
@@ -185,10 +186,11 @@ async def _run_roles(
         raise
     sockets = sockets or bound or None
     dispatcher = Worker(services.store, settings) if worker else None
+    probes = Operations(services, dispatcher)
     server = (
         _server(
             uvicorn.Config(
-                create_app(services),
+                create_app(services, worker=dispatcher),
                 host=settings.host,
                 port=settings.port,
                 log_level=settings.log_level,
@@ -197,6 +199,20 @@ async def _run_roles(
             )
         )
         if api
+        else None
+    )
+    # `hookline worker` answers its probes (and /metrics) on a port of its own, if given one.
+    worker_server = (
+        _server(
+            uvicorn.Config(
+                worker_app(probes),
+                host=settings.host,
+                port=settings.worker_port,
+                log_level=settings.log_level,
+                access_log=False,
+            )
+        )
+        if not api and settings.worker_port is not None
         else None
     )
     # What is built by now (modules, app, settings) lives as long as the process: frozen, the collector's
@@ -211,6 +227,8 @@ async def _run_roles(
             server.should_exit = True
         if dispatcher is not None:
             dispatcher.stop()
+        if worker_server is not None:
+            worker_server.should_exit = True
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -221,10 +239,17 @@ async def _run_roles(
             roles.append(asyncio.create_task(dispatcher.run(), name="worker"))
         if server is not None:
             roles.append(asyncio.create_task(server.serve(sockets), name="api"))
+        if worker_server is not None:
+            roles.append(asyncio.create_task(worker_server.serve(), name="worker-probes"))
+        sampler = asyncio.create_task(probes.sample_pool_forever(), name="pool-sampler")
         # Whichever role ends first (a signal, or the API failing to bind) ends the other.
         await asyncio.wait(roles, return_when=asyncio.FIRST_COMPLETED)
         stop()
+        sampler.cancel()
         await asyncio.gather(*roles)
+        await asyncio.gather(sampler, return_exceptions=True)
+        if worker_server is not None and not worker_server.started and not stopped.is_set():
+            raise typer.Exit(1)
         if server is not None and not server.started and not stopped.is_set():
             raise typer.Exit(1)
     finally:
@@ -308,6 +333,9 @@ def _serve_api_processes(settings: Settings, overrides: dict[str, Any]) -> None:
     except BaseException:
         sock.close()
         raise
+    from hookline import metrics
+
+    shared = metrics.share_between_processes()  # before they start: they read it when they import
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(target=_api_process, args=(overrides, sock), name=f"hookline-api-{n}")
@@ -333,10 +361,13 @@ def _serve_api_processes(settings: Settings, overrides: dict[str, Any]) -> None:
         stop()
         for child in children:
             child.join()
+            if child.pid is not None:
+                metrics.process_stopped(child.pid)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         sock.close()
+        metrics.remove_shared(shared)
     if not signalled or any(child.exitcode not in (0, -signal.SIGTERM) for child in children):
         raise typer.Exit(1)
 

@@ -216,6 +216,17 @@ def settle(
     return state.changed(blocked_until=blocked_until(state, now, rate))
 
 
+def waits_for_rate(
+    candidate: Candidate, state: EndpointState, head: Head | None, now: datetime, limits: Limits
+) -> bool:
+    """Whether a due endpoint leaves deliveries waiting after a claim because of its rate limit: nothing
+    or not all of its head was taken, and the limiter lets nothing more go now (``state`` as settled)."""
+    rate = rate_of(candidate, limits)
+    if rate is None or (head is not None and head.unleased_left == 0):
+        return False
+    return limiter.next_allowed(state.limiter_tat, now, rate) is not None
+
+
 def settle_all(
     candidates: Sequence[Candidate],
     planned: Mapping[int, EndpointState],

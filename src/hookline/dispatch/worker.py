@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 import structlog
 
-from hookline import notices, rollups
+from hookline import metrics, notices, rollups
 from hookline.config import Settings
 from hookline.dispatch import health, options, scheduler
 from hookline.dispatch.retry import RetryPolicy, Verdict
@@ -65,6 +65,7 @@ LOOK_AGAIN = 0.005  # seconds before a claim that left wakes behind (their endpo
 # answer's endpoint).
 RECORD_BATCH = 128
 RECORD_GATHER = 0.005
+STALL_GRACE = 10.0  # seconds beyond two poll intervals before /readyz calls the claim loop stalled
 COMPACT_EVERY = 30.0  # seconds between compactions of the statistics' rollups
 
 
@@ -126,12 +127,26 @@ class Worker:
         self._recorder_closing = False
         self._flush_deadline: float | None = None  # loop time by which a stopping worker gives up writing
         self.dropped_results = 0  # results that could not be written at all (see _record_alone)
+        self.last_tick: float | None = None  # monotonic time of the claim loop's last turn
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
+
+    def tick(self) -> None:
+        """The claim loop turned (at least every poll interval while it is healthy)."""
+        self.last_tick = time.monotonic()
+        metrics.worker_last_tick.set(time.time())
+        metrics.attempts_in_flight.set(len(self._running))
+
+    def ticking(self) -> bool:
+        """Whether the claim loop turned recently enough: within twice the poll interval, plus a few
+        seconds for a claim that takes long on a loaded database. False before it started."""
+        if self.last_tick is None:
+            return False
+        return time.monotonic() - self.last_tick <= 2 * self.settings.poll_interval + STALL_GRACE
 
     def wake(self) -> None:
         """New work was announced (in this process, or by NOTIFY): the next claim takes in the wakes."""
@@ -187,6 +202,7 @@ class Worker:
     async def _claim_loop(self) -> None:
         backoff = 0.1
         while not self._stopping.is_set():
+            self.tick()
             budget = self._budget()
             self._wake.clear()
             if budget <= 0:
@@ -258,6 +274,14 @@ class Worker:
             else:
                 self._more.discard(endpoint_id)
         changed = {s.endpoint_id: s for s in settled}
+        waits = sum(
+            scheduler.waits_for_rate(
+                c, changed.get(c.state.endpoint_id, c.state), heads.get(c.state.endpoint_id), now, self.limits
+            )
+            for c in candidates
+        )
+        if waits:
+            metrics.rate_limit_waits.inc(waits)
         for endpoint_id in [e for e, until in self._blocked.items() if until <= now]:
             self._blocked.pop(endpoint_id)  # looked for once now (if not due, its next answer brings it)
         for c in candidates:
@@ -436,12 +460,32 @@ class Worker:
             )
         self._outcomes.append(outcome)
         self._record_needed.set()
+        self._count(job, outcome, result)
         if _pauses(outcome):
             # Nothing more for this endpoint until its breaker has seen this answer: the next ones
             # wait here for the answer to be written, and are handed back if it stopped the endpoint.
             self._queue.pause(outcome.endpoint_id)
         if outcome.status != "succeeded":
             _log_failure(outcome)
+        else:
+            log.debug("delivery attempt succeeded", **_ids(outcome), status_code=outcome.status_code)
+
+    def _count(self, job: Job, outcome: Outcome, result: AttemptResult | None) -> None:
+        """The metrics of one attempt (``hookline.metrics``)."""
+        if result is None:
+            kind = "not_sent"
+        else:
+            kind = metrics.status_class(result.status_code, result.failure)
+            metrics.attempt_duration.labels(kind).observe(result.duration_ms / 1000)
+        metrics.attempts.labels(kind).inc()
+        if self.settings.metrics_endpoint_labels:
+            metrics.endpoint_attempts.labels(job.tenant_id, str(job.endpoint_id), kind).inc()
+        if outcome.status == "succeeded":
+            metrics.deliveries_finished.labels("succeeded").inc()
+            if job.accepted_at is not None:
+                metrics.delivery_latency.observe(max((_now() - job.accepted_at).total_seconds(), 0.0))
+        elif outcome.status == "failed":
+            metrics.deliveries_finished.labels("failed").inc()
 
     # --- recording -------------------------------------------------------------------------------
 
@@ -724,11 +768,15 @@ def _log_notice(notice: notice_rows.Notice) -> None:
 
 
 def _ids(outcome: Outcome) -> dict[str, object]:
+    """What every delivery log line names: the event, the delivery, its endpoint and tenant, which
+    attempt, and its outcome (succeeded, pending: to be retried, or failed)."""
     return {
+        "event_id": outcome.event_id,
         "delivery_id": outcome.delivery_id,
         "endpoint_id": outcome.endpoint_id,
         "tenant_id": outcome.tenant_id,
         "attempt": outcome.attempt,
+        "outcome": outcome.status,
     }
 
 

@@ -63,6 +63,7 @@ class Job:
     event_type: str
     payload: bytes
     lease_until: datetime
+    accepted_at: datetime | None = None  # when its event was accepted (end-to-end latency)
     notes: tuple[str, ...] = ()  # set by the worker's checks: options replaced by the service default
 
 
@@ -183,6 +184,7 @@ def _job(r: Any, lease_until: datetime, previous_secrets: Any, headers: Any, ret
         event_type=r[13],
         payload=r[14],
         lease_until=lease_until,
+        accepted_at=r[16],
     )
 
 
@@ -262,7 +264,7 @@ WITH g AS (
 )
 SELECT 'j', l.id, l.attempts, l.endpoint_id, l.tenant_id, p.active, p.url, p.secret,
        p.previous_secrets::text, p.headers::text, p.timeout_ms, p.retry_schedule::text, p.max_in_flight,
-       e.id, e.event_type, e.payload, l.next_attempt_at, NULL::timestamptz, NULL::bool
+       e.id, e.event_type, e.payload, l.next_attempt_at, e.created_at, NULL::bool
 FROM leased AS l
 JOIN endpoints AS p ON p.id = l.endpoint_id AND p.tenant_id = l.tenant_id
 JOIN events AS e ON e.seq = l.event_seq
@@ -425,6 +427,8 @@ _SQLITE_JOB_COLUMNS = (
     events.c.id,
     events.c.event_type,
     events.c.payload,
+    deliveries.c.next_attempt_at,  # as the PostgreSQL claim's rows: [16] is when the event was accepted
+    events.c.created_at,
 )
 
 
