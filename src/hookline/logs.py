@@ -1,4 +1,10 @@
-"""Logging: structlog, JSON lines on stderr (or readable lines on a terminal)."""
+"""Logging: structlog, JSON lines on stderr (or readable lines on a terminal).
+
+hookline's own lines go through structlog at the configured level. Lines of the libraries underneath
+(uvicorn, SQLAlchemy, the database drivers, HTTP clients) are rendered the same way, so every line of a
+process is one JSON object, but never below INFO, and the chattiest never below WARNING: their debug lines
+quote SQL parameters and URLs, which can hold secrets, signing keys and header values.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,9 @@ import logging
 import sys
 
 import structlog
+
+# Libraries whose INFO lines are noise or may quote what they send (statements, parameters, URLs).
+QUIET = ("aiosqlite", "asyncpg", "sqlalchemy", "alembic", "httpx", "httpcore", "websockets", "hpack")
 
 
 def configure_logging(level: str = "info") -> None:
@@ -16,10 +25,11 @@ def configure_logging(level: str = "info") -> None:
         if sys.stderr.isatty()
         else structlog.processors.JSONRenderer()
     )
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            timestamper,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -27,5 +37,20 @@ def configure_logging(level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                timestamper,
+                structlog.processors.format_exc_info,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric, logging.INFO))
+    for name in QUIET:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))

@@ -194,6 +194,7 @@ async def _run_roles(
                 host=settings.host,
                 port=settings.port,
                 log_level=settings.log_level,
+                log_config=None,  # its lines go through hookline.logs (JSON like every other)
                 access_log=False,
                 http=EnvelopeHttpToolsProtocol,
             )
@@ -209,6 +210,7 @@ async def _run_roles(
                 host=settings.host,
                 port=settings.worker_port,
                 log_level=settings.log_level,
+                log_config=None,  # its lines go through hookline.logs (JSON like every other)
                 access_log=False,
             )
         )
