@@ -15,6 +15,7 @@ response classes cost more CPU than the rest of a single-event request together.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hookline import metrics
+from hookline import metrics, tracing
 from hookline.api.auth import CHALLENGE, Principal, principal_for, resolve_tenant
 from hookline.api.envelope import ApiError, bad_request, error
 from hookline.api.errors import database_error, database_unavailable_error, unexpected_error
@@ -126,6 +127,7 @@ async def accept_event(
         channels=channels,
         idempotency_key=idempotency_key or None,
     )
+    started = time.time_ns()
     try:
         accepted = await services.event_writer.ingest(tenant_id, item, services.now())
     except IntegrityError:
@@ -135,6 +137,8 @@ async def accept_event(
     if accepted.created:
         metrics.events_accepted.labels(event, metrics.tenant_class(tenant_id)).inc()
         metrics.ingest_batch_size.observe(1)
+        if tracing.enabled():
+            tracing.ingested(tenant_id, [(accepted.id, event)], started, time.time_ns())
         return Answer(_ACCEPTED + view + b"}")
     return Answer(_REPLAYED + view + b"}", replayed=True)
 
@@ -161,6 +165,7 @@ async def accept_batch(
         )
         for event, data, event_id, channels in entries
     ]
+    started = time.time_ns()
     try:
         results = await store.ingest_many(services.store, tenant_id, items, services.now())
     except IntegrityError:
@@ -168,6 +173,8 @@ async def accept_batch(
         raise
     accepted = sum(r.created for r in results)
     _count_accepted(tenant_id, results, accepted)
+    if tracing.enabled():
+        tracing.ingested(tenant_id, [(r.id, r.event) for r in results if r.created], started, time.time_ns())
     body = {
         "status": True,
         "code": 202,

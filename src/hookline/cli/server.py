@@ -72,6 +72,9 @@ def _settings(**overrides: Any) -> Settings:
         typer.echo(f"hookline: invalid configuration: {exc}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level)
+    from hookline import tracing
+
+    tracing.configure_from_environment()
     return settings
 
 

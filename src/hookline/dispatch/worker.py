@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 import structlog
 
-from hookline import metrics, notices, rollups
+from hookline import metrics, notices, rollups, tracing
 from hookline.config import Settings
 from hookline.dispatch import health, options, scheduler
 from hookline.dispatch.retry import RetryPolicy, Verdict
@@ -250,6 +250,7 @@ class Worker:
         """Choose endpoints, lease their deliveries: one claim transaction. Returns the jobs and when
         the next endpoint becomes due (None: none is waiting). The jobs are held by this worker from
         here on: ``_dispatch`` each."""
+        started = time.time_ns()
         now = now or _now()
         lease_until = now + timedelta(seconds=self.settings.lease)
         take_wakes, self._wakes_announced = self._wakes_announced, False
@@ -266,6 +267,10 @@ class Worker:
             settled = scheduler.settle_all(candidates, planned, heads, now, self.limits)
             await claim.save(settled, now)
             next_due = await claim.next_due(now)
+        if jobs and tracing.enabled():
+            tracing.claimed(
+                [(j.tenant_id, j.event_id) for j in jobs], started, time.time_ns(), self.worker_id
+            )
         for job in jobs:
             self._hold(job.endpoint_id, 1)
         for endpoint_id, head in heads.items():
@@ -486,6 +491,20 @@ class Worker:
                 metrics.delivery_latency.observe(max((_now() - job.accepted_at).total_seconds(), 0.0))
         elif outcome.status == "failed":
             metrics.deliveries_finished.labels("failed").inc()
+        if tracing.enabled() and result is not None:
+            started = int(result.started_at * 1e9)
+            tracing.attempted(
+                tenant_id=job.tenant_id,
+                event_id=job.event_id,
+                delivery_id=job.delivery_id,
+                endpoint_id=job.endpoint_id,
+                attempt=job.attempt,
+                outcome=outcome.status,
+                status_class=kind,
+                status_code=result.status_code,
+                started_ns=started,
+                ended_ns=started + result.duration_ms * 1_000_000,
+            )
 
     # --- recording -------------------------------------------------------------------------------
 
