@@ -113,7 +113,9 @@ async def test_circuit_opened_and_closed_reach_subscribers_and_operator_once_nev
         [notice] = operational(await arrived(rx, "/b", opened))
         assert notice["data"]["tenant_id"] == tenant
         cb = await breaker(api, auth, a["id"])
-        assert notice["data"]["opened_at"][:19] == cb["opened_at"][:19]
+        # The same opening, or (its probe failing on a loaded machine, cooldown 0.5 s) a later one.
+        opened_at = datetime.fromisoformat(notice["data"]["opened_at"])
+        assert opened_at.replace(microsecond=0) <= datetime.fromisoformat(cb["opened_at"])
         assert notice["data"]["consecutive_failures"] == 3
         await arrived(rx, "/operator", opened)
         assert kinds(rx.to("/a")) == []  # never to the endpoint whose breaker opened
