@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import click
 import promql_parser
 import pytest
 import typer
@@ -72,16 +71,20 @@ def probe_routes() -> set[str]:
 def check_command(argv: list[str]) -> None:
     """``argv`` runs a real hookline command with options it accepts (parsed by the CLI, not run)."""
     assert Path(argv[0]).name == "hookline", argv
-    command: click.Command = typer.main.get_command(cli_app)
+    # typer's own click (typer._click), not the click package: tell a group by its subcommands
+    command: Any = typer.main.get_command(cli_app)
     args = list(argv[1:])
     path = ["hookline"]
-    while isinstance(command, click.Group):
+    while hasattr(command, "commands"):
         assert args, f"{argv}: names a command group, not a command"
         name = args.pop(0)
         sub = command.commands.get(name)
         assert sub is not None, f"{argv}: 'hookline {name}' is not a command"
         command, path = sub, [*path, name]
-    command.make_context(" ".join(path), args)  # raises on an unknown option or a bad value
+    try:
+        command.make_context(" ".join(path), args)  # parses the options, runs nothing
+    except Exception as exc:  # typer's click: an unknown option, a bad value
+        raise AssertionError(f"{argv}: {exc}") from None
 
 
 def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -165,11 +168,12 @@ def check_promql(expr: str) -> set[str]:
                 known = METRICS.get(name, set()) | TARGET_LABELS
                 assert matcher.name in known, f"{name} has no label {matcher.name!r} (in {expr})"
                 values = KNOWN_VALUES.get((name, matcher.name))
-                if values is not None and matcher.op == promql_parser.MatchOp.Equal:
+                exact = (promql_parser.MatchOp.Equal, promql_parser.MatchOp.NotEqual)
+                if values is not None and matcher.op in exact:
                     assert matcher.value in values, (
                         f"{name}{{{matcher.name}={matcher.value!r}}}: no such value"
                     )
-                if values is not None and matcher.op == promql_parser.MatchOp.Re:
+                if values is not None and matcher.op not in exact:  # =~ and !~
                     assert any(re.fullmatch(matcher.value, v) for v in values), (
                         f"{matcher.value!r} matches nothing"
                     )
@@ -183,12 +187,21 @@ def check_promql(expr: str) -> set[str]:
     return used
 
 
+def test_the_command_check_can_fail() -> None:
+    check_command(["/opt/hookline/bin/hookline", "api", "--workers", "2"])
+    check_command(["hookline", "admin-key", "reset"])
+    for argv in (["hookline", "wrker"], ["hookline", "api", "--threads", "2"], ["hookline", "admin-key"]):
+        with pytest.raises(AssertionError):
+            check_command(argv)
+
+
 def test_the_promql_check_can_fail() -> None:
     check_promql('sum by (status_class) (rate(hookline_attempts_total{status_class="5xx"}[5m]))')
     bad = [
         "rate(hookline_attempts[5m])",  # a counter without _total
         'hookline_attempts_total{status="5xx"}',  # a label it does not have
         'hookline_attempts_total{status_class="500"}',  # a value it never takes
+        'hookline_attempts_total{status_class!="200"}',  # nor here
         "max by (tenant) (hookline_attempts_total)",  # grouping by a label it does not have
         "hookline_queue_depth",  # a renamed metric
         "sum(rate(hookline_attempts_total[5m])",  # not PromQL
