@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -523,3 +527,51 @@ async def test_exactly_the_rows_that_should_go_are_gone(
         else:
             assert found.payload == PAYLOAD and not found.pruned_deliveries
             assert found.attempts == 2 * len(statuses)
+
+
+# --- hookline prune ------------------------------------------------------------------------------------
+
+
+def hookline(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("HOOKLINE_")}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "hookline"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_the_prune_command_removes_what_is_older_and_says_what(
+    services: Services, database_url: str
+) -> None:
+    store = services.store
+    mine = await tenant(store, "mine")
+    theirs = await tenant(store, "theirs")
+    my_old = await history(store, "mine", mine, age=40 * DAY, statuses=["succeeded", "failed"])
+    my_recent = await history(store, "mine", mine, age=5 * DAY, statuses=["succeeded"])
+    their_old = await history(store, "theirs", theirs, age=40 * DAY, statuses=["succeeded"])
+
+    scoped = await asyncio.to_thread(
+        hookline, "prune", "--older-than", "30d", "--tenant", "mine", "--database-url", database_url
+    )
+    assert scoped.returncode == 0, scoped.stderr
+    assert scoped.stdout.strip() == (
+        "pruned: 4 attempts, 2 deliveries (summaries kept), 1 payloads; deleted: 0 events, "
+        "0 expired delivery summaries (1 tenants)"
+    )
+    assert (await seen(store, my_old)).payload == b""
+    assert (await seen(store, my_recent)).payload == PAYLOAD
+    assert (await seen(store, their_old)).payload == PAYLOAD
+
+    shorter = await asyncio.to_thread(hookline, "prune", "--older-than", "3d", "--database-url", database_url)
+    assert shorter.returncode == 0, shorter.stderr
+    assert shorter.stdout.startswith("pruned: 4 attempts, 2 deliveries")  # my recent one and theirs
+    assert (await seen(store, my_recent)).payload == b"" and (await seen(store, their_old)).payload == b""
+
+    unknown = await asyncio.to_thread(hookline, "prune", "--tenant", "nobody", "--database-url", database_url)
+    assert (unknown.returncode, unknown.stderr.strip()) == (4, "hookline: tenant 'nobody' not found")
+    typo = await asyncio.to_thread(hookline, "prune", "--older-than", "30", "--database-url", database_url)
+    assert typo.returncode == 2 and "'30' is less than 1h" in typo.stderr
