@@ -57,6 +57,7 @@ class Sizes:
     breaker_cooldown: float  # HOOKLINE_BREAKER_COOLDOWN for the run, seconds
     ratelimit_seconds: float  # the measured window, after a second of ramp-up
     stats_attempts: int  # attempts in each webhook's 30 days of statistics history
+    retention_attempts: int  # old finished attempts for pruning to remove (PostgreSQL)
     warmup_events: int
     repeats: int  # runs of each ceiling and throughput shape; the median counts (these machines are noisy)
 
@@ -96,6 +97,7 @@ FULL = Sizes(
     breaker_cooldown=5,
     ratelimit_seconds=30,
     stats_attempts=10_000_000,
+    retention_attempts=10_000_000,
     warmup_events=20,
     repeats=3,
 )
@@ -131,6 +133,7 @@ QUICK = Sizes(
     breaker_cooldown=0.5,
     ratelimit_seconds=2,
     stats_attempts=50_000,
+    retention_attempts=40_000,
     warmup_events=5,
     repeats=1,
 )
@@ -148,6 +151,7 @@ SCENARIOS = (
     "breaker",
     "ratelimit",
     "stats",
+    "retention",
 )
 
 

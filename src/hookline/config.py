@@ -40,11 +40,16 @@ DURATION_FIELDS = (
     "breaker_max_cooldown",
     "auto_disable_after",
     "stats_retention",
+    "retention",
+    "summary_retention",
     "alert_window",
     "relay_keep",
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SIGNATURE_HEX_FORMS = ("sha256=", "hex")
+# The shortest retention period (HOOKLINE_RETENTION, a tenant's own, `hookline prune --older-than`): a
+# bare number is seconds, so "30" must not quietly mean half a minute of history.
+MIN_RETENTION = 3600.0
 
 
 class ConfigError(ValueError):
@@ -166,6 +171,16 @@ class Settings(BaseSettings):
     stats_retention: Annotated[float, NoDecode] = 90 * 86400.0
     """How long delivery statistics are kept, at least `7d`; a statistics query reaches back at most this
     far."""
+    # Retention (hookline.store.retention): what is removed, and when, by the workers' housekeeping and
+    # `hookline prune`.
+    retention: Annotated[float, NoDecode] = 30 * 86400.0
+    """How long event payloads and delivery attempts (request headers, response bodies) are kept once
+    every delivery of the event is finished, at least `1h`. Older ones are removed; each delivery's
+    summary (status, attempts, last status code, times) stays, marked `pruned`. Pending deliveries are
+    never pruned. A tenant may have its own (`retention_seconds`)."""
+    summary_retention: Annotated[float, NoDecode] = 90 * 86400.0
+    """How long a pruned delivery's summary (and its event's id and type) is kept before it is deleted
+    too; never shorter than `HOOKLINE_RETENTION` or a tenant's own retention."""
     relay_keep: Annotated[float, NoDecode] = 3600.0
     """A `hookline listen` session that no listener has held for this long is deleted with its
     webhook."""
@@ -296,6 +311,13 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 7d (statistics keep hourly rows for 3 days, then days)")
         return value
 
+    @field_validator("retention", "summary_retention")
+    @classmethod
+    def _retention(cls, value: float) -> float:
+        if value < MIN_RETENTION:
+            raise ValueError("must be at least 1h")
+        return value
+
     @field_validator("auto_disable_after", mode="before")
     @classmethod
     def _auto_disable(cls, value: Any) -> Any:
@@ -360,6 +382,12 @@ class Settings(BaseSettings):
             )
         if problem := validate_secret(secret):
             raise ValueError(f"HOOKLINE_OPERATOR_WEBHOOK_SECRET: {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _summaries_outlive_payloads(self) -> Settings:
+        if self.summary_retention < self.retention:
+            raise ValueError("HOOKLINE_SUMMARY_RETENTION must be at least HOOKLINE_RETENTION")
         return self
 
     @model_validator(mode="after")

@@ -56,6 +56,10 @@ class TenantOut(_Shape):
     id: str
     name: str
     metadata: dict[str, Any]
+    retention_seconds: int | None = Field(
+        description="how long the tenant's payloads and attempts are kept; null: the service's "
+        "HOOKLINE_RETENTION"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -264,6 +268,11 @@ class DeliveryOut(_Shape):
     test: bool = Field(
         description="made by a test send (POST /v1/webhooks/{id}/test): never retried nor replayed"
     )
+    pruned: bool = Field(
+        description="retention removed this finished delivery's attempts (attempt_log is empty) and, with "
+        "its event's last delivery, the payload; this summary stays until HOOKLINE_SUMMARY_RETENTION. "
+        "A pruned delivery is not retried nor replayed"
+    )
 
 
 class AttemptOut(_Shape):
@@ -298,10 +307,13 @@ class EventOut(_Shape):
     id: str
     event: str
     timestamp: str
-    data: dict[str, Any]
+    data: dict[str, Any] | None = Field(description="the event's data; null once retention pruned it")
     channels: list[str] | None
     deliveries: int = Field(description="how many deliveries the event created")
     created_at: datetime
+    pruned: bool = Field(
+        description="retention removed the payload (every delivery was finished and pruned); data is null"
+    )
 
 
 class EventDetail(EventOut):

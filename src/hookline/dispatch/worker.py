@@ -50,7 +50,7 @@ from hookline.dispatch.runqueue import RunQueue
 from hookline.dispatch.sender import AttemptResult, Request
 from hookline.dispatch.senders import make_sender
 from hookline.store import notices as notice_rows
-from hookline.store import queue
+from hookline.store import queue, retention
 from hookline.store import relay as relay_rows
 from hookline.store import rollups as rollup_rows
 from hookline.store.engine import DATABASE_ERRORS, WAKE_CHANNEL, Store
@@ -717,7 +717,8 @@ class Worker:
 
     async def _compactor(self) -> None:
         """Housekeeping now and then: compact the statistics' rollups (every worker tries; one at a time
-        runs) and delete the relay sessions (``hookline listen``) no one has held for ``relay_keep``."""
+        runs), delete the relay sessions (``hookline listen``) no one has held for ``relay_keep``, and
+        prune what is older than the retention period (one worker at a time)."""
         await self._wait(self._stopping, random.uniform(1.0, COMPACT_EVERY))
         while not self._stopping.is_set():
             try:
@@ -733,7 +734,32 @@ class Worker:
                     log.info("relay sessions expired", sessions=gone)
             except Exception as exc:  # the next run tries again
                 log.warning("expiring relay sessions failed", error=f"{type(exc).__name__}: {exc}")
+            await self._prune()
             await self._wait(self._stopping, COMPACT_EVERY)
+
+    async def _prune(self) -> None:
+        """Retention (``hookline.store.retention``): at most ``COMPACT_EVERY`` seconds of it per round, so
+        a large backlog (the first run on an old database) is worked off round by round."""
+        try:
+            pruned = await retention.prune(
+                self.store,
+                _now(),
+                retention=timedelta(seconds=self.settings.retention),
+                summary_retention=timedelta(seconds=self.settings.summary_retention),
+                budget=COMPACT_EVERY,
+            )
+        except Exception as exc:  # the next round tries again; nothing is half-removed
+            log.warning("retention pruning failed", error=_describe(exc))
+            return
+        if pruned.rows:
+            log.info(
+                "pruned by retention",
+                attempts=pruned.attempts,
+                deliveries=pruned.deliveries,
+                payloads=pruned.payloads,
+                events_deleted=pruned.events_deleted,
+                summaries_deleted=pruned.summaries_deleted,
+            )
 
     async def _listen(self) -> None:
         import asyncpg

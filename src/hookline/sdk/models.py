@@ -79,6 +79,7 @@ class Tenant(Model):
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    retention_seconds: int | None = None  # None: the service's retention
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,6 +297,7 @@ class Delivery(Model):
     updated_at: datetime
     completed_at: datetime | None
     test: bool
+    pruned: bool | None = None  # retention removed its attempts (and payload): a summary
     attempt_log: list[Attempt] | None = None  # GET /v1/deliveries/{id} only
 
 
@@ -319,10 +321,11 @@ class Event(Model):
     id: str
     event: str
     timestamp: str  # as the receivers get it, e.g. 2026-01-01T00:00:00.000Z
-    data: dict[str, Any]
+    data: dict[str, Any] | None  # None once retention pruned the payload
     channels: list[str] | None
     deliveries: int
     created_at: datetime
+    pruned: bool | None = None  # retention removed the payload
     delivery_status: list[Delivery] | None = None  # GET /v1/events/{id} only
 
 

@@ -33,6 +33,7 @@ class Delivery:
     updated_at: datetime
     completed_at: datetime | None
     test: bool  # made by a test send: never retried nor replayed
+    pruned: bool  # retention deleted its attempts (and, once the event's last, the payload): a summary
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ _COLUMNS = (
     deliveries.c.updated_at,
     deliveries.c.completed_at,
     deliveries.c.test,
+    deliveries.c.pruned_at.is_not(None).label("pruned"),
 )
 
 
@@ -154,11 +156,14 @@ async def requeue(
 
     A delivery in flight keeps its lease: requeueing it only moves its due time, so at worst it is
     sent once more, which at-least-once delivery allows. A held endpoint's deliveries stay held. Test
-    sends are left alone: they were made once, on request."""
+    sends are left alone: they were made once, on request. So are pruned deliveries, whose payload is
+    gone (``hookline.store.retention``): this statement and the pruning one lock the rows they change,
+    so a delivery is pruned or queued again, never both."""
     conditions = [
         deliveries.c.tenant_id == tenant_id,
         deliveries.c.status.in_(list(statuses)),
         deliveries.c.test.is_(sa.false()),
+        deliveries.c.pruned_at.is_(None),
     ]
     if delivery_id is not None:
         conditions.append(deliveries.c.id == delivery_id)

@@ -42,9 +42,13 @@ class Event:
     payload: bytes
     delivery_count: int
     created_at: datetime
+    pruned_at: datetime | None  # retention removed the payload (``payload`` is empty)
 
     @property
-    def body(self) -> dict[str, Any]:
+    def body(self) -> dict[str, Any] | None:
+        """The delivered body, decoded; None once retention removed it."""
+        if self.pruned_at is not None:
+            return None
         decoded: dict[str, Any] = orjson.loads(self.payload)
         return decoded
 

@@ -70,6 +70,9 @@ tenants = sa.Table(
     sa.Column("metadata", Json, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # How long this tenant's payloads and attempts are kept (NULL: HOOKLINE_RETENTION). See
+    # hookline.store.retention.
+    sa.Column("retention_seconds", sa.Integer, nullable=True),
 )
 
 api_keys = sa.Table(
@@ -202,9 +205,31 @@ events = sa.Table(
     sa.Column("payload", sa.LargeBinary, nullable=False),
     sa.Column("delivery_count", sa.Integer, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # Set when retention removed the payload (``payload`` is then empty): every delivery of the event was
+    # finished and pruned. The row stays, with its id, type and de-duplication keys, as long as the
+    # deliveries' summaries (hookline.store.retention).
+    sa.Column("pruned_at", UtcDateTime, nullable=True),
     sa.UniqueConstraint("tenant_id", "id"),
     sa.UniqueConstraint("tenant_id", "idempotency_key"),
     sa.Index(None, "tenant_id", "seq"),
+    # Retention walks a tenant's events oldest first: those still holding a payload, then (for the
+    # summaries' expiry) those pruned. Two partial indexes, so neither walk passes over the other's rows.
+    sa.Index(
+        "ix_events_unpruned",
+        "tenant_id",
+        "created_at",
+        "seq",
+        postgresql_where=sa.text("pruned_at IS NULL"),
+        sqlite_where=sa.text("pruned_at IS NULL"),
+    ),
+    sa.Index(
+        "ix_events_pruned",
+        "tenant_id",
+        "created_at",
+        "seq",
+        postgresql_where=sa.text("pruned_at IS NOT NULL"),
+        sqlite_where=sa.text("pruned_at IS NOT NULL"),
+    ),
     sqlite_autoincrement=True,
 )
 
@@ -230,6 +255,9 @@ deliveries = sa.Table(
     sa.Column("completed_at", UtcDateTime, nullable=True),
     # Made by a test send (POST /v1/webhooks/{id}/test): written finished, never retried nor replayed.
     sa.Column("test", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Set when retention deleted the delivery's attempts (a finished delivery older than its tenant's
+    # retention): the row stays as the delivery's summary, and it is never sent again.
+    sa.Column("pruned_at", UtcDateTime, nullable=True),
     # Per endpoint, its pending deliveries in the order they are due: the claim reads the head of one
     # endpoint at a time, however long the queue behind it.
     sa.Index(

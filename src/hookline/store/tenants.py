@@ -22,6 +22,7 @@ class Tenant:
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    retention_seconds: int | None = None  # None: the service's HOOKLINE_RETENTION
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,24 @@ def generate_api_key() -> str:
 
 
 async def insert_tenant(
-    conn: AsyncConnection, *, tenant_id: str | None, name: str, metadata: dict[str, Any], now: datetime
+    conn: AsyncConnection,
+    *,
+    tenant_id: str | None,
+    name: str,
+    metadata: dict[str, Any],
+    now: datetime,
+    retention_seconds: int | None = None,
 ) -> Tenant:
-    row = Tenant(tenant_id or new_id("tn"), name, metadata, now, now)
+    row = Tenant(tenant_id or new_id("tn"), name, metadata, now, now, retention_seconds)
     await conn.execute(
-        tenants.insert().values(id=row.id, name=name, metadata=metadata, created_at=now, updated_at=now)
+        tenants.insert().values(
+            id=row.id,
+            name=name,
+            metadata=metadata,
+            retention_seconds=retention_seconds,
+            created_at=now,
+            updated_at=now,
+        )
     )
     return row
 

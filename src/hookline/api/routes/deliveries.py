@@ -38,6 +38,7 @@ def delivery_view(d: Delivery) -> dict[str, Any]:
         "updated_at": d.updated_at,
         "completed_at": d.completed_at,
         "test": d.test,
+        "pruned": d.pruned,
     }
 
 
@@ -120,7 +121,12 @@ async def get_delivery(
     status_code=202,
     summary="Deliver again now",
     response_model=Envelope[DeliveryQueued],
-    responses={409: {"description": "the delivery was a test send (send another test instead)"}},
+    responses={
+        409: {
+            "description": "the delivery was a test send (send another test instead), or was pruned by "
+            "retention (its payload is gone)"
+        }
+    },
 )
 async def retry_delivery(
     delivery_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
@@ -132,6 +138,12 @@ async def retry_delivery(
             409,
             f"delivery {found.id} was a test send and is not retried: "
             f"send another with POST /v1/webhooks/{found.endpoint_id}/test",
+        )
+    if found.pruned:
+        raise ApiError(
+            409,
+            f"delivery {found.id} was pruned by retention (finished more than the retention period ago): "
+            "its payload and attempts are gone, so it cannot be sent again",
         )
     await store.requeue(services.store, tenant, now=services.now(), delivery_id=found.id)
     return ok({"id": found.id, "status": "pending"}, "Delivery queued for another attempt", 202)

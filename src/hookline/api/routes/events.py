@@ -39,11 +39,13 @@ def event_view(e: Event) -> dict[str, Any]:
     return {
         "id": e.id,
         "event": e.event_type,
-        "timestamp": body["timestamp"],
-        "data": body["data"],
+        # A pruned event's timestamp is the one its payload carried: the time it was accepted.
+        "timestamp": body["timestamp"] if body is not None else store.format_timestamp(e.created_at),
+        "data": body["data"] if body is not None else None,
         "channels": e.channels,
         "deliveries": e.delivery_count,
         "created_at": e.created_at,
+        "pruned": body is None,
     }
 
 

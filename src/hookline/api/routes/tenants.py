@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +20,16 @@ from hookline.store.tenants import ApiKey, Tenant
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"], route_class=StrictJsonRoute)
 
 TENANT_ID = r"^[A-Za-z0-9_-]{1,64}$"
+# A tenant's own retention period, in seconds: from an hour (as HOOKLINE_RETENTION) to ten years.
+RetentionSeconds = Annotated[
+    int | None,
+    Field(
+        ge=3600,
+        le=3650 * 86400,
+        description="how long this tenant's event payloads and delivery attempts are kept, in seconds "
+        "(at least 3600); null: the service's HOOKLINE_RETENTION",
+    ),
+]
 
 
 class TenantCreate(BaseModel):
@@ -27,12 +37,14 @@ class TenantCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     id: str | None = Field(default=None, pattern=TENANT_ID, description="your own id; generated if absent")
     metadata: dict[str, Any] = Field(default_factory=dict)
+    retention_seconds: RetentionSeconds = None
 
 
 class TenantUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     metadata: dict[str, Any] | None = None
+    retention_seconds: RetentionSeconds = None  # null: back to the service's retention
 
 
 class KeyCreate(BaseModel):
@@ -45,6 +57,7 @@ def tenant_view(t: Tenant) -> dict[str, Any]:
         "id": t.id,
         "name": t.name,
         "metadata": t.metadata,
+        "retention_seconds": t.retention_seconds,
         "created_at": t.created_at,
         "updated_at": t.updated_at,
     }
@@ -79,7 +92,12 @@ async def create_tenant(body: TenantCreate, services: ServicesDep, _: Admin) -> 
     try:
         async with services.store.write() as conn:
             tenant = await store.insert_tenant(
-                conn, tenant_id=body.id, name=body.name, metadata=body.metadata, now=services.now()
+                conn,
+                tenant_id=body.id,
+                name=body.name,
+                metadata=body.metadata,
+                retention_seconds=body.retention_seconds,
+                now=services.now(),
             )
     except IntegrityError:
         raise ApiError(409, f"tenant '{body.id}' already exists") from None
@@ -101,7 +119,12 @@ async def get_tenant(tenant_id: str, services: ServicesDep, _: Admin) -> Respons
 
 @router.patch("/{tenant_id}", summary="Update a tenant", response_model=Envelope[TenantOut])
 async def update_tenant(tenant_id: str, body: TenantUpdate, services: ServicesDep, _: Admin) -> Response:
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    # null leaves a name or metadata as they are; for retention_seconds it means the service's default.
+    changes = {
+        k: v
+        for k, v in body.model_dump(exclude_unset=True).items()
+        if v is not None or k == "retention_seconds"
+    }
     async with services.store.write() as conn:
         if not await store.update_tenant(conn, tenant_id, changes, services.now()):
             raise not_found(f"tenant '{tenant_id}' not found")
