@@ -203,3 +203,23 @@ async def test_upgrading_to_0007_makes_the_old_rollups_batches_that_compaction_a
         HOUR: [(HOUR, 1, 1), (HOUR, 1, 60)],
         MINUTE: [(MINUTE, 1, 1)],
     }
+
+
+async def test_a_schema_ahead_of_the_code_is_usable_and_one_behind_is_not(store: Store) -> None:
+    """A rolling upgrade: the next release has migrated (a revision this code does not know), and this
+    release keeps starting and stays ready; a database an older revision left is refused."""
+    assert await migrate.schema_state(store) == "current"
+
+    async def stamp(revision: str) -> None:
+        async with store.write() as conn:
+            await conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+
+    try:
+        await stamp("from_a_newer_release")
+        assert await migrate.schema_state(store) == "ahead"
+        assert await migrate.is_up_to_date(store)
+        await stamp(sorted(migrate.known_revisions() - {migrate.head_revision()})[0])
+        assert await migrate.schema_state(store) == "behind"
+        assert not await migrate.is_up_to_date(store)
+    finally:  # the database is shared with the tests after this one
+        await stamp(migrate.head_revision())

@@ -13,6 +13,7 @@ controls; per-endpoint series only with ``HOOKLINE_METRICS_ENDPOINT_LABELS``.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -106,11 +107,24 @@ rate_limit_waits = Counter(
     "hookline_rate_limit_waits",
     "Times a worker left an endpoint's due deliveries waiting because of its rate limit.",
 )
-worker_last_tick = Gauge(
-    "hookline_worker_last_tick_timestamp_seconds",
-    "Unix time of the worker loop's last turn (it turns at least every HOOKLINE_POLL_INTERVAL).",
-    multiprocess_mode="max",
+breaker_transitions = Counter(
+    "hookline_breaker_transitions",
+    "Endpoint circuit breakers changing state, by the state entered: open, half_open (a probe goes), "
+    "closed (a probe succeeded, or an owner reset it).",
+    ["to"],
 )
+
+
+@functools.cache
+def worker_tick() -> Gauge:
+    """``hookline_worker_last_tick_timestamp_seconds``, made by the first worker of the process: a
+    process without a worker has no such series (rather than a 0 that looks like a stalled loop)."""
+    return Gauge(
+        "hookline_worker_last_tick_timestamp_seconds",
+        "Unix time of the worker loop's last turn (it turns at least every HOOKLINE_POLL_INTERVAL).",
+        multiprocess_mode="max",
+    )
+
 
 # --- every process ----------------------------------------------------------------------------------
 

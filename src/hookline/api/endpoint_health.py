@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hookline import notices
+from hookline import metrics, notices
 from hookline.api.services import Services
 from hookline.dispatch import breaker as breakers
 from hookline.dispatch import health, scheduler, verification
@@ -122,6 +122,9 @@ async def reset_breakers(services: Services, endpoint_ids: Sequence[int]) -> lis
             ],
             now,
         )
+    reopened = sum(s.breaker_state != "closed" for s in locked.values())
+    if reopened:
+        metrics.breaker_transitions.labels("closed").inc(reopened)
     return sorted(locked)
 
 

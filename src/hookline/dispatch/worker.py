@@ -138,7 +138,7 @@ class Worker:
     def tick(self) -> None:
         """The claim loop turned (at least every poll interval while it is healthy)."""
         self.last_tick = time.monotonic()
-        metrics.worker_last_tick.set(time.time())
+        metrics.worker_tick().set(time.time())
         metrics.attempts_in_flight.set(len(self._running))
 
     def ticking(self) -> bool:
@@ -279,6 +279,10 @@ class Worker:
             else:
                 self._more.discard(endpoint_id)
         changed = {s.endpoint_id: s for s in settled}
+        for c in candidates:  # a probe let through: open -> half open
+            after = changed.get(c.state.endpoint_id, c.state).breaker_state
+            if after != c.state.breaker_state:
+                metrics.breaker_transitions.labels(after).inc()
         waits = sum(
             scheduler.waits_for_rate(
                 c, changed.get(c.state.endpoint_id, c.state), heads.get(c.state.endpoint_id), now, self.limits
@@ -660,6 +664,10 @@ class Worker:
             )
             rows = rollups.of_outcomes(o for o in outcomes if o.delivery_id in written)
             await rec.finish(changed, disable, rows, raised, now)
+        for state in changed:
+            before = endpoints[state.endpoint_id].state.breaker_state
+            if state.breaker_state != before:
+                metrics.breaker_transitions.labels(state.breaker_state).inc()
         if raised:
             self._notices_raised.set()
         return {s.endpoint_id for s in changed if scheduler.stops_sending(s, now)}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Literal
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -48,5 +51,24 @@ async def current_revision(store: Store) -> str | None:
         return await conn.run_sync(_current)
 
 
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this code's migration scripts know (read once)."""
+    return frozenset(s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions())
+
+
+async def schema_state(store: Store) -> Literal["current", "ahead", "behind"]:
+    """Where the database's schema stands for this code: at its head; *ahead*, migrated by a newer
+    release (a revision this code does not know); or *behind*, not yet migrated (or empty)."""
+    revision = await current_revision(store)
+    if revision == head_revision():
+        return "current"
+    if revision is None or revision in known_revisions():
+        return "behind"
+    return "ahead"
+
+
 async def is_up_to_date(store: Store) -> bool:
-    return await current_revision(store) == head_revision()
+    """Whether this code can run on the schema: current, or ahead (migrations only ever add: a release
+    keeps working while the next one's migration is applied, as a rolling upgrade needs)."""
+    return await schema_state(store) != "behind"
