@@ -13,12 +13,14 @@ controls; per-endpoint series only with ``HOOKLINE_METRICS_ENDPOINT_LABELS``.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     REGISTRY,
@@ -164,6 +166,73 @@ def tenant_class(tenant_id: str) -> str:
 def set_pool(in_use: int, idle: int) -> None:
     db_pool_connections.labels("in_use").set(in_use)
     db_pool_connections.labels("idle").set(idle)
+
+
+class _Observed:
+    """Observations of one histogram series, held until published: bucket counts and their sum."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last: above every bound (+Inf)
+        self.total = 0.0
+
+    def add(self, amount: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, amount)] += 1
+        self.total += amount
+
+    def publish(self, series: Any) -> None:
+        """Into a prometheus_client histogram child: what ``observe`` does, one call per bucket rather
+        than per observation (its ``_buckets`` are per bucket, cumulated when collected)."""
+        for i, n in enumerate(self.counts):
+            if n:
+                series._buckets[i].inc(n)
+                self.counts[i] = 0
+        series._sum.inc(self.total)
+        self.total = 0.0
+
+
+class AttemptTally:
+    """The worker's per-attempt metrics, counted in plain Python as attempts finish and published once
+    per batch of written results. Published one by one, a label lookup and a locked observe per figure
+    cost ~40 µs an attempt on the benchmark machine, about a tenth of a delivery's CPU."""
+
+    def __init__(self) -> None:
+        self._attempts: dict[str, int] = {}
+        self._durations: dict[str, _Observed] = {}
+        self._finished: dict[str, int] = {}
+        self._latency = _Observed(LATENCY_BUCKETS)
+        self._latencies = 0
+
+    def attempt(self, kind: str, seconds: float | None) -> None:
+        self._attempts[kind] = self._attempts.get(kind, 0) + 1
+        if seconds is not None:
+            observed = self._durations.get(kind)
+            if observed is None:
+                observed = self._durations[kind] = _Observed(ATTEMPT_BUCKETS)
+            observed.add(seconds)
+
+    def finished(self, outcome: str, latency: float | None) -> None:
+        self._finished[outcome] = self._finished.get(outcome, 0) + 1
+        if latency is not None:
+            self._latency.add(latency)
+            self._latencies += 1
+
+    def publish(self) -> None:
+        for kind, n in self._attempts.items():
+            if n:
+                attempts.labels(kind).inc(n)
+                self._attempts[kind] = 0
+        for kind, observed in self._durations.items():
+            observed.publish(attempt_duration.labels(kind))
+        for outcome, n in self._finished.items():
+            if n:
+                deliveries_finished.labels(outcome).inc(n)
+                self._finished[outcome] = 0
+        if self._latencies:
+            self._latency.publish(delivery_latency)
+            self._latencies = 0
 
 
 # --- several processes ------------------------------------------------------------------------------

@@ -128,6 +128,8 @@ class Worker:
         self._flush_deadline: float | None = None  # loop time by which a stopping worker gives up writing
         self.dropped_results = 0  # results that could not be written at all (see _record_alone)
         self.last_tick: float | None = None  # monotonic time of the claim loop's last turn
+        self._tally = metrics.AttemptTally()
+        self._log_successes = settings.log_level == "debug"
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -476,25 +478,24 @@ class Worker:
             self._queue.pause(outcome.endpoint_id)
         if outcome.status != "succeeded":
             _log_failure(outcome)
-        else:
+        elif self._log_successes:  # checked here: building the line's fields costs even when filtered
             log.debug("delivery attempt succeeded", **_ids(outcome), status_code=outcome.status_code)
 
     def _count(self, job: Job, outcome: Outcome, result: AttemptResult | None) -> None:
-        """The metrics of one attempt (``hookline.metrics``)."""
+        """The metrics of one attempt (``hookline.metrics``), published with the batch it is written in."""
         if result is None:
             kind = "not_sent"
+            self._tally.attempt(kind, None)
         else:
             kind = metrics.status_class(result.status_code, result.failure)
-            metrics.attempt_duration.labels(kind).observe(result.duration_ms / 1000)
-        metrics.attempts.labels(kind).inc()
+            self._tally.attempt(kind, result.duration_ms / 1000)
         if self.settings.metrics_endpoint_labels:
             metrics.endpoint_attempts.labels(job.tenant_id, str(job.endpoint_id), kind).inc()
         if outcome.status == "succeeded":
-            metrics.deliveries_finished.labels("succeeded").inc()
-            if job.accepted_at is not None:
-                metrics.delivery_latency.observe(max((_now() - job.accepted_at).total_seconds(), 0.0))
+            accepted = job.accepted_at
+            self._tally.finished("succeeded", (_now() - accepted).total_seconds() if accepted else None)
         elif outcome.status == "failed":
-            metrics.deliveries_finished.labels("failed").inc()
+            self._tally.finished("failed", None)
         if tracing.enabled() and result is not None:
             started = int(result.started_at * 1e9)
             tracing.attempted(
@@ -533,6 +534,7 @@ class Worker:
                     leases=len(self._to_release),
                 )
                 return
+            self._tally.publish()  # the metrics of the attempts about to be written
             outcomes, self._outcomes = self._outcomes, []
             released, self._to_release = self._to_release, []
             retries = any(o.status == "pending" for o in outcomes)
