@@ -20,16 +20,8 @@ import pytest
 
 from tests.chaos.procs import ADMIN_KEY, HOOKLINE, Processes, base_env, free_port, wait_healthy
 from tests.receivers import Receiver, Reply
+from tests.samples import MESSAGE
 
-MESSAGE = {
-    "message_id": "wamid.1",
-    "conversation_id": 7,
-    "from": "96650000000",
-    "to": "96650000001",
-    "type": "text",
-    "body": "hello",
-    "timestamp": "2024-01-20T10:30:00Z",
-}
 DELIVERY_FIELDS = {"event_id", "delivery_id", "endpoint_id", "tenant_id", "attempt", "outcome"}
 
 

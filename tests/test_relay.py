@@ -28,18 +28,9 @@ from hookline.sdk.listener import Listener, RelayedDelivery, SessionTakenOver
 from hookline_receiver import verify
 from tests.chaos.procs import ADMIN_KEY, Processes, base_env, free_port, wait_healthy
 from tests.receivers import Receiver, Reply
+from tests.samples import MESSAGE
 
 T = TypeVar("T")
-
-MESSAGE = {
-    "message_id": "wamid.1",
-    "conversation_id": 7,
-    "from": "96650000000",
-    "to": "96650000001",
-    "type": "text",
-    "body": "\u0645\u0631\u062d\u0628\u0627 1250.00",
-    "timestamp": "2024-01-20T10:30:00Z",
-}
 
 
 @dataclass

@@ -20,16 +20,7 @@ from hookline.api.services import Services
 from hookline.dispatch.worker import Worker
 from tests.conftest import Api
 from tests.receivers import Receiver, Reply
-
-MESSAGE = {
-    "message_id": "wamid.1",
-    "conversation_id": 7,
-    "from": "96650000000",
-    "to": "96650000001",
-    "type": "text",
-    "body": "hello",
-    "timestamp": "2024-01-20T10:30:00Z",
-}
+from tests.samples import MESSAGE
 
 
 @pytest.fixture

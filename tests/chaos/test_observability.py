@@ -23,19 +23,11 @@ from tests.chaos.conftest import Cluster, migrate
 from tests.chaos.procs import ADMIN_KEY, Processes, base_env, free_port, wait_for, wait_healthy
 from tests.pg import pg_exec
 from tests.receivers import Receiver, Reply
+from tests.samples import MESSAGE
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 METRICS_TOKEN = "metrics-token-for-the-tests-0123"
 ONE_BACKEND = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-MESSAGE = {
-    "message_id": "wamid.1",
-    "conversation_id": 7,
-    "from": "96650000000",
-    "to": "96650000001",
-    "type": "text",
-    "body": "hello",
-    "timestamp": "2024-01-20T10:30:00Z",
-}
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 
 
