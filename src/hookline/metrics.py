@@ -35,10 +35,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hookline import __version__
+from hookline.store.notices import OPERATOR_TENANT
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-OPERATOR_TENANT = "hookline:operator"  # as hookline.notices names it (kept here: no import of the store)
 
 # Seconds. An attempt is bounded by the delivery timeout (15 s by default, at most the lease's half);
 # the end-to-end latency includes retries, so it reaches hours.
