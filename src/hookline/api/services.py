@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -26,16 +26,19 @@ class KeyCache:
     Revoking a key or deleting a tenant clears this process's cache at once; other processes notice
     within ``ttl`` seconds."""
 
-    def __init__(self, ttl: float = 5.0, size: int = 10_000) -> None:
+    def __init__(
+        self, ttl: float = 5.0, size: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ttl = ttl
         self.size = size
+        self._clock = clock
         self._entries: dict[str, tuple[str, float]] = {}
 
     def get(self, key_hash: str) -> str | None:
         entry = self._entries.get(key_hash)
         if entry is None:
             return None
-        if entry[1] < time.monotonic():
+        if entry[1] < self._clock():
             del self._entries[key_hash]
             return None
         return entry[0]
@@ -43,7 +46,7 @@ class KeyCache:
     def put(self, key_hash: str, tenant_id: str) -> None:
         if len(self._entries) >= self.size:
             self._entries.clear()
-        self._entries[key_hash] = (tenant_id, time.monotonic() + self.ttl)
+        self._entries[key_hash] = (tenant_id, self._clock() + self.ttl)
 
     def clear(self) -> None:
         self._entries.clear()
