@@ -256,12 +256,15 @@ WITH g AS (
     WHERE (lease_until IS NULL OR lease_until <= $4)
       AND endpoint_id NOT IN (SELECT endpoint_id FROM elsewhere)
 ), leased AS (
-    -- By primary key, whatever the statistics say: joined to ``free``, the update was planned as a scan
-    -- of every pending delivery when the statistics still said none was pending (a large history of
-    -- finished ones, analyzed before a burst): 5 s a claim with 5,100,000 finished deliveries.
+    -- By primary key, whatever the statistics say. When they still said no delivery was pending (a
+    -- large history of finished ones, analyzed before a burst), the planner took the pending index for
+    -- a one-row index and scanned all of it: joined to ``free``, 5 s a claim with 5,100,000 finished
+    -- deliveries; by id but with ``status = 'pending'`` (which lets it use that index), 0.1-0.2 s.
+    -- ``status || ''`` keeps the same test but hides it from the index's predicate: 13 ms, as with
+    -- fresh statistics.
     UPDATE deliveries AS d SET lease_until = $5, leased_by = $6
     WHERE d.id = ANY (ARRAY(SELECT id FROM free WHERE k <= quota))
-      AND d.status = 'pending' AND (d.lease_until IS NULL OR d.lease_until <= $4)
+      AND d.status || '' = 'pending' AND (d.lease_until IS NULL OR d.lease_until <= $4)
     RETURNING d.id, d.attempts, d.endpoint_id, d.event_seq, d.tenant_id, d.next_attempt_at
 )
 SELECT 'j', l.id, l.attempts, l.endpoint_id, l.tenant_id, p.active, p.url, p.secret,
