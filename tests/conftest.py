@@ -9,6 +9,7 @@ saying why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -68,9 +69,11 @@ async def _prepare(url: str) -> None:
         await store.close()
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    name = f"hookline_test_{os.getpid()}_{secrets.token_hex(4)}"
+@contextlib.contextmanager
+def throwaway_pg_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL), dropped afterwards. Skips the test when the server is
+    not reachable, and fails it instead in CI, where PostgreSQL tests are mandatory."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
     try:
         pg_exec(PG_SERVER_URL, f'CREATE DATABASE "{name}"')
     except Exception as exc:
@@ -78,12 +81,17 @@ def pg_url() -> Iterator[str]:
         if IN_CI:
             pytest.fail(f"{reason} (PostgreSQL tests are mandatory with CI=true)")
         pytest.skip(reason)
-    url = str(sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False))
     try:
-        asyncio.run(_prepare(url))
-        yield url
+        yield str(sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False))
     finally:
         pg_exec(PG_SERVER_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    with throwaway_pg_database("hookline_test") as url:
+        asyncio.run(_prepare(url))
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,8 @@ from typing import IO, Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
-from tests.conftest import IN_CI, PG_SERVER_URL
-from tests.pg import pg_exec
+from tests.conftest import throwaway_pg_database
 
 HOOKLINE = Path(sys.executable).parent / "hookline"
 START_DEADLINE = 30.0
@@ -216,18 +214,8 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Path, command: list[st
 @pytest.fixture
 def cli_pg_url() -> Iterator[str]:
     """A throwaway, empty PostgreSQL database for this test only."""
-    name = f"hookline_test_cli_{secrets.token_hex(4)}"
-    try:
-        pg_exec(PG_SERVER_URL, f'CREATE DATABASE "{name}"')
-    except Exception as exc:
-        reason = f"PostgreSQL is not reachable at {PG_SERVER_URL}: {type(exc).__name__}: {exc}"
-        if IN_CI:
-            pytest.fail(f"{reason} (PostgreSQL tests are mandatory with CI=true)")
-        pytest.skip(reason)
-    try:
-        yield str(sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False))
-    finally:
-        pg_exec(PG_SERVER_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_pg_database("hookline_test_cli") as url:
+        yield url
 
 
 def test_postgresql_api_needs_migrate_first(tmp_path: Path, processes: Processes, cli_pg_url: str) -> None:

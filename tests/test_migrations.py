@@ -89,18 +89,10 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'old.db'}"
         return
-    import secrets
+    from tests.conftest import throwaway_pg_database
 
-    from tests.conftest import PG_SERVER_URL
-    from tests.pg import pg_exec
-
-    name = f"hookline_upgrade_{secrets.token_hex(4)}"
-    try:
-        pg_exec(PG_SERVER_URL, f'CREATE DATABASE "{name}"')
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
-    yield str(sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False))
-    pg_exec(PG_SERVER_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_pg_database("hookline_upgrade") as url:
+        yield url
 
 
 def _upgrade_to(connection: Connection, revision: str) -> None:

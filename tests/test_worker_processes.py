@@ -31,14 +31,13 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from aiohttp import web
 from standardwebhooks import Webhook
 
 from tests.chaos import procs as chaos
 from tests.chaos.procs import free_port
-from tests.conftest import IN_CI, PG_SERVER_URL
-from tests.pg import pg_exec, pg_fetch
+from tests.conftest import throwaway_pg_database
+from tests.pg import pg_fetch
 
 HOOKLINE = Path(sys.executable).parent / "hookline"
 ADMIN_KEY = chaos.ADMIN_KEY
@@ -311,16 +310,7 @@ def new_tenant(client: httpx.Client) -> Tenant:
 
 @pytest.fixture(scope="module")
 def pg_db() -> Iterator[str]:
-    name = f"hookline_procs_{os.getpid()}_{secrets.token_hex(4)}"
-    try:
-        pg_exec(PG_SERVER_URL, f'CREATE DATABASE "{name}"')
-    except Exception as exc:
-        reason = f"PostgreSQL is not reachable at {PG_SERVER_URL}: {type(exc).__name__}: {exc}"
-        if IN_CI:
-            pytest.fail(f"{reason} (PostgreSQL tests are mandatory with CI=true)")
-        pytest.skip(reason)
-    url = sa.make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    try:
+    with throwaway_pg_database("hookline_procs") as url:
         migrated = subprocess.run(
             [str(HOOKLINE), "migrate"],
             env=base_env(HOOKLINE_DATABASE_URL=url),
@@ -330,8 +320,6 @@ def pg_db() -> Iterator[str]:
         )
         assert migrated.returncode == 0, migrated.stderr.decode(errors="replace")
         yield url
-    finally:
-        pg_exec(PG_SERVER_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass
