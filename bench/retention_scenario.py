@@ -7,12 +7,14 @@ per delivery (a 503, then a 200, with request headers and a response body). Then
 
 The deployment's own retention is set far out (``HOOKLINE_RETENTION=3650d``), so its worker's
 housekeeping finds nothing to do; the harness runs ``hookline.store.retention.prune`` itself, in a
-thread beside the deployment, exactly as the worker's housekeeping calls it (one run after another,
-``--older-than 30d``): that is the "with pruning" phase. Phases alternate, without and with pruning,
-``repeats`` times each, each delivering ``fanout_events`` x 10 endpoints through the API; the medians
-give the throughput ratio. The prune rate is rows removed per second (attempts deleted, deliveries
-marked, payloads emptied) while the deliveries flow, and then alone; the longest single statement any
-prune transaction ran is the lock a delivery could wait behind at worst.
+thread beside the deployment, as the worker's housekeeping calls it (one run after another, ``--older-than
+30d``), paced by the workers' default ``HOOKLINE_RETENTION_SHARE``: that is the "with pruning" phase. The
+"unpaced" phase runs it flat out (share 1, as ``hookline prune`` does). Phases alternate, without pruning,
+with it, unpaced, ``repeats`` times each, each delivering ``fanout_events`` x 10 endpoints through the API;
+the medians give the throughput ratios. The prune rate is rows removed per second (attempts deleted,
+deliveries marked, payloads emptied) while the deliveries flow, and then alone; where the statements'
+time went is noted by step; the longest single statement any prune transaction ran is the lock a delivery
+could wait behind at worst.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from datetime import UTC, datetime, timedelta
 from bench import pg
 from bench.deploy import TENANT, Deployment
 from bench.scenarios import Bench, deployed
+from hookline.config import Settings
 from hookline.store import retention
 from hookline.store.engine import Store
 
 ALONE_SECONDS = 20.0  # pruning with no deliveries, for its own rate
+WORKER_SHARE: float = Settings.model_fields["retention_share"].default  # the workers' pacing
 OLDER_THAN = timedelta(days=30)
 RESPONSE = "x" * 120  # a receiver's short answer
 HEADERS = (
@@ -97,6 +101,7 @@ class Pruner:
     them), adding up what they removed."""
 
     url: str
+    share: float = 1.0  # retention.prune's pacing
     totals: retention.Pruned = field(default_factory=retention.Pruned)
     seconds: float = 0.0  # spent in runs that removed something (not idling once all is done)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -124,10 +129,9 @@ class Pruner:
                     summary_retention=timedelta(days=3650),
                     older_than=OLDER_THAN,
                     budget=1.0,  # comes back to the stop flag every second
+                    share=self.share,
                 )
-                for name in ("attempts", "deliveries", "payloads", "events_deleted", "statements"):
-                    setattr(self.totals, name, getattr(self.totals, name) + getattr(run, name))
-                self.totals.longest_statement = max(self.totals.longest_statement, run.longest_statement)
+                self.totals.add(run)
                 if run.rows:
                     self.seconds += time.monotonic() - started
                 elif run.complete:
@@ -163,50 +167,60 @@ def retention_scenario(bench: Bench, backend: str) -> None:
             "attempts, then VACUUM ANALYZE",
         )
         events = sizes.fanout_events
-        pruner = Pruner(url)
-        rates: dict[str, list[float]] = {"without": [], "with": []}
+        pruners = {"paced": Pruner(url, WORKER_SHARE), "unpaced": Pruner(url)}
+        rates: dict[str, list[float]] = {"without": [], "paced": [], "unpaced": []}
         for _ in range(sizes.repeats):
-            for phase in ("without", "with"):
-                if phase == "with":
+            for phase in ("without", "paced", "unpaced"):
+                pruner = pruners.get(phase)
+                if pruner is not None:
                     pruner.start()
                     time.sleep(1.0)  # pruning under way before the first event is posted
                 try:
                     run = bench.pipeline_rate(deploy, "r", 1, events, events * 10)
                 finally:
-                    if phase == "with":
+                    if pruner is not None:
                         pruner.stop()
                 rates[phase].append(run["rate"])
-        without, with_ = statistics.median(rates["without"]), statistics.median(rates["with"])
-        for phase, value in (("without", without), ("with", with_)):
+        medians = {phase: statistics.median(values) for phase, values in rates.items()}
+        labels = {
+            "without": "without pruning",
+            "paced": f"with paced pruning (share {WORKER_SHARE:g}, as the workers prune)",
+            "unpaced": "with unpaced pruning (share 1, as hookline prune)",
+        }
+        for phase, value in medians.items():
             bench.add(
                 "retention",
                 backend,
-                f"deliveries/s {phase} pruning",
+                f"deliveries/s {labels[phase]}",
                 value,
                 "deliveries/s",
                 note=f"{events:,}x10; median of {', '.join(f'{r:,.0f}' for r in rates[phase])}",
             )
-        cost = (1 - with_ / without) * 100
-        bench.add(
-            "retention",
-            backend,
-            "throughput with / without pruning",
-            with_ / without * 100,
-            "%",
-            at_least=95,
-            note=f"pruning costs {cost:.1f} % of delivery throughput (above 5 %: partition instead)",
-        )
-        flowing = pruner.totals
-        rows = flowing.attempts + flowing.deliveries + flowing.payloads
-        bench.add(
-            "retention",
-            backend,
-            "prune rate while deliveries flow",
-            rows / max(pruner.seconds, 1e-9),
-            "rows/s",
-            note=f"{flowing.attempts:,} attempts, {flowing.deliveries:,} deliveries, {flowing.payloads:,} "
-            f"payloads in {pruner.seconds:.0f} s",
-        )
+        without = medians["without"]
+        for phase, target in (("paced", 95), ("unpaced", None)):
+            bench.add(
+                "retention",
+                backend,
+                f"throughput {phase} pruning / without",
+                medians[phase] / without * 100,
+                "%",
+                at_least=target,
+                note=f"pruning costs {(1 - medians[phase] / without) * 100:.1f} % of delivery throughput",
+            )
+        for phase, pruner in pruners.items():
+            flowing = pruner.totals
+            rows = flowing.attempts + flowing.deliveries + flowing.payloads
+            spent = sum(flowing.seconds.values()) or 1e-9
+            steps = ", ".join(f"{step} {t / spent:.0%}" for step, t in sorted(flowing.seconds.items()))
+            bench.add(
+                "retention",
+                backend,
+                f"prune rate while deliveries flow, {phase}",
+                rows / max(pruner.seconds, 1e-9),
+                "rows/s",
+                note=f"{flowing.attempts:,} attempts, {flowing.deliveries:,} deliveries, "
+                f"{flowing.payloads:,} payloads in {pruner.seconds:.0f} s; statement time: {steps}",
+            )
         alone = Pruner(url)
         alone.start()
         time.sleep(ALONE_SECONDS)
@@ -221,13 +235,13 @@ def retention_scenario(bench: Bench, backend: str) -> None:
             note=f"{alone.totals.attempts / max(alone.seconds, 1e-9):,.0f} attempts/s; {_remaining(url):,} "
             f"attempts left of {written:,}",
         )
-        longest = max(flowing.longest_statement, alone.totals.longest_statement) * 1000
+        runs = [*(p.totals for p in pruners.values()), alone.totals]
         bench.add(
             "retention",
             backend,
             "longest single prune statement",
-            longest,
+            max(t.longest_statement for t in runs) * 1000,
             "ms",
-            note=f"of {flowing.statements + alone.totals.statements:,} statements, batches of "
+            note=f"of {sum(t.statements for t in runs):,} statements, batches of "
             f"{retention.PRUNE_BATCH} events",
         )

@@ -12,6 +12,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -305,6 +306,26 @@ async def test_small_batches_reach_every_row(services: Services) -> None:
     assert [(await seen(store, w)).payload for w in old] == [b""] * 7
     assert [(await seen(store, w)).payload for w in pending] == [PAYLOAD] * 3  # passed over, batch by batch
     assert done.payloads == 7 and done.statements > 7
+
+
+async def test_a_paced_run_waits_between_batches_so_statements_take_at_most_its_share(
+    services: Services,
+) -> None:
+    """The workers' pacing (HOOKLINE_RETENTION_SHARE): the run's wall time is at least its statements'
+    time divided by the share, however slow the machine (waits only ever add time)."""
+    store = services.store
+    endpoint = await tenant(store, "acme")
+    old = [await history(store, "acme", endpoint, age=40 * DAY, statuses=["succeeded"]) for _ in range(6)]
+
+    started = time.monotonic()
+    done = await prune(store, batch=2, share=0.25)
+    elapsed = time.monotonic() - started
+
+    assert [(await seen(store, w)).payload for w in old] == [b""] * 6
+    assert set(done.seconds) >= {"find events", "mark deliveries", "delete attempts", "empty payloads"}
+    assert elapsed >= sum(done.seconds.values()) / 0.25
+    with pytest.raises(ValueError, match="share"):
+        await prune(store, share=0.0)
 
 
 # --- the API -------------------------------------------------------------------------------------------

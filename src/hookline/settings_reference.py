@@ -67,7 +67,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("Statistics", ("stats_retention",)),
-    ("Retention", ("retention", "summary_retention")),
+    ("Retention", ("retention", "summary_retention", "retention_share")),
     ("Egress and local development", ("allow_http", "allowed_networks", "dev")),
     ("Signatures", ("signature_header_prefix", "signature_hex_form")),
     ("Relay (`hookline listen`)", ("relay_keep",)),

@@ -748,8 +748,9 @@ class Worker:
             await self._wait(self._stopping, COMPACT_EVERY)
 
     async def _prune(self) -> None:
-        """Retention (``hookline.store.retention``): at most ``COMPACT_EVERY`` seconds of it per round, so
-        a large backlog (the first run on an old database) is worked off round by round."""
+        """Retention (``hookline.store.retention``): at most ``COMPACT_EVERY`` seconds of it per round,
+        paced by ``HOOKLINE_RETENTION_SHARE``, so a large backlog (the first run on an old database) is
+        worked off round by round without taking the database from the deliveries."""
         try:
             pruned = await retention.prune(
                 self.store,
@@ -757,6 +758,7 @@ class Worker:
                 retention=timedelta(seconds=self.settings.retention),
                 summary_retention=timedelta(seconds=self.settings.summary_retention),
                 budget=COMPACT_EVERY,
+                share=self.settings.retention_share,
             )
         except Exception as exc:  # the next round tries again; nothing is half-removed
             log.warning("retention pruning failed", error=_describe(exc))

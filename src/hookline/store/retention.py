@@ -16,7 +16,9 @@ pruned (and not sent again: its payload is going) or put back in the queue (and 
 pending again), never both.
 
 Each tenant's cutoff is its own ``retention_seconds`` or the service's; ``older_than`` (``hookline
-prune --older-than``) replaces both. One run at a time across processes (a PostgreSQL advisory lock held
+prune --older-than``) replaces both. The workers' runs are paced (``share``): removing rows competes with
+the deliveries for the database, so after each batch a run waits long enough that removing takes at most
+that share of its time. One run at a time across processes (a PostgreSQL advisory lock held
 by the run); a run may stop after ``budget`` seconds, and the next one carries on: what is left is found
 again by the same walk.
 """
@@ -27,7 +29,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,6 +57,22 @@ class Pruned:
     complete: bool = True  # false: stopped by the time budget (or another run holds the lock)
     statements: int = 0
     longest_statement: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)  # time in statements, by step
+
+    def add(self, other: Pruned) -> None:
+        """Adds another run's figures to these (``complete`` and ``tenants`` are left alone)."""
+        for name in (
+            "attempts",
+            "deliveries",
+            "payloads",
+            "events_deleted",
+            "summaries_deleted",
+            "statements",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.longest_statement = max(self.longest_statement, other.longest_statement)
+        for step, spent in other.seconds.items():
+            self.seconds[step] = self.seconds.get(step, 0.0) + spent
 
     @property
     def rows(self) -> int:
@@ -94,12 +112,14 @@ class _Timer:
     def __init__(self, totals: Pruned) -> None:
         self.totals = totals
 
-    async def run(self, conn: AsyncConnection, statement: sa.Executable) -> sa.CursorResult[Any]:
+    async def run(self, conn: AsyncConnection, step: str, statement: sa.Executable) -> sa.CursorResult[Any]:
         started = time.perf_counter()
         result = await conn.execute(statement)
         elapsed = time.perf_counter() - started
-        self.totals.statements += 1
-        self.totals.longest_statement = max(self.totals.longest_statement, elapsed)
+        totals = self.totals
+        totals.statements += 1
+        totals.longest_statement = max(totals.longest_statement, elapsed)
+        totals.seconds[step] = totals.seconds.get(step, 0.0) + elapsed
         return result
 
 
@@ -131,7 +151,7 @@ async def _oldest(
         .order_by(events.c.created_at, events.c.seq)
         .limit(limit)
     )
-    return [(row.created_at, row.seq) for row in await timer.run(conn, query)]
+    return [(row.created_at, row.seq) for row in await timer.run(conn, "find events", query)]
 
 
 async def _prune_payloads(
@@ -141,6 +161,7 @@ async def _prune_payloads(
     d = deliveries.c
     marked = await timer.run(
         conn,
+        "mark deliveries",
         deliveries.update()
         .where(
             d.event_seq.in_(seqs),
@@ -153,15 +174,20 @@ async def _prune_payloads(
     totals.deliveries += marked.rowcount
     if marked.rowcount:
         pruned_deliveries = sa.select(d.id).where(d.event_seq.in_(seqs), d.pruned_at.is_not(None))
-        gone = await timer.run(conn, attempts.delete().where(attempts.c.delivery_id.in_(pruned_deliveries)))
+        gone = await timer.run(
+            conn, "delete attempts", attempts.delete().where(attempts.c.delivery_id.in_(pruned_deliveries))
+        )
         totals.attempts += gone.rowcount
     of_event = sa.select(d.id).where(d.event_seq == events.c.seq)
     lonely = await timer.run(
-        conn, events.delete().where(events.c.seq.in_(seqs), events.c.pruned_at.is_(None), ~of_event.exists())
+        conn,
+        "delete unsent events",
+        events.delete().where(events.c.seq.in_(seqs), events.c.pruned_at.is_(None), ~of_event.exists()),
     )
     totals.events_deleted += lonely.rowcount
     emptied = await timer.run(
         conn,
+        "empty payloads",
         events.update()
         .where(
             events.c.seq.in_(seqs),
@@ -177,10 +203,12 @@ async def _delete_summaries(conn: AsyncConnection, timer: _Timer, seqs: Sequence
     totals = timer.totals
     d = deliveries.c
     # Every delivery of a pruned event is pruned (see _prune_payloads); the attempts were deleted then.
-    gone = await timer.run(conn, deliveries.delete().where(d.event_seq.in_(seqs)))
+    gone = await timer.run(conn, "delete summaries", deliveries.delete().where(d.event_seq.in_(seqs)))
     totals.summaries_deleted += gone.rowcount
     dropped = await timer.run(
-        conn, events.delete().where(events.c.seq.in_(seqs), events.c.pruned_at.is_not(None))
+        conn,
+        "delete summaries",
+        events.delete().where(events.c.seq.in_(seqs), events.c.pruned_at.is_not(None)),
     )
     totals.events_deleted += dropped.rowcount
 
@@ -213,11 +241,14 @@ async def prune(
     older_than: timedelta | None = None,
     batch: int = PRUNE_BATCH,
     budget: float | None = None,
-    pause: float = 0.0,
+    share: float = 1.0,
 ) -> Pruned:
     """One retention run over every tenant (or ``tenant_id``); returns what it removed. Stops starting
-    batches after ``budget`` seconds (``complete`` is then false); sleeps ``pause`` seconds between
-    batches, leaving the database to the deliveries meanwhile."""
+    batches after ``budget`` seconds (``complete`` is then false). With ``share`` below 1, waits after
+    each batch so that batches take at most that share of the run's time, leaving the database to the
+    deliveries meanwhile."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError("share must be in (0, 1]")
     totals = Pruned()
     timer = _Timer(totals)
     deadline = None if budget is None else time.monotonic() + budget
@@ -243,6 +274,7 @@ async def prune(
                     if deadline is not None and time.monotonic() >= deadline:
                         totals.complete = False
                         return totals
+                    batch_started = time.monotonic()
                     async with store.write() as conn:
                         found = await _oldest(
                             conn, timer, cut.tenant_id, before, pruned=pruned, after=after, limit=batch
@@ -256,6 +288,6 @@ async def prune(
                         break
                     # Pruned events leave the walk by themselves; the ones kept (pending work) are passed.
                     after = None if pruned else found[-1]
-                    if pause:
-                        await asyncio.sleep(pause)
+                    if share < 1.0:
+                        await asyncio.sleep((time.monotonic() - batch_started) * (1.0 - share) / share)
     return totals
