@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args, get_origin
 import pytest
 
 from hookline.config import DURATION_FIELDS, Settings, load_settings
+from hookline.fixed_egress import EgressProxy
 from hookline.settings_reference import (
     REGENERATE,
     SettingsReferenceError,
@@ -50,6 +51,11 @@ EXAMPLES: dict[str, tuple[str, Any]] = {
     "allowed_networks": (
         "10.0.0.0/8, fd00::/8",
         (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8")),
+    ),
+    "egress_proxy": ("http://proxy.example:3128", EgressProxy("proxy.example", 3128)),
+    "egress_ips": (
+        "203.0.113.7, 198.51.100.0/28",
+        (ipaddress.ip_network("203.0.113.7/32"), ipaddress.ip_network("198.51.100.0/28")),
     ),
     "retry_schedule": ("30s,2m,1h", (30.0, 120.0, 3600.0)),
     "no_retry_statuses": ("400,401,403", frozenset({400, 401, 403})),

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from hookline.dispatch.alerting import AlertPolicy
 from hookline.dispatch.breaker import BreakerPolicy
 from hookline.egress import UrlPolicy, UrlRejected, check_webhook_url, parse_networks
+from hookline.fixed_egress import PYREQWEST_CANNOT_PROXY, EgressProxy, parse_egress_ips, parse_egress_proxy
 from hookline.signing import SignatureStyle, validate_secret
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -102,7 +103,11 @@ class Settings(BaseSettings):
     docs/configuration.md (``python -m hookline.settings_reference`` writes that file from them)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="HOOKLINE_", extra="ignore", frozen=True, use_attribute_docstrings=True
+        env_prefix="HOOKLINE_",
+        extra="ignore",
+        frozen=True,
+        use_attribute_docstrings=True,
+        hide_input_in_errors=True,  # values can be secrets (keys, the proxy's password)
     )
 
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -129,6 +134,18 @@ class Settings(BaseSettings):
     """Networks exempt from the block on non-public addresses, e.g. `10.0.0.0/8,fd00::/8`: webhook URLs
     may name them and deliveries may connect to them (`localhost` too, when they cover loopback). Unset:
     public addresses only."""
+    egress_proxy: Annotated[EgressProxy | None, NoDecode] = None
+    """An HTTP proxy that every outbound request goes through (deliveries, test sends, verification
+    handshakes, the operator webhook), so that receivers see them come from its fixed address:
+    `http://host:port`, or `http://user:password@host:port` (the credentials are never logged or shown).
+    hookline still resolves and checks every destination itself and asks the proxy to `CONNECT` to the
+    checked address, never to the host name (TLS runs through the tunnel, verified for the host name);
+    `http://` URLs go to the proxy as `http://<address>/...`. The proxy's own address is exempt from the
+    checks. Needs the `aiohttp` sender. Unset: direct connections."""
+    egress_ips: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    """The source addresses receivers see deliveries come from (the proxy's, or your NAT gateway's), e.g.
+    `203.0.113.7,198.51.100.0/28`: published at `GET /v1/egress-ips` for receivers' allow-lists, as
+    written. hookline does not check them. Unset: an empty list."""
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = parse_retry_schedule(DEFAULT_RETRY_SCHEDULE)
     """The waits before retries 1, 2, 3... of a failed delivery (at most 50, each from `100ms` to `7d`);
     after the last one the delivery is `failed`. An endpoint may set its own (`retry_schedule`)."""
@@ -142,7 +159,8 @@ class Settings(BaseSettings):
     default)."""
     sender: Literal["pyreqwest", "aiohttp"] = "pyreqwest"
     """The worker's HTTP client: `pyreqwest` (Rust's reqwest; about half of aiohttp's CPU per request) or
-    `aiohttp` (pure asyncio). Both apply the same egress rules."""
+    `aiohttp` (pure asyncio). Both apply the same egress rules. With `HOOKLINE_EGRESS_PROXY` only `aiohttp`
+    can (it is then the default; `pyreqwest` with a proxy stops the process at start)."""
     max_in_flight_per_endpoint: int = Field(default=20, ge=1, le=10_000)
     """Requests to one endpoint in flight at once, across all workers together. An endpoint may set its
     own (`max_in_flight`)."""
@@ -276,6 +294,28 @@ class Settings(BaseSettings):
             data.setdefault("allowed_networks", DEV_NETWORKS)
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _proxy_sender(cls, data: Any) -> Any:
+        """A proxy makes ``aiohttp`` the default sender (the one that can use it); an explicit
+        HOOKLINE_SENDER always wins, and ``pyreqwest`` is then refused by ``_sender_can_proxy``."""
+        if not isinstance(data, dict) or "sender" in data:
+            return data
+        proxy = data.get("egress_proxy")
+        if proxy is None or (isinstance(proxy, str) and not proxy.strip()):
+            return data
+        return {**data, "sender": "aiohttp"}
+
+    @field_validator("egress_proxy", mode="before")
+    @classmethod
+    def _egress_proxy(cls, value: Any) -> Any:
+        return parse_egress_proxy(value) if isinstance(value, str) else value
+
+    @field_validator("egress_ips", mode="before")
+    @classmethod
+    def _egress_ips(cls, value: Any) -> Any:
+        return parse_egress_ips(value) if isinstance(value, str) else value
+
     @field_validator("allowed_networks", mode="before")
     @classmethod
     def _networks(cls, value: Any) -> Any:
@@ -387,6 +427,12 @@ class Settings(BaseSettings):
             )
         if problem := validate_secret(secret):
             raise ValueError(f"HOOKLINE_OPERATOR_WEBHOOK_SECRET: {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _sender_can_proxy(self) -> Settings:
+        if self.egress_proxy is not None and self.sender != "aiohttp":
+            raise ValueError(PYREQWEST_CANNOT_PROXY)
         return self
 
     @model_validator(mode="after")

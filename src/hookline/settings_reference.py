@@ -68,7 +68,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("Statistics", ("stats_retention",)),
     ("Retention", ("retention", "summary_retention", "retention_share")),
-    ("Egress and local development", ("allow_http", "allowed_networks", "dev")),
+    ("Egress and local development", ("allow_http", "allowed_networks", "egress_proxy", "egress_ips", "dev")),
     ("Signatures", ("signature_header_prefix", "signature_hex_form")),
     ("Relay (`hookline listen`)", ("relay_keep",)),
     ("Logging", ("log_level",)),
@@ -87,6 +87,8 @@ WRITTEN_TYPES: Mapping[str, str] = {
     "signature_hex_form": "one of " + ", ".join(SIGNATURE_HEX_FORMS),
     "log_level": "one of " + ", ".join(LOG_LEVELS),
     "allowed_networks": "comma-separated CIDRs",
+    "egress_proxy": "URL",
+    "egress_ips": "comma-separated IP addresses or CIDRs",
     "retry_schedule": "comma-separated durations",
     "no_retry_statuses": "comma-separated 4xx status codes",
 }
