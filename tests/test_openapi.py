@@ -116,6 +116,7 @@ async def test_real_answers_validate_against_the_documented_schemas(api: Api) ->
         headers=auth,
     )
     await call("GET", "/v1/event-types", "/v1/event-types", headers=auth)
+    await call("GET", "/v1/egress-ips", "/v1/egress-ips", headers=auth)
     await call("GET", "/v1/tenants", "/v1/tenants", headers=api.admin)
     await call("GET", "/v1/tenants/{tenant_id}", f"/v1/tenants/{tenant_id}", headers=api.admin)
     await call("GET", "/v1/tenants/{tenant_id}/keys", f"/v1/tenants/{tenant_id}/keys", headers=api.admin)

@@ -189,6 +189,7 @@ async def test_every_route_round_trips(sdk: Harness, rx: Receiver) -> None:
 
     client = await a(admin.with_options(api_key=key.key))  # the tenant's key
     as_acme = await a(admin.with_options(tenant_id="acme"))  # the admin key, acting on acme by default
+    assert (await a(client.egress_ips())).addresses == []  # none published in these settings
 
     # Event types.
     assert "message.received" in [t.name for t in await items(client.event_types.list())]

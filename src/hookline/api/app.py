@@ -14,6 +14,7 @@ from hookline.api.request_metrics import RequestMetrics
 from hookline.api.routes import (
     circuit_breaker,
     deliveries,
+    egress_ips,
     event_types,
     events,
     listen,
@@ -64,6 +65,7 @@ def create_app(
         event_types,
         events,
         listen,
+        egress_ips,
     ):
         app.include_router(module.router)
 

@@ -347,3 +347,9 @@ class EventTypeOut(_Shape):
 class Health(_Shape):
     version: str
     database: Literal["ok"]
+
+
+class EgressIpsOut(_Shape):
+    addresses: list[str] = Field(
+        description="IP addresses (`203.0.113.7`) and networks (`198.51.100.0/28`) that deliveries come from"
+    )

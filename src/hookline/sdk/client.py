@@ -19,7 +19,7 @@ from typing import Any, Self
 
 import httpx
 
-from hookline.sdk.models import Health
+from hookline.sdk.models import EgressIps, Health
 from hookline.sdk.resources._base import UNSET
 from hookline.sdk.resources.circuit_breakers import AsyncCircuitBreakers, CircuitBreakers
 from hookline.sdk.resources.deliveries import AsyncDeliveries, Deliveries
@@ -32,6 +32,7 @@ from hookline.sdk.routes import Call, Route
 from hookline.sdk.transport import AsyncTransport, Options, SyncTransport
 
 HEALTH = Route("GET", "/health", "health")
+EGRESS_IPS = Route("GET", "/v1/egress-ips", "egress_ips")
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
@@ -135,6 +136,10 @@ class Client:
         """Liveness and database check (no key needed)."""
         return self._transport.run(HEALTH.call(Health.from_dict))
 
+    def egress_ips(self) -> EgressIps:
+        """The addresses deliveries come from, for receivers' allow-lists (any key)."""
+        return self._transport.run(EGRESS_IPS.call(EgressIps.from_dict))
+
     def request(
         self, method: str, path: str, *, params: Any = None, json: Any = None, retry: bool | None = None
     ) -> Any:
@@ -213,6 +218,9 @@ class AsyncClient:
 
     async def health(self) -> Health:
         return await self._transport.run(HEALTH.call(Health.from_dict))
+
+    async def egress_ips(self) -> EgressIps:
+        return await self._transport.run(EGRESS_IPS.call(EgressIps.from_dict))
 
     async def request(
         self, method: str, path: str, *, params: Any = None, json: Any = None, retry: bool | None = None

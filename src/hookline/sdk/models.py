@@ -357,3 +357,8 @@ class EventType(Model):
 class Health(Model):
     version: str
     database: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EgressIps(Model):
+    addresses: list[str]  # "203.0.113.7", "198.51.100.0/28"
