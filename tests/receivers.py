@@ -12,7 +12,8 @@ closes); ``delay`` answers after a pause; ``trickle`` sends the status and heade
 and then, forever; ``endless`` streams a body as fast as the client reads it, forever; ``redirect``
 answers 302 with a Location; ``echo_challenge`` answers (with its status) ``{"challenge": ...}`` holding
 the request's own JSON ``challenge`` (a verification handshake done right). ``peak_in_flight(path)`` is
-the most requests to ``path`` the receiver was answering at once.
+the most requests to ``path`` the receiver was answering at once. ``Receiver(ssl_context=...)`` serves
+HTTPS (``tests/certs.py`` makes the context); each request records the ``peer`` it came from.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -49,13 +51,15 @@ class Received:
     raw_headers: list[tuple[str, str]]  # as received, in order
     body: bytes
     at: float  # time.monotonic() when the request arrived
+    peer: tuple[str, int] | None = None  # (address, port) of the connection it came on
 
     def header_values(self, name: str) -> list[str]:
         return [v for k, v in self.raw_headers if k.lower() == name.lower()]
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.ssl_context = ssl_context
         self.requests: list[Received] = []
         self._plans: defaultdict[str, deque[Reply]] = defaultdict(deque)
         self._defaults: dict[str, Reply] = {}
@@ -106,7 +110,7 @@ class Receiver:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5, handle_signals=False, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         server = site._server
         assert isinstance(server, asyncio.Server)
@@ -133,7 +137,9 @@ class Receiver:
         for name, value in raw:
             key = name.lower()
             joined[key] = f"{joined[key]}, {value}" if key in joined else value
-        received = Received(request.path, request.method, joined, raw, body, time.monotonic())
+        peername = request.transport.get_extra_info("peername") if request.transport else None
+        peer = (str(peername[0]), int(peername[1])) if peername else None
+        received = Received(request.path, request.method, joined, raw, body, time.monotonic(), peer)
         reply = self._next_reply(request.path)
         async with self._arrived:
             self.requests.append(received)

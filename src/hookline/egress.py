@@ -12,9 +12,10 @@ Protection against server-side request forgery happens in two places, and both a
   (aiohttp: :func:`assert_connectable`) before every request.
 
 Connections go to exactly the addresses the policy let through, so DNS rebinding between the
-check and the connect is not possible. A sender must not use an HTTP proxy, which would move
-resolution out of our hands, and must not follow redirects: a redirect to an IP literal would
-bypass the literal check.
+check and the connect is not possible. A sender must not let an HTTP proxy resolve names, which would
+move resolution out of our hands (the egress proxy, ``hookline.fixed_egress``, is asked for the
+checked address), and must not follow redirects: a redirect to an IP literal would bypass the
+literal check.
 
 Custom headers (:func:`header_problem`) are checked here too, because they are part of what goes out:
 a header that changes how the request is framed or carried (``Connection``, ``Transfer-Encoding``,

@@ -81,6 +81,7 @@ class Services:
             style=settings.signature_style,
             body_limit=body_limit,
             store=self.store,
+            proxy=settings.egress_proxy,
         )
         await sender.start()
         try:

@@ -2,7 +2,8 @@
 hookline sets, and the choice of HTTP client.
 
 Two clients implement ``Sender``, with the same guarantees (egress policy on every connection, no
-redirects, no proxy, a deadline over the whole attempt, a capped response read):
+redirects, no proxy but the operator's egress proxy, a deadline over the whole attempt, a capped
+response read):
 
 * ``pyreqwest`` (the default, ``hookline.dispatch.sender_reqwest``): Rust's reqwest/hyper, about half the
   CPU per request of aiohttp here;

@@ -2,7 +2,8 @@
 ``hookline.dispatch.sender`` (the shared types and rules); nothing imports back, so the imports go one
 way.
 
-* HTTP, by the client ``HOOKLINE_SENDER`` names (pyreqwest or aiohttp);
+* HTTP, by the client ``HOOKLINE_SENDER`` names (pyreqwest or aiohttp), directly or through the egress
+  proxy (``HOOKLINE_EGRESS_PROXY``; aiohttp only: pyreqwest cannot keep the pinning through a proxy);
 * ``relay://`` endpoints (``hookline listen``), through the store to the listener's connection
   (``hookline.dispatch.relay``), when a store is given.
 """
@@ -14,6 +15,7 @@ from hookline.dispatch.sender import AttemptResult, Request, Sender, SenderKind
 from hookline.dispatch.sender_aiohttp import AiohttpSender
 from hookline.dispatch.sender_reqwest import ReqwestSender
 from hookline.egress import UrlPolicy
+from hookline.fixed_egress import PYREQWEST_CANNOT_PROXY, EgressProxy
 from hookline.signing import SignatureStyle
 from hookline.store.engine import Store
 from hookline.store.relay import SCHEME as RELAY_SCHEME
@@ -26,10 +28,13 @@ def make_sender(
     style: SignatureStyle = SignatureStyle(),
     body_limit: int = 64 * 1024,
     store: Store | None = None,
+    proxy: EgressProxy | None = None,
 ) -> Sender:
     http: Sender
     if kind == "aiohttp":
-        http = AiohttpSender(policy, style=style, body_limit=body_limit)
+        http = AiohttpSender(policy, style=style, body_limit=body_limit, proxy=proxy)
+    elif proxy is not None:
+        raise ValueError(PYREQWEST_CANNOT_PROXY)
     else:
         http = ReqwestSender(policy, style=style, body_limit=body_limit)
     if store is None:

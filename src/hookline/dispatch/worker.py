@@ -100,6 +100,7 @@ class Worker:
             style=settings.signature_style,
             body_limit=settings.response_body_limit,
             store=store,
+            proxy=settings.egress_proxy,
         )
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -165,6 +166,8 @@ class Worker:
         ]
         if not self.store.is_sqlite:
             helpers.append(asyncio.create_task(self._listen(), name="hookline-listen"))
+        if self.settings.egress_proxy is not None:  # its URL without the credentials
+            log.info("deliveries go through the egress proxy", proxy=str(self.settings.egress_proxy))
         log.info("worker started", worker_id=self.worker_id)
         try:
             await self._claim_loop()
