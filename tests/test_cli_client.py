@@ -16,6 +16,7 @@ import threading
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -301,13 +302,30 @@ def test_tenants_and_keys_with_the_admin_key(service: Service) -> None:
     assert "globex" in {t["id"] for t in service.admin("tenants", "list")}
     assert service.admin("tenants", "update", "globex", "--name", "Globex Inc")["name"] == "Globex Inc"
 
-    key = service.admin("keys", "create", "globex", "--name", "ci")
+    limits = (
+        "--scope",
+        "read,events:write",
+        "--expires",
+        "30d",
+        "--allow-ip",
+        "127.0.0.0/8",
+        "--rate-limit",
+        "5",
+    )
+    key = service.admin("keys", "create", "globex", "--name", "ci", *limits)
     assert key["key"].startswith("hk_")
+    assert (key["scopes"], key["allowed_ips"], key["rate_limit"]) == (
+        ["events:write", "read"],
+        ["127.0.0.0/8"],
+        5,
+    )
+    lifetime = datetime.fromisoformat(key["expires_at"]) - datetime.fromisoformat(key["created_at"])
+    assert timedelta(days=30) - timedelta(minutes=1) < lifetime <= timedelta(days=30)
     listed, webhooks = service.batch(
         (0, *service.as_admin("keys", "list", "globex")),
         (0, *service.as_tenant("webhooks", "list", key=key["key"])),
     )
-    assert json.loads(listed) == [{k: key[k] for k in ("id", "tenant_id", "name", "prefix", "created_at")}]
+    assert json.loads(listed) == [{k: v for k, v in key.items() if k != "key"}]
     assert json.loads(webhooks) == []
     assert service.admin("keys", "revoke", "globex", key["id"]) == {"id": key["id"], "deleted": True}
     # With the admin key, --tenant says whose webhooks.

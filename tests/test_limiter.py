@@ -26,6 +26,11 @@ def test_burst_is_a_tenth_of_a_seconds_worth_and_at_least_one(rate: float, burst
     assert RateLimit(rate).burst == burst
 
 
+@pytest.mark.parametrize(("rate", "burst"), [(0.1, 1), (1, 1), (1.99, 1), (2, 2), (250, 250)])
+def test_the_api_request_limits_burst_is_a_seconds_worth(rate: float, burst: int) -> None:
+    assert RateLimit(rate, burst_seconds=1.0).burst == burst
+
+
 def test_a_fresh_endpoint_may_send_a_burst_then_one_per_interval() -> None:
     limit = RateLimit(100)  # burst 10, one per 10 ms
     assert allowance(None, T0, limit) == 10

@@ -197,6 +197,45 @@ async def test_upgrading_to_0007_makes_the_old_rollups_batches_that_compaction_a
     }
 
 
+async def test_keys_made_before_scopes_keep_what_they_could_do(empty_url: str) -> None:
+    """A key from before 0011 gets the tenant:manage scope and no limits: it works as it did."""
+    from datetime import UTC, datetime
+
+    from hookline.store.tenants import hash_key, key_for_hash
+
+    store = Store.from_url(empty_url)
+    now = datetime.now(UTC)
+    stamp = now.replace(tzinfo=None) if store.is_sqlite else now
+    when = sa.bindparam("now", type_=sa.DateTime(timezone=True))
+    try:
+        async with store.write() as conn:
+            await conn.run_sync(_upgrade_to, "0010")
+            await conn.execute(
+                sa.text("INSERT INTO tenants VALUES ('t', 't', '{}', :now, :now, NULL)").bindparams(when),
+                {"now": stamp},
+            )
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO api_keys (id, tenant_id, name, prefix, key_hash, created_at)"
+                    " VALUES ('key_old', 't', 'old', 'hk_old', :hash, :now)"
+                ).bindparams(when),
+                {"hash": hash_key("hk_old_key"), "now": stamp},
+            )
+            await conn.run_sync(_upgrade_to, "head")
+        async with store.read() as conn:
+            key = await key_for_hash(conn, hash_key("hk_old_key"))
+    finally:
+        await store.close()
+    assert key is not None and key.id == "key_old"
+    assert (key.scopes, key.expires_at, key.allowed_ips, key.rate_limit, key.last_used_at) == (
+        ("tenant:manage",),
+        None,
+        None,
+        None,
+        None,
+    )
+
+
 async def test_a_schema_ahead_of_the_code_is_usable_and_one_behind_is_not(store: Store) -> None:
     """A rolling upgrade: the next release has migrated (a revision this code does not know), and this
     release keeps starting and stays ready; a database an older revision left is refused."""

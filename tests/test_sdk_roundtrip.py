@@ -375,7 +375,7 @@ async def test_errors_carry_the_status_and_the_envelopes_error(sdk: Harness) -> 
     bad = await raises(hookline.BadRequest, client.webhooks.create("ftp://example.com/h"))
     assert bad.error
     forbidden = await raises(hookline.Forbidden, first_page(client.tenants.list()))
-    assert (forbidden.status_code, forbidden.error) == (403, "this operation needs the admin key")
+    assert (forbidden.status_code, forbidden.error) == (403, "this API key lacks the 'admin' scope")
     other_tenant = await raises(hookline.Forbidden, client.webhooks.get(1, tenant_id="beta"))
     assert other_tenant.error == "a tenant key can only act on its own tenant"
     no_tenant = await raises(hookline.BadRequest, first_page(admin.webhooks.list()))

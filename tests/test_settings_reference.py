@@ -57,6 +57,10 @@ EXAMPLES: dict[str, tuple[str, Any]] = {
         "203.0.113.7, 198.51.100.0/28",
         (ipaddress.ip_network("203.0.113.7/32"), ipaddress.ip_network("198.51.100.0/28")),
     ),
+    "trusted_proxies": (
+        "10.0.0.0/8, 2001:db8::/32",
+        (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8::/32")),
+    ),
     "retry_schedule": ("30s,2m,1h", (30.0, 120.0, 3600.0)),
     "no_retry_statuses": ("400,401,403", frozenset({400, 401, 403})),
     "operator_webhook_url": (OPERATOR_URL, OPERATOR_URL),

@@ -192,10 +192,11 @@ async def test_revoking_a_key_through_another_tenant_is_404(api: Api) -> None:
     assert_ok(await api.http.get("/v1/webhooks", headers=api.auth(key["key"])))
 
 
-async def test_key_routes_are_admin_only(api: Api) -> None:
-    tenant_id, auth = await api.tenant()
-    assert_error(await api.http.post(f"/v1/tenants/{tenant_id}/keys", headers=auth), 403)
-    assert_error(await api.http.get(f"/v1/tenants/{tenant_id}/keys", headers=auth), 403)
+async def test_tenant_routes_are_admin_only_and_key_routes_the_tenants_own(api: Api) -> None:
+    tenant_id, auth = await api.tenant()  # a tenant:manage key (the default)
+    assert_error(await api.http.get(f"/v1/tenants/{tenant_id}", headers=auth), 403)
+    assert_ok(await api.http.post(f"/v1/tenants/{tenant_id}/keys", headers=auth), 201)
+    assert len(assert_ok(await api.http.get(f"/v1/tenants/{tenant_id}/keys", headers=auth))["items"]) == 2
 
 
 # --- deleting a tenant ------------------------------------------------------------------------------

@@ -263,6 +263,17 @@ class Settings(BaseSettings):
     """Port the API listens on."""
     api_workers: int = Field(default=1, ge=1, le=64)
     """`hookline api` processes sharing the API's port; above 1 needs PostgreSQL."""
+    # API keys: who the client is, and how often a tenant may call (hookline.api.auth).
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    """Your reverse proxies and load balancers, e.g. `10.0.0.0/8`: for a request from one of them, the
+    client address that API keys' `allowed_ips` are checked against is the right-most address of
+    `X-Forwarded-For` that is not a trusted proxy. Unset: the client is the connection's peer, and
+    `X-Forwarded-For` is ignored (anyone can send it)."""
+    tenant_rate_limit: float | None = Field(default=None, gt=0, le=1_000_000)
+    """Requests per second one tenant's keys may make together, per API process (N processes let
+    through up to N times as much); beyond it the API answers 429 with `Retry-After`. Bursts of a
+    second's worth pass. A key may have a limit of its own too (`rate_limit`). Unset: no tenant limit.
+    The admin key is never limited."""
     log_level: str = "info"
     """Least severe log level written: `debug`, `info`, `warning` or `error`. Logs go to stderr, as JSON
     lines (readable lines on a terminal)."""
@@ -316,7 +327,7 @@ class Settings(BaseSettings):
     def _egress_ips(cls, value: Any) -> Any:
         return parse_egress_ips(value) if isinstance(value, str) else value
 
-    @field_validator("allowed_networks", mode="before")
+    @field_validator("allowed_networks", "trusted_proxies", mode="before")
     @classmethod
     def _networks(cls, value: Any) -> Any:
         return parse_networks(value) if isinstance(value, str) else value

@@ -28,6 +28,7 @@ REGENERATE = "python -m hookline.settings_reference > docs/configuration.md"
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Storage and admin key", ("database_url", "data_dir", "admin_key")),
     ("API server", ("host", "port", "api_workers", "max_body_bytes", "json_safe_integers")),
+    ("API keys", ("trusted_proxies", "tenant_rate_limit")),
     (
         "Worker processes",
         ("worker_concurrency", "worker_batch_size", "lease", "poll_interval", "drain_timeout"),
@@ -89,6 +90,7 @@ WRITTEN_TYPES: Mapping[str, str] = {
     "allowed_networks": "comma-separated CIDRs",
     "egress_proxy": "URL",
     "egress_ips": "comma-separated IP addresses or CIDRs",
+    "trusted_proxies": "comma-separated CIDRs",
     "retry_schedule": "comma-separated durations",
     "no_retry_statuses": "comma-separated 4xx status codes",
 }

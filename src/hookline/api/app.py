@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from hookline import __version__
-from hookline.api import operations
+from hookline.api import access, operations
 from hookline.api.errors import install_error_handlers
 from hookline.api.ingest import FastIngest
 from hookline.api.limits import BodyLimitMiddleware
@@ -28,7 +28,16 @@ from hookline.api.services import Services
 DESCRIPTION = """Self-hosted webhook delivery. Every answer uses one envelope:
 `{"status": true, "code": 200, "message": "...", "data": {...}}`, or for errors
 `{"status": false, "code": 400, "message": "Bad request", "error": "URL must be HTTPS"}`.
-Authenticate with `Authorization: Bearer <key>`: the operator's admin key, or a tenant's API key."""
+Authenticate with `Authorization: Bearer <key>`: the operator's admin key, or a tenant's API key.
+Each operation names the scope its key needs (`admin`, `tenant:manage`, `events:write`, `read`)."""
+# The routes FastAPI makes itself (from openapi_url and docs_url) take no dependency; their access
+# decision is declared here (hookline.api.access).
+_DESCRIBES_THE_API = access.no_key("the API's own description, the same for everyone")
+FRAMEWORK_ROUTES: dict[str, access.Decision] = {
+    "/v1/openapi.json": _DESCRIBES_THE_API,
+    "/docs": _DESCRIBES_THE_API,
+    "/docs/oauth2-redirect": _DESCRIBES_THE_API,
+}
 
 
 def create_app(
@@ -48,11 +57,6 @@ def create_app(
     app.state.services = services
     install_error_handlers(app)
     install_openapi(app)
-    # Added last is outermost: the body limit, then the lean ingest path (POST /v1/events[/batch]).
-    if lean_ingest:
-        app.add_middleware(FastIngest, services=services)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
-    app.add_middleware(RequestMetrics)
     # circuit_breaker, webhook_tests and stats before webhooks: /v1/webhooks/circuit-breaker,
     # /v1/webhooks/test and /v1/webhooks/stats are not webhook ids.
     for module in (
@@ -68,6 +72,14 @@ def create_app(
         egress_ips,
     ):
         app.include_router(module.router)
-
     app.include_router(operations.router(operations.Operations(services, worker)))
+
+    # Added last is outermost: the body limit, then the lean ingest path (POST /v1/events[/batch]),
+    # which enforces the scopes those routes declare.
+    if lean_ingest:
+        single = access.required_scope(app.routes, "POST", "/v1/events")
+        batch = access.required_scope(app.routes, "POST", "/v1/events/batch")
+        app.add_middleware(FastIngest, services=services, single=single, batch=batch)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)
     return app

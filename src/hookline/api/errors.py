@@ -147,7 +147,8 @@ async def _database_error(request: Request, exc: Exception) -> Response:
 
 
 def _logged_500(request: Request) -> Response:
-    log.exception("unhandled error", path=request.url.path, method=request.method)
+    # A WebSocket (whose refusals these handlers answer too) has no method.
+    log.exception("unhandled error", path=request.url.path, method=getattr(request, "method", "WEBSOCKET"))
     return error(500, "an unexpected error occurred; it has been logged")
 
 

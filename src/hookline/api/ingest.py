@@ -6,8 +6,9 @@ document and answers every malformed request), but an ordinary request never rea
 edge's strict decoder left it (``hookline.api.jsonbody``: the value FastAPI's routes get too) and checks
 it by hand against the same rules as the pydantic models. A request that passes goes
 straight to the shared handlers below (``accept_event``, ``accept_batch``), the same ones the FastAPI
-routes call. Anything it does not recognise as well-formed (not JSON, a missing or extra field, a wrong
-type, a bad channel, an over-long header...) is handed to FastAPI unchanged, body included, so every
+routes call, after the same authentication and the scope those routes declare. Anything it does not
+recognise as well-formed (not JSON, a missing or extra field, a wrong type, a bad channel, an over-long
+header...) is handed to FastAPI unchanged, body included, so every
 error keeps its exact status code and text. FastAPI's dependency solving, the pydantic models and the
 response classes cost more CPU than the rest of a single-event request together.
 """
@@ -26,6 +27,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hookline import metrics, tracing
+from hookline.api.access import RequireScope
 from hookline.api.auth import CHALLENGE, Principal, principal_for, resolve_tenant
 from hookline.api.envelope import ApiError, bad_request, error
 from hookline.api.errors import database_error, database_unavailable_error, unexpected_error
@@ -247,9 +249,12 @@ class FastIngest:
     module's docstring). Sits inside ``BodyLimitMiddleware``, so the body it reads is within the limit
     and free of values hookline cannot store."""
 
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+    def __init__(self, app: ASGIApp, services: Services, single: RequireScope, batch: RequireScope) -> None:
+        """``single`` and ``batch``: the scopes the two routes declare (``access.required_scope``)."""
         self.app = app
         self.services = services
+        self.single_scope = single
+        self.batch_scope = batch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
@@ -296,7 +301,8 @@ class FastIngest:
                         raise _Malformed
                     entries.append(_event_fields(entry))
                 tenant = _optional_string(body.get("tenant_id"))
-                principal = await principal_for(services, (authorization or b"").decode("latin-1"))
+                principal = await principal_for(services, (authorization or b"").decode("latin-1"), scope)
+                self.batch_scope.check(principal)
                 answer = await accept_batch(services, principal, tenant, entries)
             else:
                 if not body.keys() <= _SINGLE_FIELDS:
@@ -308,7 +314,8 @@ class FastIngest:
                     key = idempotency_key.decode("latin-1")
                     if len(key) > MAX_IDEMPOTENCY_KEY:
                         raise _Malformed
-                principal = await principal_for(services, (authorization or b"").decode("latin-1"))
+                principal = await principal_for(services, (authorization or b"").decode("latin-1"), scope)
+                self.single_scope.check(principal)
                 answer = await accept_event(services, principal, tenant, event, data, event_id, channels, key)
         except _Malformed:
             raise

@@ -6,13 +6,15 @@ post-processes FastAPI's document once, when it is first asked for:
 
 * the ``422`` is dropped, and each operation gets the error statuses it can really answer, derived
   from what the route declares rather than pasted on each one: a route that authenticates can answer
-  401 and 503 (the key is looked up in the database); every route 400 and 414 (the edge refuses control
-  characters in a path or query, and over-long paths); one that needs the admin key 403; one that acts
+  401 and 503 (the key is looked up in the database), 403 (a scope the key lacks, an address outside
+  its ``allowed_ips``) and 429 (a rate limit, with ``Retry-After``); every route 400 and 414 (the edge
+  refuses control characters in a path or query, and over-long paths); one that acts
   on a tenant (a ``tenant_id`` query parameter or body field) 400, 403 and 404; one with query or
   header parameters 400; one with path parameters 404; one with a body 400, 413 and 415. Statuses only
   a route knows (409 for a taken id) are listed in its decorator's ``responses`` and get the same
   schema here. Every error answer is the error envelope;
-* the bearer security scheme is declared and applied to every operation that authenticates.
+* the bearer security scheme is declared and applied to every operation that authenticates, with the
+  scope the operation needs (``hookline.api.access``) as its role, also said in its description.
 
 ``tests/test_openapi.py`` and ``tests/test_schemathesis.py`` hold the document to its word.
 """
@@ -28,7 +30,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
-from hookline.api.auth import authenticate, require_admin
+from hookline.api.access import RequireScope, decisions
+from hookline.api.auth import authenticate
 from hookline.api.envelope import REASONS
 from hookline.api.responses import ErrorEnvelope
 
@@ -39,12 +42,14 @@ _ERROR_REF = {"$ref": f"#/components/schemas/{ErrorEnvelope.__name__}"}
 _WHAT = {
     400: "the request is malformed or breaks a rule; `error` says which",
     401: "no key, or a key that is invalid or revoked",
-    403: "the key may not do this (an admin-only operation, or another tenant)",
+    403: "the key may not do this: it lacks the scope, is used from outside its allowed_ips, or names "
+    "another tenant",
     404: "no such resource (for this tenant)",
     409: "it already exists",
     413: "the body is larger than HOOKLINE_MAX_BODY_BYTES",
     414: "the request path is too long",
     415: "the body is not application/json",
+    429: "the key, or its tenant, is over its rate limit; retry after the Retry-After delay",
     503: "the database is unavailable; retry after the Retry-After delay",
 }
 
@@ -90,7 +95,13 @@ def _tell_the_truth(app: FastAPI, document: dict[str, Any]) -> None:
                 responses[str(status)] = _error_response(status, responses.get(str(status), {}))
             operation["responses"] = dict(sorted(responses.items()))
             if secured:
-                operation["security"] = [{SCHEME: []}]
+                # OpenAPI 3.1 lets a bearer requirement list roles: the scope the key needs.
+                needed = [d.scope for d in decisions(route.dependant) if isinstance(d, RequireScope)]
+                operation["security"] = [{SCHEME: needed}]
+                if needed:
+                    note = f"Needs a key with the `{needed[0]}` scope."
+                    described = operation.get("description")
+                    operation["description"] = f"{described}\n\n{note}" if described else note
 
 
 def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
@@ -112,9 +123,7 @@ def _error_statuses(route: APIRoute) -> tuple[bool, set[int]]:
     statuses = {400, 414, 503}
     secured = authenticate in seen.calls
     if secured:
-        statuses |= {401}
-    if require_admin in seen.calls:
-        statuses |= {403}
+        statuses |= {401, 403, 429}
     if "tenant_id" in seen.query or "tenant_id" in _body_field_names(route):
         statuses |= {400, 403, 404}
     if seen.query or seen.header:
@@ -162,7 +171,7 @@ def _error_response(status: int, declared: dict[str, Any]) -> dict[str, Any]:
         response["headers"] = {
             "WWW-Authenticate": {"description": "always `Bearer`", "schema": {"type": "string"}}
         }
-    if status == 503:
+    if status in (429, 503):
         response["headers"] = {
             "Retry-After": {
                 "description": "seconds to wait before trying again",

@@ -14,11 +14,12 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Protocol
 
-from fastapi import APIRouter, FastAPI, Header
+from fastapi import APIRouter, Depends, FastAPI, Header
 from prometheus_client.core import GaugeMetricFamily
 from starlette.responses import Response
 
 from hookline import __version__, metrics
+from hookline.api.access import no_key, own_token
 from hookline.api.envelope import ApiError, EnvelopeResponse, ok
 from hookline.api.responses import Envelope, Health
 from hookline.api.services import Services
@@ -29,6 +30,10 @@ from hookline.store.tenants import hash_key
 PROBE_TIMEOUT = 2.0  # seconds a readiness check waits for the database
 OVERVIEW_TTL = 1.0  # seconds a /metrics answer reuses the store's overview (concurrent scrapes share a read)
 TENANT_SERIES = 20  # queue series name at most this many tenants (those waiting longest); the rest: "other"
+# Who may call them (hookline.api.access): probes send no key and learn nothing about tenants; /metrics
+# names tenants and their backlog, and checks its own token (Operations.authorize_metrics).
+PROBE = no_key("a probe: says whether the process works, nothing about tenants")
+METRICS = own_token("the admin key or HOOKLINE_METRICS_TOKEN, checked by Operations.authorize_metrics")
 HELD_REASONS = ("disabled", "unverified", "offline", "circuit_open", "paused")
 BREAKER_STATES = ("closed", "open", "half_open")
 
@@ -182,11 +187,11 @@ def router(operations: Operations) -> APIRouter:
 
     # /healthz, /readyz and /metrics are the operator's, outside the API's versioned document (the
     # README and docs/deployment.md describe them); /health stays in it, as it always was.
-    @routes.get("/healthz", include_in_schema=False)
+    @routes.get("/healthz", include_in_schema=False, dependencies=[Depends(PROBE)])
     async def healthz() -> Response:
         return ok({"version": __version__}, "hookline is alive")
 
-    @routes.get("/readyz", include_in_schema=False)
+    @routes.get("/readyz", include_in_schema=False, dependencies=[Depends(PROBE)])
     async def readyz() -> Response:
         ready, checks = await operations.readiness()
         if ready:
@@ -199,13 +204,14 @@ def router(operations: Operations) -> APIRouter:
         "/health",
         summary="Liveness and database check (kept for existing monitors; prefer /readyz)",
         response_model=Envelope[Health],
+        dependencies=[Depends(PROBE)],
     )
     async def health() -> Response:
         async with operations.services.store.read() as conn:
             await conn.exec_driver_sql("SELECT 1")
         return ok({"version": __version__, "database": "ok"}, "hookline is healthy")
 
-    @routes.get("/metrics", include_in_schema=False)
+    @routes.get("/metrics", include_in_schema=False, dependencies=[Depends(METRICS)])
     async def prometheus(authorization: Annotated[str, Header()] = "") -> Response:
         operations.authorize_metrics(authorization)
         return Response(await operations.metrics_text(), media_type=metrics.CONTENT_TYPE)

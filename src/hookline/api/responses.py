@@ -14,6 +14,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hookline.api.key_policy import TenantScope
+
 T = TypeVar("T")
 
 
@@ -70,6 +72,15 @@ class ApiKeyOut(_Shape):
     name: str
     prefix: str = Field(description="the first characters of the key, to recognise it")
     created_at: datetime
+    scopes: list[TenantScope] = Field(
+        description="what the key may do (tenant:manage implies events:write and read)"
+    )
+    expires_at: datetime | None = Field(description="when the key stops working; null: never")
+    allowed_ips: list[str] | None = Field(description="the networks it may be used from; null: anywhere")
+    rate_limit: float | None = Field(description="its own requests per second, per API process; null: none")
+    last_used_at: datetime | None = Field(
+        description="when it was last used, to within a minute; null: not since this was recorded"
+    )
 
 
 class ApiKeyCreated(ApiKeyOut):

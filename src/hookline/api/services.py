@@ -8,9 +8,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
+from hookline.api.key_usage import KeyUsage
+from hookline.api.principal import Principal
+from hookline.api.rate_limits import RequestRateLimiter
 from hookline.config import Settings
 from hookline.dispatch.sender import Sender
 from hookline.dispatch.senders import make_sender
@@ -19,9 +23,12 @@ from hookline.store.engine import Store
 from hookline.store.event_types import EventTypeRegistry
 from hookline.store.events import EventWriter
 
+V = TypeVar("V")
 
-class KeyCache:
-    """Recently verified tenant keys (by hash), so a busy client does not cost a query per request.
+
+class KeyCache(Generic[V]):
+    """Recently verified tenant keys (by hash: the principal each one makes), so a busy client does not
+    cost a query per request; also the tenants the admin key recently acted on.
 
     Revoking a key or deleting a tenant clears this process's cache at once; other processes notice
     within ``ttl`` seconds."""
@@ -32,21 +39,21 @@ class KeyCache:
         self.ttl = ttl
         self.size = size
         self._clock = clock
-        self._entries: dict[str, tuple[str, float]] = {}
+        self._entries: dict[str, tuple[V, float]] = {}
 
-    def get(self, key_hash: str) -> str | None:
-        entry = self._entries.get(key_hash)
+    def get(self, key: str) -> V | None:
+        entry = self._entries.get(key)
         if entry is None:
             return None
         if entry[1] < self._clock():
-            del self._entries[key_hash]
+            del self._entries[key]
             return None
         return entry[0]
 
-    def put(self, key_hash: str, tenant_id: str) -> None:
+    def put(self, key: str, value: V) -> None:
         if len(self._entries) >= self.size:
             self._entries.clear()
-        self._entries[key_hash] = (tenant_id, self._clock() + self.ttl)
+        self._entries[key] = (value, self._clock() + self.ttl)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -58,13 +65,16 @@ class Services:
     store: Store
     registry: EventTypeRegistry
     admin_key_hash: str
-    key_cache: KeyCache = field(default_factory=KeyCache)
+    key_cache: KeyCache[Principal] = field(default_factory=KeyCache)
     # Tenants the admin key recently acted on (tenant id -> itself): ingest skips a query per event.
-    known_tenants: KeyCache = field(default_factory=KeyCache)
+    known_tenants: KeyCache[str] = field(default_factory=KeyCache)
+    key_usage: KeyUsage = field(default_factory=KeyUsage)
     event_writer: EventWriter = field(init=False)
+    rate_limiter: RequestRateLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.event_writer = EventWriter(self.store)
+        self.rate_limiter = RequestRateLimiter(self.settings.tenant_rate_limit)
 
     @property
     def url_policy(self) -> UrlPolicy:
@@ -97,7 +107,8 @@ class Services:
         return datetime.now(UTC)
 
 
-async def get_services(request: Request) -> Services:
+async def get_services(connection: HTTPConnection) -> Services:
     # async on purpose: FastAPI runs plain-def dependencies in a thread pool, a costly hop per request.
-    services: Services = request.app.state.services
+    # An HTTPConnection, not a Request: WebSocket routes (/v1/listen) take their services this way too.
+    services: Services = connection.app.state.services
     return services

@@ -41,6 +41,12 @@ def moment(option: str, value: str | None) -> str | None:
         return values.moment(value) if value is not None else None
 
 
+def expiry(option: str, value: str | None) -> str | None:
+    """An ``--expires`` value: ISO 8601 with a timezone, or a duration from now (``30d``)."""
+    with usage_errors(option):
+        return values.moment(value, ahead=True) if value is not None else None
+
+
 def json_object(option: str, value: str | None) -> dict[str, Any] | None:
     with usage_errors(option):
         return values.json_object(value) if value is not None else None

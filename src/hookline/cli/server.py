@@ -200,6 +200,9 @@ async def _run_roles(
                 log_config=None,  # its lines go through hookline.logs (JSON like every other)
                 access_log=False,
                 http=EnvelopeHttpToolsProtocol,
+                # The client's address is the socket's peer; X-Forwarded-For counts only from
+                # HOOKLINE_TRUSTED_PROXIES, by hookline's own rule (hookline.api.client_address).
+                proxy_headers=False,
             )
         )
         if api
@@ -215,6 +218,7 @@ async def _run_roles(
                 log_level=settings.log_level,
                 log_config=None,  # its lines go through hookline.logs (JSON like every other)
                 access_log=False,
+                proxy_headers=False,
             )
         )
         if not api and settings.worker_port is not None
@@ -246,13 +250,16 @@ async def _run_roles(
             roles.append(asyncio.create_task(server.serve(sockets), name="api"))
         if worker_server is not None:
             roles.append(asyncio.create_task(worker_server.serve(), name="worker-probes"))
-        sampler = asyncio.create_task(probes.sample_pool_forever(), name="pool-sampler")
+        chores = [asyncio.create_task(probes.sample_pool_forever(), name="pool-sampler")]
+        if server is not None:  # API keys' last_used_at, written once a minute (and at the end)
+            chores.append(asyncio.create_task(services.key_usage.flush_forever(services.store)))
         # Whichever role ends first (a signal, or the API failing to bind) ends the other.
         await asyncio.wait(roles, return_when=asyncio.FIRST_COMPLETED)
         stop()
-        sampler.cancel()
         await asyncio.gather(*roles)
-        await asyncio.gather(sampler, return_exceptions=True)
+        for chore in chores:
+            chore.cancel()
+        await asyncio.gather(*chores, return_exceptions=True)
         if worker_server is not None and not worker_server.started and not stopped.is_set():
             raise typer.Exit(1)
         if server is not None and not server.started and not stopped.is_set():

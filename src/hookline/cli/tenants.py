@@ -1,5 +1,5 @@
-"""``hookline tenants`` and ``hookline keys``: the operator's commands (admin key): tenants, and each
-tenant's API keys."""
+"""``hookline tenants`` (the operator's, admin key) and ``hookline keys``: each tenant's API keys (the
+admin key, or the tenant's own ``tenant:manage`` key)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ from typing import Annotated
 
 import typer
 
+from hookline.cli import values
 from hookline.cli.connection import ClientContext, ConfigurationError, client_command
-from hookline.cli.options import YesOption, confirm, json_object
+from hookline.cli.options import YesOption, confirm, expiry, json_object
 from hookline.cli.output import Column, note
 
 tenants = typer.Typer(help="Tenants, the platform's customers (admin key).", no_args_is_help=True)
-keys = typer.Typer(help="A tenant's API keys (admin key).", no_args_is_help=True)
+keys = typer.Typer(
+    help="A tenant's API keys (admin key, or the tenant's own tenant:manage key).", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +33,15 @@ TENANT_FIELDS: list[Column] = [
     ("created", "created_at"),
     ("updated", "updated_at"),
 ]
-KEY_COLUMNS: list[Column] = [("ID", "id"), ("NAME", "name"), ("PREFIX", "prefix"), ("CREATED", "created_at")]
+KEY_COLUMNS: list[Column] = [
+    ("ID", "id"),
+    ("NAME", "name"),
+    ("PREFIX", "prefix"),
+    ("SCOPES", "scopes"),
+    ("EXPIRES", "expires_at"),
+    ("LAST USED", "last_used_at"),
+    ("CREATED", "created_at"),
+]
 
 
 @tenants.command("list")
@@ -102,10 +113,50 @@ def create_key(
     ctx: ClientContext,
     tenant: TenantArgument,
     name: Annotated[str | None, typer.Option("--name", metavar="NAME", help="what it is for")] = None,
+    scopes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            metavar="SCOPE",
+            help="tenant:manage, events:write or read; repeat or comma-separate [default: tenant:manage]",
+        ),
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            "--expires", metavar="TIME", help="ISO 8601 time with a timezone, or a duration from now: 90d"
+        ),
+    ] = None,
+    allowed_ips: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-ip", metavar="CIDR", help="a network it may be used from; repeat or comma-separate"
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        float | None, typer.Option("--rate-limit", metavar="N", help="its own requests per second")
+    ] = None,
 ) -> None:
-    """Make a new API key for a tenant; it is printed only this once. Example: hookline keys create acme"""
-    created = ctx.client.tenants.keys.create(tenant, name=name)
-    fields: list[Column] = [("id", "id"), ("name", "name"), ("tenant", "tenant_id"), ("key", "key")]
+    """Make a new API key for a tenant; it is printed only this once.
+    Example: hookline keys create acme --scope events:write --allow-ip 203.0.113.0/24 --expires 90d"""
+    created = ctx.client.tenants.keys.create(
+        tenant,
+        name=name,
+        scopes=values.names(scopes) if scopes else None,
+        expires_at=expiry("--expires", expires),
+        allowed_ips=values.names(allowed_ips) if allowed_ips else None,
+        rate_limit=rate_limit,
+    )
+    fields: list[Column] = [
+        ("id", "id"),
+        ("name", "name"),
+        ("tenant", "tenant_id"),
+        ("scopes", "scopes"),
+        ("expires", "expires_at"),
+        ("allowed ips", "allowed_ips"),
+        ("rate limit", "rate_limit"),
+        ("key", "key"),
+    ]
     ctx.out.record(created.raw, fields)
     if not ctx.out.json_mode:
         note("Store the key now: it is not shown again.")

@@ -77,13 +77,15 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def moment(value: str, now: datetime | None = None) -> str:
+def moment(value: str, now: datetime | None = None, *, ahead: bool = False) -> str:
     """A time filter: ISO 8601 with a timezone (``2025-01-01T00:00:00Z``) as given, or a duration
-    (``90s``, ``30m``, ``2h``, ``7d``, ``1w``) meaning that long before now."""
+    (``90s``, ``30m``, ``2h``, ``7d``, ``1w``) meaning that long before now (``ahead``: after now, as for
+    a key's expiry)."""
     text = value.strip()
     if match := _DURATION.fullmatch(text):
         amount, unit = float(match[1]), _UNITS[match[2]]
-        return ((now or datetime.now(UTC)) - timedelta(**{unit: amount})).isoformat()
+        length = timedelta(**{unit: amount})
+        return ((now or datetime.now(UTC)) + (length if ahead else -length)).isoformat()
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

@@ -19,6 +19,9 @@ from datetime import datetime, timedelta
 @dataclass(frozen=True, slots=True)
 class RateLimit:
     rate: float  # requests per second, > 0
+    # How many seconds' worth may go at once after a quiet spell (see ``burst``). An endpoint's limit
+    # keeps the default; the API's per-key and per-tenant request limits allow a second's worth.
+    burst_seconds: float = 0.1
 
     @property
     def interval(self) -> timedelta:
@@ -27,10 +30,10 @@ class RateLimit:
 
     @property
     def burst(self) -> int:
-        """How many may go at once after a quiet spell: a tenth of a second's worth, at least one. Small,
-        so that the limit holds over short windows too, yet enough that a fast rate is not one request
-        per claim."""
-        return max(1, math.floor(self.rate / 10))
+        """How many may go at once after a quiet spell: ``burst_seconds`` worth, at least one. For an
+        endpoint a tenth of a second's worth: small, so that the limit holds over short windows too, yet
+        enough that a fast rate is not one request per claim."""
+        return max(1, math.floor(self.rate * self.burst_seconds + 1e-9))
 
 
 # Arithmetic in float seconds, not timedelta: a timedelta interval is rounded to whole microseconds,

@@ -89,6 +89,11 @@ class ApiKey(Model):
     name: str
     prefix: str
     created_at: datetime
+    scopes: list[str] | None = None  # tenant:manage, events:write, read
+    expires_at: datetime | None = None
+    allowed_ips: list[str] | None = None  # CIDRs it may be used from; None: anywhere
+    rate_limit: float | None = None  # its own requests per second (per API process)
+    last_used_at: datetime | None = None  # to within a minute
     key: str | None = None  # the key itself: only in the answer that created it
 
 

@@ -84,6 +84,13 @@ api_keys = sa.Table(
     sa.Column("prefix", sa.String(32), nullable=False),
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # What the key may do (hookline.api.key_policy): scope names separated by spaces, as in OAuth.
+    sa.Column("scopes", sa.String(200), nullable=False, server_default="tenant:manage"),
+    sa.Column("expires_at", UtcDateTime, nullable=True),  # NULL: never
+    sa.Column("allowed_ips", Json, nullable=True),  # CIDR strings; NULL: any address
+    sa.Column("rate_limit", sa.Float, nullable=True),  # requests per second; NULL: no limit of its own
+    # Written at most once a minute per API process (hookline.api.key_usage), never per request.
+    sa.Column("last_used_at", UtcDateTime, nullable=True),
     sa.Index(None, "tenant_id"),
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,38 @@ class ApiKey:
     name: str
     prefix: str
     created_at: datetime
+    scopes: tuple[str, ...] = ("tenant:manage",)  # as granted (hookline.api.key_policy), not implied ones
+    expires_at: datetime | None = None
+    allowed_ips: tuple[str, ...] | None = None  # CIDRs; None: any address
+    rate_limit: float | None = None  # requests per second
+    last_used_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: sa.RowMapping) -> ApiKey:
+        values = {name: row[name] for name in _KEY_FIELDS}
+        allowed = values["allowed_ips"]
+        return cls(
+            **{
+                **values,
+                "scopes": tuple(values["scopes"].split()),
+                "allowed_ips": tuple(allowed) if allowed is not None else None,
+            }
+        )
+
+
+_KEY_FIELDS = (
+    "id",
+    "tenant_id",
+    "name",
+    "prefix",
+    "created_at",
+    "scopes",
+    "expires_at",
+    "allowed_ips",
+    "rate_limit",
+    "last_used_at",
+)
+_KEY_COLUMNS = [api_keys.c[name] for name in _KEY_FIELDS]  # every column but the hash
 
 
 def hash_key(key: str) -> str:
@@ -98,11 +131,21 @@ async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> bool:
 
 
 async def insert_api_key(
-    conn: AsyncConnection, *, tenant_id: str, name: str, now: datetime
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    name: str,
+    now: datetime,
+    scopes: tuple[str, ...] = ("tenant:manage",),
+    expires_at: datetime | None = None,
+    allowed_ips: tuple[str, ...] | None = None,
+    rate_limit: float | None = None,
 ) -> tuple[ApiKey, str]:
     """Returns the key record and the key itself, which is never stored and cannot be shown again."""
     key = generate_api_key()
-    record = ApiKey(new_id("key"), tenant_id, name, key[:10], now)
+    record = ApiKey(
+        new_id("key"), tenant_id, name, key[:10], now, scopes, expires_at, allowed_ips, rate_limit
+    )
     await conn.execute(
         api_keys.insert().values(
             id=record.id,
@@ -111,20 +154,18 @@ async def insert_api_key(
             prefix=record.prefix,
             key_hash=hash_key(key),
             created_at=now,
+            scopes=" ".join(scopes),
+            expires_at=expires_at,
+            allowed_ips=list(allowed_ips) if allowed_ips is not None else None,
+            rate_limit=rate_limit,
         )
     )
     return record, key
 
 
 async def list_api_keys(conn: AsyncConnection, tenant_id: str) -> list[ApiKey]:
-    query = (
-        sa.select(
-            api_keys.c.id, api_keys.c.tenant_id, api_keys.c.name, api_keys.c.prefix, api_keys.c.created_at
-        )
-        .where(api_keys.c.tenant_id == tenant_id)
-        .order_by(api_keys.c.id)
-    )
-    return [ApiKey(**row) for row in (await conn.execute(query)).mappings()]
+    query = sa.select(*_KEY_COLUMNS).where(api_keys.c.tenant_id == tenant_id).order_by(api_keys.c.id)
+    return [ApiKey.from_row(row) for row in (await conn.execute(query)).mappings()]
 
 
 async def delete_api_key(conn: AsyncConnection, tenant_id: str, key_id: str) -> bool:
@@ -134,7 +175,26 @@ async def delete_api_key(conn: AsyncConnection, tenant_id: str, key_id: str) -> 
     return result.rowcount > 0
 
 
-async def tenant_for_key_hash(conn: AsyncConnection, key_hash: str) -> str | None:
-    """The tenant a key belongs to, or None. Looked up by hash: the clear key never reaches the database."""
-    query = sa.select(api_keys.c.tenant_id).where(api_keys.c.key_hash == key_hash)
-    return (await conn.execute(query)).scalar_one_or_none()
+async def key_for_hash(conn: AsyncConnection, key_hash: str) -> ApiKey | None:
+    """The key with this hash, or None. Looked up by hash (a unique index): the clear key never reaches
+    the database, and the lookup's timing can tell at most something about a SHA-256 of a random
+    256-bit token, which is no help in guessing one."""
+    query = sa.select(*_KEY_COLUMNS).where(api_keys.c.key_hash == key_hash)
+    row = (await conn.execute(query)).mappings().first()
+    return ApiKey.from_row(row) if row is not None else None
+
+
+async def record_key_use(conn: AsyncConnection, used: Mapping[str, datetime]) -> None:
+    """Set each key's ``last_used_at`` (key id -> when), never back in time; one statement for all."""
+    if not used:
+        return
+    when = sa.bindparam("used_at", type_=api_keys.c.last_used_at.type)
+    statement = (
+        api_keys.update()
+        .where(
+            api_keys.c.id == sa.bindparam("key_id"),
+            sa.or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < when),
+        )
+        .values(last_used_at=when)
+    )
+    await conn.execute(statement, [{"key_id": k, "used_at": t} for k, t in sorted(used.items())])

@@ -10,7 +10,8 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from hookline.api import endpoint_health
-from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
+from hookline.api.access import Manage, Read
+from hookline.api.auth import ServicesDep, resolve_tenant
 from hookline.api.envelope import ok
 from hookline.api.responses import BreakerReset, CircuitBreakerOut, Envelope
 from hookline.api.routes.webhooks import TenantQuery, endpoint_or_404
@@ -34,7 +35,7 @@ async def _all(services: Services, tenant: str) -> list[store.Endpoint]:
     response_model=Envelope[list[CircuitBreakerOut]],
 )
 async def list_breakers(
-    services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+    services: ServicesDep, principal: Read, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     found = await _all(services, tenant)
@@ -49,7 +50,7 @@ async def list_breakers(
     response_model=Envelope[BreakerReset],
 )
 async def reset_breakers(
-    services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+    services: ServicesDep, principal: Manage, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     ids = [e.id for e in await _all(services, tenant)]
@@ -64,7 +65,7 @@ async def reset_breakers(
     response_model=Envelope[CircuitBreakerOut],
 )
 async def get_breaker(
-    webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+    webhook_id: str, services: ServicesDep, principal: Read, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     endpoint = await endpoint_or_404(services, tenant, webhook_id)
@@ -81,7 +82,7 @@ async def get_breaker(
     response_model=Envelope[CircuitBreakerOut],
 )
 async def reset_breaker(
-    webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+    webhook_id: str, services: ServicesDep, principal: Manage, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     endpoint = await endpoint_or_404(services, tenant, webhook_id)

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
+from hookline.api.access import Manage, Read
+from hookline.api.auth import ServicesDep, resolve_tenant
 from hookline.api.envelope import ApiError, bad_request, not_found, ok
 from hookline.api.pagination import Cursor, Limit, Moment, decode_int_cursor, page, require_timezone
 from hookline.api.responses import DeliveryDetail, DeliveryOut, DeliveryQueued, Envelope, Page, Replayed
@@ -63,7 +64,7 @@ def attempt_view(a: Attempt, *, test: bool) -> dict[str, Any]:
 async def list_deliveries(
     webhook_id: str,
     services: ServicesDep,
-    principal: Authenticated,
+    principal: Read,
     limit: Limit = 50,
     cursor: Cursor = None,
     status: Status | None = None,
@@ -104,7 +105,7 @@ async def _delivery(services: ServicesDep, tenant: str, raw_id: str) -> Delivery
     response_model=Envelope[DeliveryDetail],
 )
 async def get_delivery(
-    delivery_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+    delivery_id: str, services: ServicesDep, principal: Read, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     async with services.store.read() as conn:
@@ -129,7 +130,7 @@ async def get_delivery(
     },
 )
 async def retry_delivery(
-    delivery_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+    delivery_id: str, services: ServicesDep, principal: Manage, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     found = await _delivery(services, tenant, delivery_id)
@@ -166,7 +167,7 @@ async def replay(
     webhook_id: str,
     body: ReplayRequest,
     services: ServicesDep,
-    principal: Authenticated,
+    principal: Manage,
     tenant_id: str | None = TenantQuery,
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)

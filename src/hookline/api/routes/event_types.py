@@ -13,7 +13,8 @@ from referencing.jsonschema import DRAFT202012
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
-from hookline.api.auth import Admin, Authenticated, ServicesDep
+from hookline.api.access import AdminOnly, Read
+from hookline.api.auth import ServicesDep
 from hookline.api.envelope import ApiError, bad_request, not_found, ok
 from hookline.api.responses import Envelope, EventTypeOut, Page
 from hookline.api.routing import StrictJsonRoute
@@ -73,13 +74,13 @@ def event_type_view(t: EventType) -> dict[str, Any]:
 
 
 @router.get("", summary="List event types", response_model=Envelope[Page[EventTypeOut]])
-async def list_event_types(services: ServicesDep, _: Authenticated) -> Response:
+async def list_event_types(services: ServicesDep, _: Read) -> Response:
     items = [event_type_view(t) for t in await services.registry.all()]
     return ok({"items": items, "next_cursor": None}, "Event types retrieved successfully")
 
 
 @router.get("/{name}", summary="Get an event type", response_model=Envelope[EventTypeOut])
-async def get_event_type(name: str, services: ServicesDep, _: Authenticated) -> Response:
+async def get_event_type(name: str, services: ServicesDep, _: Read) -> Response:
     found = await services.registry.get(name)
     if found is None:
         hints = suggest(name, await services.registry.names())
@@ -95,7 +96,7 @@ async def get_event_type(name: str, services: ServicesDep, _: Authenticated) -> 
     response_model=Envelope[EventTypeOut],
     responses={409: {"description": "Conflict: an event type with this name already exists"}},
 )
-async def create_event_type(body: EventTypeCreate, services: ServicesDep, _: Admin) -> Response:
+async def create_event_type(body: EventTypeCreate, services: ServicesDep, _: AdminOnly) -> Response:
     try:
         validator_for(body.schema_)
     except SchemaError as exc:

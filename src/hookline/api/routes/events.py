@@ -8,7 +8,8 @@ from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import Response
 
-from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
+from hookline.api.access import EventsWrite, Read
+from hookline.api.auth import ServicesDep, resolve_tenant
 from hookline.api.envelope import ApiError, not_found, ok
 from hookline.api.ingest import EVENT_ID, MAX_BATCH, MAX_IDEMPOTENCY_KEY, accept_batch, accept_event
 from hookline.api.pagination import Cursor, Limit, Moment, decode_int_cursor, page, require_timezone
@@ -55,7 +56,7 @@ def event_view(e: Event) -> dict[str, Any]:
 async def create_event(
     body: EventCreate,
     services: ServicesDep,
-    principal: Authenticated,
+    principal: EventsWrite,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_IDEMPOTENCY_KEY)] = None,
 ) -> Response:
     # Well-formed requests are served by hookline.api.ingest.FastIngest before FastAPI sees them, with
@@ -87,7 +88,7 @@ class EventBatch(BaseModel):
     summary=f"Post up to {MAX_BATCH} events in one transaction",
     response_model=Envelope[BatchAccepted],
 )
-async def create_events(body: EventBatch, services: ServicesDep, principal: Authenticated) -> Response:
+async def create_events(body: EventBatch, services: ServicesDep, principal: EventsWrite) -> Response:
     """All or nothing: one invalid event rejects the batch (the error names its index)."""
     entries = [(e.event, e.data, e.id, e.channels) for e in body.events]
     return await accept_batch(services, principal, body.tenant_id, entries)
@@ -96,7 +97,7 @@ async def create_events(body: EventBatch, services: ServicesDep, principal: Auth
 @router.get("", summary="List events, newest first", response_model=Envelope[Page[EventOut]])
 async def list_events(
     services: ServicesDep,
-    principal: Authenticated,
+    principal: Read,
     limit: Limit = 50,
     cursor: Cursor = None,
     event: Annotated[str | None, Query(description="only this event type")] = None,
@@ -125,7 +126,7 @@ async def list_events(
     response_model=Envelope[EventDetail],
 )
 async def get_event(
-    event_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+    event_id: str, services: ServicesDep, principal: Read, tenant_id: str | None = TenantQuery
 ) -> Response:
     if event_id == "batch":  # the path of POST /v1/events/batch, not an event id
         raise ApiError(405, "method GET is not allowed on /v1/events/batch", {"Allow": "POST"})

@@ -1,7 +1,8 @@
 """/v1/listen: the server end of ``hookline listen``, a WebSocket that makes a developer's machine a
 receiver without a tunnel (see ``hookline.store.relay`` for how deliveries reach it).
 
-The client connects with a tenant key (``Authorization: Bearer``), the events it wants
+The client connects with a tenant key holding ``tenant:manage`` (``Authorization: Bearer``: a session
+is a webhook, and its secret comes with it), the events it wants
 (``?events=message.received,order.*``, default all) or the session it resumes (``?session=rl_...``).
 A refusal is the API's usual error envelope with its status, sent instead of the upgrade. Then, as JSON
 text messages::
@@ -30,7 +31,8 @@ import orjson
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from hookline.api.auth import principal_for, resolve_tenant
+from hookline.api.access import Manage
+from hookline.api.auth import resolve_tenant
 from hookline.api.envelope import ApiError, error, not_found
 from hookline.api.errors import database_unavailable
 from hookline.api.routes.webhooks import subscription_events
@@ -54,11 +56,12 @@ TAKEN_OVER = 4409
 
 
 @router.websocket("/v1/listen")
-async def listen(websocket: WebSocket) -> None:
+async def listen(websocket: WebSocket, principal: Manage) -> None:
+    # A refused key (or a database away while it is looked up) is answered by the app's error handlers,
+    # as the error envelope instead of the upgrade, before this runs.
     services: Services = websocket.app.state.services
     params = websocket.query_params
     try:
-        principal = await principal_for(services, websocket.headers.get("authorization", ""))
         tenant_id = await resolve_tenant(services, principal, params.get("tenant_id"))
         token = params.get("session")
         session = await _find(services, tenant_id, token) if token else None

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from hookline.api import stats
-from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
+from hookline.api.access import Read
+from hookline.api.auth import ServicesDep, resolve_tenant
 from hookline.api.envelope import bad_request, ok
 from hookline.api.pagination import Moment, require_timezone
 from hookline.api.responses import Envelope, StatsOut
@@ -63,7 +64,7 @@ def _window(
 )
 async def tenant_stats(
     services: ServicesDep,
-    principal: Authenticated,
+    principal: Read,
     since: Since = None,
     until: Until = None,
     window: Window = None,
@@ -92,7 +93,7 @@ async def tenant_stats(
 async def webhook_stats(
     webhook_id: str,
     services: ServicesDep,
-    principal: Authenticated,
+    principal: Read,
     since: Since = None,
     until: Until = None,
     window: Window = None,

@@ -1,17 +1,30 @@
-"""/v1/tenants and their API keys (admin key only)."""
+"""/v1/tenants (the admin key) and their API keys (the admin key, or a ``tenant:manage`` key of the
+tenant itself: a key cannot make a key that may do more than it may, or from more places, or for
+longer, or more often)."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
-from hookline.api.auth import Admin, ServicesDep
-from hookline.api.envelope import ApiError, not_found, ok
+from hookline.api.access import AdminOnly, Manage
+from hookline.api.auth import ServicesDep
+from hookline.api.envelope import ApiError, bad_request, not_found, ok
+from hookline.api.key_policy import (
+    DEFAULT_SCOPES,
+    MAX_ALLOWED_IPS,
+    TenantScope,
+    parse_allowed_ips,
+    parse_scopes,
+    within,
+)
 from hookline.api.pagination import Cursor, Limit, decode_cursor, page
+from hookline.api.principal import Principal
 from hookline.api.responses import ApiKeyCreated, ApiKeyOut, Deleted, Envelope, Page, TenantOut
 from hookline.api.routing import StrictJsonRoute
 from hookline.store import tenants as store
@@ -50,6 +63,33 @@ class TenantUpdate(BaseModel):
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(default="default", min_length=1, max_length=200)
+    scopes: list[TenantScope] = Field(
+        default_factory=lambda: list(DEFAULT_SCOPES),
+        description="what the key may do: tenant:manage (everything of the tenant; implies the other "
+        "two), events:write (post events), read (read-only)",
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="when the key stops working (in the future); null: never"
+    )
+    allowed_ips: list[Annotated[str, Field(max_length=100)]] | None = Field(
+        default=None,
+        max_length=MAX_ALLOWED_IPS,
+        description="the networks (CIDRs) the key may be used from; null: anywhere. The client address "
+        "is the connection's peer, or behind HOOKLINE_TRUSTED_PROXIES the address they forwarded",
+    )
+    rate_limit: float | None = Field(
+        default=None, gt=0, le=1_000_000, description="requests per second, per API process; null: none"
+    )
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _scopes(cls, value: Any) -> Any:
+        return list(parse_scopes(value)) if isinstance(value, list) else value
+
+    @field_validator("allowed_ips")
+    @classmethod
+    def _allowed_ips(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [str(network) for network in parse_allowed_ips(value)]
 
 
 def tenant_view(t: Tenant) -> dict[str, Any]:
@@ -70,6 +110,11 @@ def key_view(k: ApiKey) -> dict[str, Any]:
         "name": k.name,
         "prefix": k.prefix,
         "created_at": k.created_at,
+        "scopes": list(k.scopes),
+        "expires_at": k.expires_at,
+        "allowed_ips": list(k.allowed_ips) if k.allowed_ips is not None else None,
+        "rate_limit": k.rate_limit,
+        "last_used_at": k.last_used_at,
     }
 
 
@@ -88,7 +133,7 @@ async def _existing_tenant(services: ServicesDep, tenant_id: str) -> Tenant:
     response_model=Envelope[TenantOut],
     responses={409: {"description": "Conflict: a tenant with this id already exists"}},
 )
-async def create_tenant(body: TenantCreate, services: ServicesDep, _: Admin) -> Response:
+async def create_tenant(body: TenantCreate, services: ServicesDep, _: AdminOnly) -> Response:
     try:
         async with services.store.write() as conn:
             tenant = await store.insert_tenant(
@@ -105,7 +150,9 @@ async def create_tenant(body: TenantCreate, services: ServicesDep, _: Admin) -> 
 
 
 @router.get("", summary="List tenants", response_model=Envelope[Page[TenantOut]])
-async def list_tenants(services: ServicesDep, _: Admin, limit: Limit = 50, cursor: Cursor = None) -> Response:
+async def list_tenants(
+    services: ServicesDep, _: AdminOnly, limit: Limit = 50, cursor: Cursor = None
+) -> Response:
     async with services.store.read() as conn:
         rows = await store.list_tenants(conn, after=decode_cursor(cursor), limit=limit + 1)
     items = [tenant_view(t) for t in rows]
@@ -113,12 +160,12 @@ async def list_tenants(services: ServicesDep, _: Admin, limit: Limit = 50, curso
 
 
 @router.get("/{tenant_id}", summary="Get a tenant", response_model=Envelope[TenantOut])
-async def get_tenant(tenant_id: str, services: ServicesDep, _: Admin) -> Response:
+async def get_tenant(tenant_id: str, services: ServicesDep, _: AdminOnly) -> Response:
     return ok(tenant_view(await _existing_tenant(services, tenant_id)), "Tenant retrieved successfully")
 
 
 @router.patch("/{tenant_id}", summary="Update a tenant", response_model=Envelope[TenantOut])
-async def update_tenant(tenant_id: str, body: TenantUpdate, services: ServicesDep, _: Admin) -> Response:
+async def update_tenant(tenant_id: str, body: TenantUpdate, services: ServicesDep, _: AdminOnly) -> Response:
     # null leaves a name or metadata as they are; for retention_seconds it means the service's default.
     changes = {
         k: v
@@ -134,13 +181,49 @@ async def update_tenant(tenant_id: str, body: TenantUpdate, services: ServicesDe
 @router.delete(
     "/{tenant_id}", summary="Delete a tenant and everything it owns", response_model=Envelope[Deleted]
 )
-async def delete_tenant(tenant_id: str, services: ServicesDep, _: Admin) -> Response:
+async def delete_tenant(tenant_id: str, services: ServicesDep, _: AdminOnly) -> Response:
     async with services.store.write() as conn:
         if not await store.delete_tenant(conn, tenant_id):
             raise not_found(f"tenant '{tenant_id}' not found")
     services.key_cache.clear()
     services.known_tenants.clear()
     return ok({"id": tenant_id, "deleted": True}, "Tenant deleted successfully")
+
+
+def _own_tenant(principal: Principal, tenant_id: str) -> None:
+    """A tenant key manages its own tenant's keys; another tenant is a 404, as any of its resources."""
+    if principal.tenant_id is not None and principal.tenant_id != tenant_id:
+        raise not_found(f"tenant '{tenant_id}' not found")
+
+
+def _no_broader(principal: Principal, body: KeyCreate) -> KeyCreate:
+    """The key to create, within the limits of the key that creates it: a limit the body leaves out is
+    the creator's, and one beyond it is a 403 (an expiring key must not mint one that never expires, a
+    key bound to an office network one usable from anywhere). The admin key has no limits."""
+    changes: dict[str, Any] = {}
+    if principal.expires_at is not None:
+        if body.expires_at is None:
+            changes["expires_at"] = principal.expires_at
+        elif body.expires_at > principal.expires_at:
+            raise ApiError(403, f"expires_at: a key cannot create a key that outlives it ({_at(principal)})")
+    if principal.allowed_ips:
+        if body.allowed_ips is None:
+            changes["allowed_ips"] = [str(network) for network in principal.allowed_ips]
+        elif (outside := within(parse_allowed_ips(body.allowed_ips), principal.allowed_ips)) is not None:
+            raise ApiError(403, f"allowed_ips: '{outside}' is not within this key's own allowed_ips")
+    if principal.rate_limit is not None:
+        own = principal.rate_limit.rate
+        if body.rate_limit is None:
+            changes["rate_limit"] = own
+        elif body.rate_limit > own:
+            raise ApiError(403, f"rate_limit: {body.rate_limit:g} is above this key's own ({own:g})")
+    # Scopes need no check: only tenant:manage (or the admin key) creates keys, and it holds them all.
+    return body.model_copy(update=changes)
+
+
+def _at(principal: Principal) -> str:
+    assert principal.expires_at is not None
+    return "it expires at " + principal.expires_at.isoformat().replace("+00:00", "Z")
 
 
 @router.post(
@@ -150,12 +233,24 @@ async def delete_tenant(tenant_id: str, services: ServicesDep, _: Admin) -> Resp
     response_model=Envelope[ApiKeyCreated],
 )
 async def create_key(
-    tenant_id: str, services: ServicesDep, _: Admin, body: KeyCreate | None = None
+    tenant_id: str, services: ServicesDep, principal: Manage, body: KeyCreate | None = None
 ) -> Response:
+    _own_tenant(principal, tenant_id)
+    wanted = _no_broader(principal, body or KeyCreate())
+    now = services.now()
+    if wanted.expires_at is not None and wanted.expires_at <= now:
+        raise bad_request("expires_at must be in the future")
     await _existing_tenant(services, tenant_id)
     async with services.store.write() as conn:
         record, key = await store.insert_api_key(
-            conn, tenant_id=tenant_id, name=(body or KeyCreate()).name, now=services.now()
+            conn,
+            tenant_id=tenant_id,
+            name=wanted.name,
+            now=now,
+            scopes=tuple(wanted.scopes),
+            expires_at=wanted.expires_at.astimezone(UTC) if wanted.expires_at is not None else None,
+            allowed_ips=tuple(wanted.allowed_ips) if wanted.allowed_ips is not None else None,
+            rate_limit=wanted.rate_limit,
         )
     return ok({**key_view(record), "key": key}, "API key created; store it now, it is not shown again", 201)
 
@@ -165,7 +260,8 @@ async def create_key(
     summary="List a tenant's API keys (prefixes only)",
     response_model=Envelope[Page[ApiKeyOut]],
 )
-async def list_keys(tenant_id: str, services: ServicesDep, _: Admin) -> Response:
+async def list_keys(tenant_id: str, services: ServicesDep, principal: Manage) -> Response:
+    _own_tenant(principal, tenant_id)
     await _existing_tenant(services, tenant_id)
     async with services.store.read() as conn:
         keys = await store.list_api_keys(conn, tenant_id)
@@ -173,7 +269,8 @@ async def list_keys(tenant_id: str, services: ServicesDep, _: Admin) -> Response
 
 
 @router.delete("/{tenant_id}/keys/{key_id}", summary="Revoke an API key", response_model=Envelope[Deleted])
-async def delete_key(tenant_id: str, key_id: str, services: ServicesDep, _: Admin) -> Response:
+async def delete_key(tenant_id: str, key_id: str, services: ServicesDep, principal: Manage) -> Response:
+    _own_tenant(principal, tenant_id)
     async with services.store.write() as conn:
         if not await store.delete_api_key(conn, tenant_id, key_id):
             raise not_found(f"API key '{key_id}' not found")

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from hookline.api import testsend
-from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
+from hookline.api.access import Manage
+from hookline.api.auth import ServicesDep, resolve_tenant
 from hookline.api.envelope import ApiError, bad_request, not_found, ok
 from hookline.api.responses import Envelope, SendTestOutcome, SendTestReport
 from hookline.api.routes.webhooks import TenantQuery, endpoint_or_404
@@ -55,7 +56,7 @@ def _message(outcome: dict[str, Any]) -> str:
 async def test_webhook(
     webhook_id: str,
     services: ServicesDep,
-    principal: Authenticated,
+    principal: Manage,
     body: SendTest | None = None,
     tenant_id: str | None = TenantQuery,
 ) -> Response:
@@ -105,7 +106,7 @@ async def _test_all(
 )
 async def test_all_get(
     services: ServicesDep,
-    principal: Authenticated,
+    principal: Manage,
     event: str | None = Query(
         default=None, max_length=MAX_EVENT_NAME_LENGTH, description="the event type (default `webhook.test`)"
     ),
@@ -124,7 +125,7 @@ async def test_all_get(
 )
 async def test_all_post(
     services: ServicesDep,
-    principal: Authenticated,
+    principal: Manage,
     body: SendTest | None = None,
     tenant_id: str | None = TenantQuery,
 ) -> Response:

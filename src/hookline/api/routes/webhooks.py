@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import Response
 
 from hookline.api import endpoint_health
-from hookline.api.auth import Authenticated, ServicesDep, resolve_tenant
+from hookline.api.access import Manage, Read
+from hookline.api.auth import ServicesDep, resolve_tenant
 from hookline.api.envelope import bad_request, not_found, ok
 from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page
 from hookline.api.responses import (
@@ -234,7 +235,7 @@ TenantQuery = Query(default=None, description="the tenant to act on (admin key o
 @router.post(
     "", status_code=201, summary="Register a webhook endpoint", response_model=Envelope[WebhookCreated]
 )
-async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: Authenticated) -> Response:
+async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: Manage) -> Response:
     tenant_id = await resolve_tenant(services, principal, body.tenant_id)
     url = _url(services, body.url)
     _branded_headers(services, body.headers)
@@ -268,7 +269,7 @@ async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: 
 @router.get("", summary="List webhook endpoints", response_model=Envelope[Page[WebhookOut]])
 async def list_webhooks(
     services: ServicesDep,
-    principal: Authenticated,
+    principal: Read,
     limit: Limit = 50,
     cursor: Cursor = None,
     tenant_id: str | None = TenantQuery,
@@ -284,7 +285,7 @@ async def list_webhooks(
 
 @router.get("/{webhook_id}", summary="Get a webhook endpoint", response_model=Envelope[WebhookOut])
 async def get_webhook(
-    webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+    webhook_id: str, services: ServicesDep, principal: Read, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     [view] = await webhook_views(services, [await endpoint_or_404(services, tenant, webhook_id)])
@@ -297,7 +298,7 @@ async def get_webhook(
     response_model=Envelope[WebhookSecret],
 )
 async def get_webhook_secret(
-    webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+    webhook_id: str, services: ServicesDep, principal: Manage, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     endpoint = await endpoint_or_404(services, tenant, webhook_id)
@@ -309,7 +310,7 @@ async def update_webhook(
     webhook_id: str,
     body: WebhookUpdate,
     services: ServicesDep,
-    principal: Authenticated,
+    principal: Manage,
     tenant_id: str | None = TenantQuery,
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
@@ -349,7 +350,7 @@ async def update_webhook(
 
 @router.delete("/{webhook_id}", summary="Delete a webhook endpoint", response_model=Envelope[Deleted])
 async def delete_webhook(
-    webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+    webhook_id: str, services: ServicesDep, principal: Manage, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     async with services.store.write() as conn:
@@ -375,7 +376,7 @@ class SecretRotation(BaseModel):
 async def rotate_secret(
     webhook_id: str,
     services: ServicesDep,
-    principal: Authenticated,
+    principal: Manage,
     body: SecretRotation | None = None,
     tenant_id: str | None = TenantQuery,
 ) -> Response:
@@ -410,7 +411,7 @@ async def rotate_secret(
     response_model=Envelope[VerifyOutcome],
 )
 async def verify_webhook(
-    webhook_id: str, services: ServicesDep, principal: Authenticated, tenant_id: str | None = TenantQuery
+    webhook_id: str, services: ServicesDep, principal: Manage, tenant_id: str | None = TenantQuery
 ) -> Response:
     """POSTs ``{"type": "verification", "challenge": ...}``, signed; the endpoint is verified when it
     answers 200 with the same challenge. Until then its deliveries are held. The answer says how it
@@ -445,9 +446,7 @@ class DefaultWebhook(BaseModel):
     response_model=Envelope[WebhookOut],
     responses={201: {"model": Envelope[WebhookCreated], "description": "created"}},
 )
-async def set_default_webhook(
-    body: DefaultWebhook, services: ServicesDep, principal: Authenticated
-) -> Response:
+async def set_default_webhook(body: DefaultWebhook, services: ServicesDep, principal: Manage) -> Response:
     """The default webhook is the tenant's oldest endpoint (not a ``hookline listen`` session's); with
     none, one is created (201, with its secret). Events default to all. It is an ordinary endpoint:
     ``GET /v1/webhooks`` lists it."""

@@ -1,8 +1,10 @@
-"""``client.tenants`` and ``client.tenants.keys`` (admin key only)."""
+"""``client.tenants`` (admin key) and ``client.tenants.keys`` (admin key, or a tenant's own
+``tenant:manage`` key)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from hookline.sdk.models import ApiKey, Deleted, Tenant
@@ -40,6 +42,24 @@ class _Ops(Ops):
 
 class _KeyOps(Ops):
     @staticmethod
+    def _create(
+        tenant_id: str,
+        name: str | None,
+        scopes: Sequence[str] | None,
+        expires_at: datetime | str | None,
+        allowed_ips: Sequence[str] | None,
+        rate_limit: float | None,
+    ) -> Call[ApiKey]:
+        json = body(
+            name=name,
+            scopes=list(scopes) if scopes is not None else None,
+            expires_at=expires_at,
+            allowed_ips=list(allowed_ips) if allowed_ips is not None else None,
+            rate_limit=rate_limit,
+        )
+        return KEY_CREATE.call(ApiKey.from_dict, path={"tenant_id": tenant_id}, json=json)
+
+    @staticmethod
     def _page(tenant_id: str) -> PageCall[ApiKey]:
         def page_call(cursor: str | None) -> Call[Page[ApiKey]]:
             # One page holds every key today; a cursor is followed if the API ever pages them.
@@ -50,10 +70,20 @@ class _KeyOps(Ops):
 
 
 class Keys(SyncResource, _KeyOps):
-    def create(self, tenant_id: str, *, name: str | None = None) -> ApiKey:
-        """A new API key of the tenant; ``.key`` is the key itself, shown only in this answer."""
-        json = body(name=name)
-        return self._run(KEY_CREATE.call(ApiKey.from_dict, path={"tenant_id": tenant_id}, json=json))
+    def create(
+        self,
+        tenant_id: str,
+        *,
+        name: str | None = None,
+        scopes: Sequence[str] | None = None,
+        expires_at: datetime | str | None = None,
+        allowed_ips: Sequence[str] | None = None,
+        rate_limit: float | None = None,
+    ) -> ApiKey:
+        """A new API key of the tenant; ``.key`` is the key itself, shown only in this answer.
+        ``scopes`` default to ``["tenant:manage"]``; ``expires_at`` (timezone-aware), ``allowed_ips``
+        (CIDRs) and ``rate_limit`` (requests per second) are optional limits."""
+        return self._run(self._create(tenant_id, name, scopes, expires_at, allowed_ips, rate_limit))
 
     def list(self, tenant_id: str) -> Pager[ApiKey]:
         """The tenant's keys (their prefixes, never the keys)."""
@@ -65,9 +95,17 @@ class Keys(SyncResource, _KeyOps):
 
 
 class AsyncKeys(AsyncResource, _KeyOps):
-    async def create(self, tenant_id: str, *, name: str | None = None) -> ApiKey:
-        json = body(name=name)
-        return await self._run(KEY_CREATE.call(ApiKey.from_dict, path={"tenant_id": tenant_id}, json=json))
+    async def create(
+        self,
+        tenant_id: str,
+        *,
+        name: str | None = None,
+        scopes: Sequence[str] | None = None,
+        expires_at: datetime | str | None = None,
+        allowed_ips: Sequence[str] | None = None,
+        rate_limit: float | None = None,
+    ) -> ApiKey:
+        return await self._run(self._create(tenant_id, name, scopes, expires_at, allowed_ips, rate_limit))
 
     def list(self, tenant_id: str) -> AsyncPager[ApiKey]:
         return AsyncPager(self._run, self._page(tenant_id), None)
