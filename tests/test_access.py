@@ -56,6 +56,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("PATCH", "/v1/webhooks/{webhook_id}"): MANAGE,
     ("DELETE", "/v1/webhooks/{webhook_id}"): MANAGE,
     ("GET", "/v1/webhooks/{webhook_id}/secret"): MANAGE,  # a signing secret can forge deliveries
+    ("GET", "/v1/webhooks/{webhook_id}/public-key"): READ,  # verifies, cannot sign
     ("POST", "/v1/webhooks/{webhook_id}/secret/rotate"): MANAGE,
     ("POST", "/v1/webhooks/{webhook_id}/verify"): MANAGE,
     ("POST", "/v1/webhooks/set"): MANAGE,

@@ -191,6 +191,21 @@ def test_a_created_webhook_is_listed_shown_updated_and_deleted(service: Service)
     assert service.ok("webhooks", "delete", hook, "--yes") == {"id": created["id"], "deleted": True}
 
 
+def test_an_ed25519_webhook_shows_its_public_key_and_can_go_back_to_hmac(service: Service) -> None:
+    created = service.ok("webhooks", "create", "http://127.0.0.1:9/signed", "--signing", "ed25519")
+    assert created["signing"] == "ed25519" and created["public_key"].startswith("whpk_")
+    hook = str(created["id"])
+    assert service.ok("webhooks", "public-key", hook)["public_key"] == created["public_key"]
+    connection = ("--url", service.url, "--key", service.key)
+    table = service.run("webhooks", "public-key", hook, *connection)
+    assert table.returncode == 0 and created["public_key"] in table.stdout, table.stderr
+    assert service.ok("webhooks", "update", hook, "--signing", "hmac")["signing"] == "hmac"
+    line = service.fails(1, "webhooks", "public-key", hook, *connection)
+    assert line.startswith(f"hookline: 409: webhook {hook} signs with HMAC only"), line
+    assert "'signing'" in service.fails(1, "webhooks", "update", hook, "--signing", "rsa", *connection)
+    service.ok("webhooks", "delete", hook, "--yes")  # the module's other tests count the tenant's webhooks
+
+
 def test_send_delivers_the_example_or_the_data_given_once_per_id(
     service: Service, receiver: ThreadedReceiver, tmp_path: Path
 ) -> None:

@@ -1,11 +1,11 @@
 """The logs of a full run hold no secret, and every line is one JSON object.
 
 Real processes at log level ``debug`` (SQLite: ``serve``; PostgreSQL: ``api`` and ``worker``) go
-through what an operator's week holds: tenants and keys, webhooks with signing secrets and custom
-header values, a secret rotation and reveal, deliveries that fail and are retried, a test send, a
-verification handshake, a wrong key, a metrics scrape, and the operator webhook. Then every line the
-processes wrote is searched for every secret the run used. Delivery lines name the event, the
-delivery, its endpoint and tenant, the attempt and its outcome.
+through what an operator's week holds: tenants and keys, webhooks with signing secrets, an ed25519
+signing key and custom header values, a secret (and key pair) rotation and reveal, deliveries that
+fail and are retried, a test send, a verification handshake, a wrong key, a metrics scrape, and the
+operator webhook. Then every line the processes wrote is searched for every secret the run used.
+Delivery lines name the event, the delivery, its endpoint and tenant, the attempt and its outcome.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import signal
 import httpx
 import pytest
 
+from hookline.store.endpoints import get_endpoint
+from hookline.store.engine import Store
 from tests.chaos.procs import ADMIN_KEY, HOOKLINE, Processes, base_env, free_port, wait_healthy
 from tests.receivers import Receiver, Reply
 from tests.samples import MESSAGE
@@ -30,11 +32,16 @@ def whsec() -> str:
 
 
 def forms(secret: str) -> list[str]:
-    """A secret as it could leak: whole, and a whsec_ secret's key alone (base64) or decoded as hex."""
+    """A secret as it could leak: whole, and a whsec_ secret's or whsk_ key's base64 alone or decoded as
+    hex (and a whsk_ key's seed alone)."""
     found = [secret]
-    if secret.startswith("whsec_"):
-        key = secret.removeprefix("whsec_")
-        found += [key, base64.b64decode(key).hex()]
+    for prefix in ("whsec_", "whsk_"):
+        if secret.startswith(prefix):
+            key = secret.removeprefix(prefix)
+            raw = base64.b64decode(key)
+            found += [key, raw.hex()]
+            if prefix == "whsk_":
+                found += [base64.b64encode(raw[:32]).decode().rstrip("="), raw[:32].hex()]
     return found
 
 
@@ -76,6 +83,7 @@ async def test_a_full_run_logs_no_secret_and_only_json_lines(database_url: str, 
                     "events": ["message.received"],
                     "secret": endpoint_secret,
                     "headers": {"X-Partner-Token": header_value},
+                    "signing": "ed25519",
                 },
             )
             assert created.status_code == 201, created.text
@@ -111,6 +119,16 @@ async def test_a_full_run_logs_no_secret_and_only_json_lines(database_url: str, 
         proc.signal(signal.SIGTERM)
     for proc in procs.started:
         proc.popen.wait(30)
+    store = Store.from_url(database_url)
+    try:
+        async with store.read() as conn:
+            endpoint = await get_endpoint(conn, tenant, hook)
+    finally:
+        await store.close()
+    assert endpoint is not None and endpoint.signing_key is not None
+    signing_keys = [endpoint.signing_key, *(old["signing_key"] for old in endpoint.previous_secrets)]
+    assert len(signing_keys) == 2  # the key pair rotated with the secret
+    used += signing_keys
     lines = [line for proc in procs.started for line in proc.lines()]
     assert any("delivery attempt failed" in line for line in lines)
     text = "\n".join(lines)

@@ -95,6 +95,16 @@ async def test_real_answers_validate_against_the_documented_schemas(api: Api) ->
     await call("GET", "/v1/webhooks", "/v1/webhooks", headers=auth)
     await call("GET", "/v1/webhooks/{webhook_id}", f"/v1/webhooks/{hook['id']}", headers=auth)
     await call("GET", "/v1/webhooks/{webhook_id}/secret", f"/v1/webhooks/{hook['id']}/secret", headers=auth)
+    signed = await call(
+        "POST",
+        "/v1/webhooks",
+        "/v1/webhooks",
+        json={"url": "https://example.com/k", "signing": "ed25519"},
+        headers=auth,
+    )
+    public_key = "/v1/webhooks/{webhook_id}/public-key"
+    await call("GET", public_key, f"/v1/webhooks/{signed['id']}/public-key", headers=auth)
+    await call("GET", public_key, f"/v1/webhooks/{hook['id']}/public-key", headers=auth)  # 409: HMAC only
     await call(
         "POST",
         "/v1/webhooks/{webhook_id}/secret/rotate",
@@ -149,7 +159,7 @@ async def test_real_answers_validate_against_the_documented_schemas(api: Api) ->
     assert statuses >= {200, 201, 202, 400, 401, 403, 404, 409, 415}
 
 
-@pytest.mark.parametrize("field", ["secret", "previous_secrets"])
+@pytest.mark.parametrize("field", ["secret", "previous_secrets", "signing_key"])
 async def test_the_webhook_schema_has_no_secret_fields(api: Api, field: str) -> None:
     document = await _document(api)
     assert field not in document["components"]["schemas"]["WebhookOut"]["properties"]

@@ -218,8 +218,12 @@ async def test_every_route_round_trips(sdk: Harness, rx: Receiver) -> None:
     assert hook.secret.startswith("whsec_") and hook.tenant_id == "acme"
     assert hook.retry_schedule == [60.0, 300.0] and hook.circuit_breaker == {"consecutive_failures": 3}
     assert hook.health.circuit_breaker == "closed" and hook.verification.status == "not_required"
-    other = await a(as_acme.webhooks.create(rx.url("/hook"), events=["*"]))
-    assert other.tenant_id == "acme"
+    other = await a(as_acme.webhooks.create(rx.url("/hook"), events=["*"], signing="ed25519"))
+    assert other.tenant_id == "acme" and other.signing == "ed25519" and other.public_key.startswith("whpk_")
+    keys = await a(client.webhooks.get_public_key(other.id))
+    assert keys.verifying_keys == [other.public_key] and keys.previous_public_keys == []
+    assert (await a(client.webhooks.update(other.id, signing="ed25519"))).signing == "ed25519"
+    await raises(hookline.Conflict, client.webhooks.get_public_key(hook.id))  # HMAC only
     assert [w.id for w in await items(client.webhooks.list())] == [hook.id, other.id]
     found = await a(client.webhooks.get(hook.id))
     assert found.id == hook.id and found.secret is None and found.metadata == {"team": "a"}

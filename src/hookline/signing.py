@@ -9,15 +9,21 @@ Every delivery carries two signature schemes side by side:
   HMAC-SHA256 of ``"{timestamp}.{body}"``, keyed by the whole secret string's UTF-8 bytes, next to
   ``{prefix}-Timestamp``, ``{prefix}-Id`` and ``{prefix}-Event``.
 
-With several secrets (rotation) each scheme lists one signature per secret, and a verifier accepts
-the delivery when any listed signature matches any of its secrets.
+An endpoint that opted in to asymmetric signatures also gets Standard Webhooks' ``v1a,<base64 ed25519
+signature of "{id}.{timestamp}.{body}">`` in ``webhook-signature``, beside its ``v1`` entries: receivers
+verify those with the endpoint's public key (``whpk_`` + base64 of its 32 bytes) and no shared secret.
+hookline keeps the signing key as ``whsk_`` + base64 of the 32-byte seed followed by the 32-byte public
+key (libsodium's and Svix's layout); each key text is loaded into a key object once (``_ed25519_key``).
+
+With several secrets (rotation) each scheme lists one signature per secret (and per signing key), and
+a verifier accepts the delivery when any listed signature matches any of its secrets.
 
 Verification, the key derivation and the header names are ``hookline_receiver``'s (the small
 dependency-free package receivers install); ``verify_standard`` and ``verify_seed_style`` are that
 verifier with one scheme forced.
 
-Everything here is pure (no I/O, no module state) and no secret, key or expected signature ever
-appears in an exception message or a repr.
+Everything here is pure (no I/O; the only module state is the caches of derived keys) and no secret,
+key or expected signature ever appears in an exception message or a repr.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from secrets import token_bytes
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from hookline_receiver import (
     DEFAULT_TOLERANCE,
@@ -48,6 +54,9 @@ from hookline_receiver import (
 from hookline_receiver import WebhookVerificationError as SignatureError
 from hookline_receiver import standard_hmac_key as signing_key
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 __all__ = [
     "DEFAULT_TOLERANCE",
     "SECRET_PREFIX",
@@ -57,6 +66,8 @@ __all__ = [
     "SignatureError",
     "SignatureStyle",
     "generate_secret",
+    "generate_signing_key",
+    "public_key",
     "signature_headers",
     "signature_schemes",
     "signing_key",
@@ -69,6 +80,8 @@ MIN_KEY_BYTES = 24
 MAX_KEY_BYTES = 64
 MAX_SECRET_CHARS = 256
 GENERATED_KEY_BYTES = 24
+ED25519_SEED_BYTES = 32
+ED25519_PUBLIC_BYTES = 32
 
 # RFC 9110 "token": the characters allowed in a header name.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -132,6 +145,56 @@ def _key_pair(secret: str) -> tuple[bytes, bytes] | None:
     return (standard_key, utf8_key(secret)) if standard_key else None
 
 
+# --- ed25519 keys (Standard Webhooks v1a) ------------------------------------------------------------
+# ``cryptography`` is imported when a key is first made or loaded: the HMAC path never needs it.
+
+
+def generate_signing_key() -> str:
+    """A new ed25519 signing key: ``whsk_`` + base64 of the seed and the public key (64 bytes)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    raw = private.private_bytes_raw() + private.public_key().public_bytes_raw()
+    return SECRET_KEY_PREFIX + base64.b64encode(raw).decode("ascii")
+
+
+def public_key(signing_key: str) -> str:
+    """The ``whpk_`` public key of a ``whsk_`` signing key (what receivers verify ``v1a`` with)."""
+    _, public = _ed25519_key(signing_key)
+    return PUBLIC_KEY_PREFIX + base64.b64encode(public).decode("ascii")
+
+
+@functools.lru_cache(maxsize=1024)
+def _ed25519_key(signing_key: str) -> tuple[Ed25519PrivateKey, bytes]:
+    """The private key object and raw public key of a ``whsk_`` text, loaded once per text (a worker
+    signs with the same few keys over and over). The stored public half must be the seed's."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if not isinstance(signing_key, str) or not signing_key.startswith(SECRET_KEY_PREFIX):
+        raise ValueError(f"signing key does not start with {SECRET_KEY_PREFIX!r}")
+    raw = decode_base64(signing_key[len(SECRET_KEY_PREFIX) :])
+    if raw is None or len(raw) != ED25519_SEED_BYTES + ED25519_PUBLIC_BYTES:
+        raise ValueError("signing key is not base64 of 64 bytes (an ed25519 seed and public key)")
+    private = Ed25519PrivateKey.from_private_bytes(raw[:ED25519_SEED_BYTES])
+    public = private.public_key().public_bytes_raw()
+    if not hmac.compare_digest(public, raw[ED25519_SEED_BYTES:]):
+        raise ValueError("signing key's public half is not its seed's public key")
+    return private, public
+
+
+def _private_keys(signing_keys: Sequence[str]) -> list[Ed25519PrivateKey]:
+    if isinstance(signing_keys, str):
+        raise TypeError("signing keys must be a sequence of strings, not a single string")
+    keys = []
+    for position, text in enumerate(signing_keys, start=1):
+        try:
+            private, _ = _ed25519_key(text)
+        except ValueError as exc:
+            raise ValueError(f"signing key #{position}: {exc}") from None
+        keys.append(private)
+    return keys
+
+
 # --- style -----------------------------------------------------------------------------------------
 
 
@@ -184,13 +247,23 @@ def signature_schemes(
     lowered = {name.lower(): value for name, value in headers.items()}
     standard = lowered.get(STANDARD_SIGNATURE_HEADER)
     if standard:
+        entries = standard.split()
+        asymmetric = sum(1 for entry in entries if entry.startswith("v1a,"))
         found.append(
             {
                 "scheme": "standard-webhooks",
                 "header": STANDARD_SIGNATURE_HEADER,
-                "signatures": len(standard.split()),
+                "signatures": len(entries) - asymmetric,
             }
         )
+        if asymmetric:
+            found.append(
+                {
+                    "scheme": "standard-webhooks-ed25519",
+                    "header": STANDARD_SIGNATURE_HEADER,
+                    "signatures": asymmetric,
+                }
+            )
     seed = lowered.get(style.signature_header.lower())
     if seed:
         found.append(
@@ -226,12 +299,14 @@ def signature_headers(
     body: bytes,
     secrets: Sequence[str],
     style: SignatureStyle = _DEFAULT_STYLE,
+    signing_keys: Sequence[str] = (),
 ) -> dict[str, str]:
     """The seven signature headers of one delivery attempt of ``body``.
 
     Standard Webhooks: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature`` (space separated
-    ``v1,...`` values). Seed style: ``{prefix}-Signature`` (comma separated), ``{prefix}-Timestamp``,
-    ``{prefix}-Id`` and ``{prefix}-Event``. One signature per secret, in the order given.
+    ``v1,...`` values, then a ``v1a,...`` value per ed25519 ``signing_keys`` entry). Seed style:
+    ``{prefix}-Signature`` (comma separated), ``{prefix}-Timestamp``, ``{prefix}-Id`` and
+    ``{prefix}-Event``. One signature per secret (and signing key), in the order given.
     """
     _check_body(body)
     for name, value in (("event_id", event_id), ("event_type", event_type)):
@@ -240,6 +315,7 @@ def signature_headers(
     if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:
         raise ValueError("timestamp must be a non-negative integer of unix seconds")
     key_pairs = _key_pairs(secrets)
+    private_keys = _private_keys(signing_keys) if signing_keys else ()
 
     stamp = str(timestamp)
     standard_prefix = f"{event_id}.{stamp}.".encode()
@@ -251,6 +327,10 @@ def signature_headers(
         digest = _mac(standard_key, standard_prefix, body).digest()
         standard_values.append("v1," + base64.b64encode(digest).decode("ascii"))
         seed_values.append(value_prefix + _mac(seed_key, seed_prefix, body).hexdigest())
+    if private_keys:
+        message = standard_prefix + body
+        for private in private_keys:
+            standard_values.append("v1a," + base64.b64encode(private.sign(message)).decode("ascii"))
 
     return {
         STANDARD_ID_HEADER: event_id,

@@ -141,6 +141,9 @@ class WebhookOut(_Shape):
     max_in_flight: int | None
     rate_limit: float | None
     circuit_breaker: dict[str, float] | None = Field(description="the endpoint's breaker thresholds")
+    signing: Literal["hmac", "ed25519"] = Field(
+        description='"ed25519": deliveries also carry v1a signatures (GET /v1/webhooks/{id}/public-key)'
+    )
     verification: VerificationOut
     health: HealthOut
 
@@ -155,9 +158,11 @@ class VerifyOutcome(_Shape):
 
 
 class SignatureSent(_Shape):
-    scheme: Literal["standard-webhooks", "hmac-sha256-hex"]
+    scheme: Literal["standard-webhooks", "standard-webhooks-ed25519", "hmac-sha256-hex"]
     header: str
-    signatures: int = Field(description="how many signatures the header lists (one per secret in use)")
+    signatures: int = Field(
+        description="how many signatures of this scheme the header lists (one per secret or key in use)"
+    )
 
 
 class SendTestOutcome(_Shape):
@@ -247,6 +252,10 @@ class BreakerReset(_Shape):
 
 class WebhookCreated(WebhookOut):
     secret: str = Field(description="the signing secret (also at GET /v1/webhooks/{id}/secret)")
+    public_key: str | None = Field(
+        description='the ed25519 public key (whpk_...) when "signing" is "ed25519" (also at '
+        "GET /v1/webhooks/{id}/public-key); null otherwise"
+    )
 
 
 class WebhookSecret(_Shape):
@@ -257,6 +266,23 @@ class WebhookSecret(_Shape):
 class SecretRotated(WebhookSecret):
     previous_secrets_expire_at: list[str] = Field(
         description="when each still-valid old secret stops signing"
+    )
+    public_key: str | None = Field(
+        description="the new ed25519 public key of an ed25519 webhook (its key pair rotates with the "
+        "secret, the old one signing too for the same grace period); null otherwise"
+    )
+
+
+class PreviousPublicKey(_Shape):
+    public_key: str
+    expires_at: str = Field(description="when this key stops signing (the end of a rotation's grace period)")
+
+
+class WebhookPublicKey(_Shape):
+    id: int
+    public_key: str = Field(description="whpk_ + base64 of the 32-byte ed25519 public key; verifies v1a")
+    previous_public_keys: list[PreviousPublicKey] = Field(
+        description="keys of a recent rotation that still sign during their grace period"
     )
 
 

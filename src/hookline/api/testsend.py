@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hookline.api.ingest import check_event
 from hookline.api.services import Services
-from hookline.dispatch.options import signing_secrets
+from hookline.dispatch.options import signing_keys, signing_secrets
 from hookline.dispatch.sender import Request as SendRequest
 from hookline.dispatch.sender import Sender
 from hookline.ids import new_id
@@ -117,6 +117,7 @@ async def send_one(
             secrets=signing_secrets(endpoint.secret, endpoint.previous_secrets, now),
             custom_headers=endpoint.headers,
             timeout=timeout,
+            signing_keys=signing_keys(endpoint.signing_key, endpoint.previous_secrets, now),
         )
     )
     code = result.status_code

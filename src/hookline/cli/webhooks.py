@@ -62,6 +62,15 @@ BreakerOption = Annotated[
         help='breaker thresholds, e.g. {"consecutive_failures": 5, "cooldown": 60}',
     ),
 ]
+SigningOption = Annotated[
+    str | None,
+    typer.Option(
+        "--signing",
+        metavar="hmac|ed25519",
+        help="ed25519: also sign with an ed25519 key pair (Standard Webhooks v1a; receivers verify with "
+        "the public key, `hookline webhooks public-key`); hmac: HMAC only",
+    ),
+]
 COLUMNS: list[Column] = [
     ("ID", "id"),
     ("URL", "url"),
@@ -85,6 +94,7 @@ FIELDS: list[Column] = [
     ("max in flight", "max_in_flight"),
     ("rate limit (/s)", "rate_limit"),
     ("circuit breaker", lambda w: (w.get("health") or {}).get("circuit_breaker")),
+    ("signing", "signing"),
     ("held deliveries", lambda w: (w.get("health") or {}).get("held")),
     ("disabled", "disabled_reason"),
     ("verification", lambda w: (w.get("verification") or {}).get("status")),
@@ -93,7 +103,7 @@ FIELDS: list[Column] = [
 
 
 def show_webhook(out: Output, webhook: Mapping[str, Any]) -> None:
-    fields = FIELDS + ([("secret", "secret")] if webhook.get("secret") else [])
+    fields = FIELDS + [(name, name) for name in ("secret", "public_key") if webhook.get(name)]
     out.record(webhook, fields)
 
 
@@ -109,6 +119,7 @@ def _fields(
     max_in_flight: int | None,
     rate_limit: float | None,
     circuit_breaker: str | None,
+    signing: str | None,
 ) -> dict[str, Any]:
     """The endpoint options given (``create`` and ``update`` share them), read and named as the SDK
     takes them; those not given are left out."""
@@ -125,6 +136,7 @@ def _fields(
         "max_in_flight": max_in_flight,
         "rate_limit": rate_limit,
         "circuit_breaker": json_object("--circuit-breaker", circuit_breaker),
+        "signing": signing,
     }
     return {name: value for name, value in fields.items() if value is not None}
 
@@ -161,6 +173,7 @@ def create(
     max_in_flight: InFlightOption = None,
     rate_limit: RateOption = None,
     circuit_breaker: BreakerOption = None,
+    signing: SigningOption = None,
     verify: Annotated[
         bool | None,
         typer.Option(
@@ -173,7 +186,7 @@ def create(
     fields = _fields(
         events=events, description=description, channel=channel, header=header, metadata=metadata,
         timeout=timeout, retry_schedule=retry_schedule, max_in_flight=max_in_flight, rate_limit=rate_limit,
-        circuit_breaker=circuit_breaker,
+        circuit_breaker=circuit_breaker, signing=signing,
     )  # fmt: skip
     created = ctx.client.webhooks.create(endpoint_url, secret=secret, verify=verify, **fields)
     show_webhook(ctx.out, created.raw)
@@ -210,6 +223,7 @@ def update(
     max_in_flight: InFlightOption = None,
     rate_limit: RateOption = None,
     circuit_breaker: BreakerOption = None,
+    signing: SigningOption = None,
     active: Annotated[
         bool | None,
         typer.Option("--enable/--disable", help="enable (releases held deliveries) or disable the endpoint"),
@@ -230,7 +244,7 @@ def update(
     fields = _fields(
         events=events, description=description, channel=channel, header=header, metadata=metadata,
         timeout=timeout, retry_schedule=retry_schedule, max_in_flight=max_in_flight, rate_limit=rate_limit,
-        circuit_breaker=circuit_breaker,
+        circuit_breaker=circuit_breaker, signing=signing,
     )  # fmt: skip
     given = {"url": webhook_url, "active": active, "discard_held": discard_held or None}
     fields.update({name: value for name, value in given.items() if value is not None})
@@ -243,6 +257,23 @@ def update(
             "nothing to change: give at least one option (hookline webhooks update --help)"
         )
     show_webhook(ctx.out, ctx.client.webhooks.update(webhook, **fields).raw)
+
+
+@webhooks.command("public-key")
+@client_command()
+def public_key(ctx: ClientContext, webhook: WebhookArgument) -> None:
+    """The whpk_ key(s) receivers verify an ed25519 webhook's v1a signatures with (during a rotation,
+    the previous ones too). Example: hookline webhooks public-key 3"""
+    found = ctx.client.webhooks.get_public_key(webhook)
+    if ctx.out.json_mode:
+        ctx.out.json(found.raw)
+        return
+    rows = [("public key", found.public_key)]
+    rows += [
+        (f"previous, until {cell(old.raw.get('expires_at'))}", old.public_key)
+        for old in found.previous_public_keys
+    ]
+    ctx.out.pairs(rows, title=f"webhook {found.id}")
 
 
 @webhooks.command("delete")

@@ -9,7 +9,8 @@ through ``check`` first, which decides by what the option changes:
 * options that only tune *when* or *how fast* (``retry_schedule``, ``timeout_ms``, ``max_in_flight``)
   fall back to the service default when invalid, and the delivery's ``last_error`` says so: the event
   still goes out;
-* options that change *what is sent* (custom headers, the secrets of a rotation's grace period) fail
+* options that change *what is sent* (custom headers, the secrets and ed25519 signing keys of a
+  rotation's grace period) fail
   the delivery without sending it: a request other than the one configured could break the receiver's
   checks, or carry a header it was never meant to see. Messages name the field, never a header value.
 
@@ -84,7 +85,20 @@ def signing_secrets(secret: str, previous: list[dict[str, str]], now: datetime) 
     ``check``-ed job or a stored endpoint holds them)."""
     if not previous:
         return [secret]
-    return [secret] + [old["secret"] for old in previous if (_expiry(old["expires_at"]) or now) > now]
+    return [secret] + [old["secret"] for old in still_valid(previous, now)]
+
+
+def signing_keys(signing_key: str | None, previous: list[dict[str, str]], now: datetime) -> list[str]:
+    """The endpoint's ed25519 signing key, then each previous one still inside its grace period (a
+    rotation keeps it beside the secret it replaced); none when the endpoint does not sign with ed25519."""
+    if signing_key is None:
+        return []
+    return [signing_key] + [old["signing_key"] for old in still_valid(previous, now) if "signing_key" in old]
+
+
+def still_valid(previous: list[dict[str, str]], now: datetime) -> list[dict[str, str]]:
+    """The entries of ``previous`` (a rotation's replaced secrets) whose grace period has not ended."""
+    return [old for old in previous if (_expiry(old["expires_at"]) or now) > now]
 
 
 def _is_int(value: Any) -> bool:
@@ -134,6 +148,11 @@ def _previous_secrets_problem(value: Any) -> str | None:
         if not isinstance(old, dict) or not isinstance(old.get("secret"), str) or not old["secret"]:
             return (
                 f"the endpoint's previous secret {position} is invalid (no secret); rotate the secret again"
+            )
+        if "signing_key" in old and (not isinstance(old["signing_key"], str) or not old["signing_key"]):
+            return (
+                f"the endpoint's previous secret {position} has an invalid signing key;"
+                " rotate the secret again"
             )
         if _expiry(old.get("expires_at")) is None:
             return (

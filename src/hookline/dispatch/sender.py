@@ -61,6 +61,7 @@ class Request:
     secrets: Sequence[str]
     custom_headers: Mapping[str, str]
     timeout: float
+    signing_keys: Sequence[str] = ()  # ed25519 ``whsk_`` keys (v1a), for endpoints that opted in
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ class Headers:
                 body=request.body,
                 secrets=request.secrets,
                 style=self._style,
+                signing_keys=request.signing_keys,
             ),
         }
 

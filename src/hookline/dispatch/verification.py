@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -38,6 +39,7 @@ async def handshake(
     signing_secrets: list[str],
     headers: dict[str, str],
     timeout: float,  # noqa: ASYNC109 (the request's own deadline, enforced by the sender)
+    signing_keys: Sequence[str] = (),
 ) -> Outcome:
     challenge = secrets.token_urlsafe(24)
     request = Request(
@@ -48,6 +50,7 @@ async def handshake(
         secrets=signing_secrets,
         custom_headers=headers,
         timeout=timeout,
+        signing_keys=signing_keys,
     )
     result = await sender.send(request)
     code = result.status_code

@@ -411,6 +411,11 @@ class Worker:
                 secrets=options.signing_secrets(job.secret, job.previous_secrets, _now()),
                 custom_headers=job.headers,
                 timeout=self._timeout(job),
+                signing_keys=(
+                    options.signing_keys(job.signing_key, job.previous_secrets, _now())
+                    if job.signing_key
+                    else ()
+                ),
             )
             result = await self.sender.send(request)
         except asyncio.CancelledError:

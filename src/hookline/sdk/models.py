@@ -147,7 +147,9 @@ class Webhook(Model):
     verification: Verification
     health: WebhookHealth
     kind: str = "http"  # "relay": a `hookline listen` session's temporary webhook
+    signing: str = "hmac"  # "ed25519": deliveries also carry v1a signatures (``get_public_key``)
     secret: str | None = None  # only when the webhook was just created
+    public_key: str | None = None  # only when the webhook was just created with signing="ed25519"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +157,27 @@ class WebhookSecret(Model):
     id: int
     secret: str
     previous_secrets_expire_at: list[datetime] | None = None  # after a rotation
+    public_key: str | None = None  # after a rotation of an ed25519 webhook: its new public key
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreviousPublicKey(Model):
+    public_key: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookPublicKey(Model):
+    """What receivers verify v1a (ed25519) signatures with: ``whpk_...`` keys, no secret."""
+
+    id: int
+    public_key: str
+    previous_public_keys: list[PreviousPublicKey]  # a rotation's replaced keys, still signing
+
+    @property
+    def verifying_keys(self) -> list[str]:
+        """Every key a receiver should accept now (pass them to ``hookline_receiver.verify``)."""
+        return [self.public_key, *(old.public_key for old in self.previous_public_keys)]
 
 
 @dataclass(frozen=True, kw_only=True)

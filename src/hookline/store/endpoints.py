@@ -37,6 +37,7 @@ class Endpoint:
     previous_secrets: list[dict[str, str]] = field(default_factory=list)
     rate_limit: float | None = None
     circuit_breaker: dict[str, float] | None = None
+    signing_key: str | None = None  # ed25519 ``whsk_...`` (v1a signatures); None: HMAC only
 
 
 async def insert_endpoint(

@@ -65,6 +65,7 @@ class Job:
     lease_until: datetime
     accepted_at: datetime | None = None  # when its event was accepted (end-to-end latency)
     notes: tuple[str, ...] = ()  # set by the worker's checks: options replaced by the service default
+    signing_key: str | None = None  # the endpoint's ed25519 key (v1a signatures); None: HMAC only
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +186,7 @@ def _job(r: Any, lease_until: datetime, previous_secrets: Any, headers: Any, ret
         payload=r[14],
         lease_until=lease_until,
         accepted_at=r[16],
+        signing_key=r[-1],  # the last column on both backends
     )
 
 
@@ -269,7 +271,7 @@ WITH g AS (
 )
 SELECT 'j', l.id, l.attempts, l.endpoint_id, l.tenant_id, p.active, p.url, p.secret,
        p.previous_secrets::text, p.headers::text, p.timeout_ms, p.retry_schedule::text, p.max_in_flight,
-       e.id, e.event_type, e.payload, l.next_attempt_at, e.created_at, NULL::bool
+       e.id, e.event_type, e.payload, l.next_attempt_at, e.created_at, NULL::bool, p.signing_key
 FROM leased AS l
 JOIN endpoints AS p ON p.id = l.endpoint_id AND p.tenant_id = l.tenant_id
 JOIN events AS e ON e.seq = l.event_seq
@@ -279,7 +281,7 @@ SELECT 's', g.endpoint_id, (SELECT count(*) FROM free AS f WHERE f.endpoint_id =
        (SELECT min(h.lease_until) FROM head AS h WHERE h.endpoint_id = g.endpoint_id AND h.lease_until > $4),
        (SELECT min(d.next_attempt_at) FROM deliveries AS d
         WHERE d.endpoint_id = g.endpoint_id AND d.status = 'pending' AND d.next_attempt_at > $4),
-       g.endpoint_id IN (SELECT endpoint_id FROM elsewhere)
+       g.endpoint_id IN (SELECT endpoint_id FROM elsewhere), NULL
 FROM g
 """
 
@@ -434,6 +436,7 @@ _SQLITE_JOB_COLUMNS = (
     events.c.payload,
     deliveries.c.next_attempt_at,  # as the PostgreSQL claim's rows: [16] is when the event was accepted
     events.c.created_at,
+    endpoints.c.signing_key,  # last, as in the PostgreSQL claim's rows
 )
 
 

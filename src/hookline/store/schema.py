@@ -126,12 +126,16 @@ endpoints = sa.Table(
     sa.Column("timeout_ms", sa.Integer, nullable=True),
     sa.Column("retry_schedule", Json, nullable=True),
     sa.Column("max_in_flight", sa.Integer, nullable=True),
-    # Secrets still valid during a rotation's grace period: [{"secret": ..., "expires_at": iso}].
+    # Secrets still valid during a rotation's grace period: [{"secret": ..., "expires_at": iso}], with
+    # the ed25519 signing key replaced at the same time (``"signing_key"``) for an endpoint that has one.
     sa.Column("previous_secrets", Json, nullable=False, server_default=sa.text("'[]'")),
     # Requests per second across all workers (NULL: the service default, which may be none).
     sa.Column("rate_limit", sa.Float, nullable=True),
     # Circuit-breaker thresholds replacing the service's: {"consecutive_failures": 10, ...}.
     sa.Column("circuit_breaker", Json, nullable=True),
+    # The ed25519 signing key (``whsk_...``) of an endpoint that also signs with Standard Webhooks' v1a;
+    # NULL: HMAC signatures only. A secret like ``secret``: never shown, never logged.
+    sa.Column("signing_key", sa.Text, nullable=True),
     sa.Index(None, "tenant_id", "id"),
     sqlite_autoincrement=True,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query
@@ -14,7 +14,7 @@ from starlette.responses import Response
 from hookline.api import endpoint_health
 from hookline.api.access import Manage, Read
 from hookline.api.auth import ServicesDep, resolve_tenant
-from hookline.api.envelope import bad_request, not_found, ok
+from hookline.api.envelope import ApiError, bad_request, not_found, ok
 from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page
 from hookline.api.responses import (
     Deleted,
@@ -24,6 +24,7 @@ from hookline.api.responses import (
     VerifyOutcome,
     WebhookCreated,
     WebhookOut,
+    WebhookPublicKey,
     WebhookSecret,
 )
 from hookline.api.routing import StrictJsonRoute
@@ -31,8 +32,9 @@ from hookline.api.services import Services
 from hookline.catalog import UnknownEventType, normalize_subscription
 from hookline.config import parse_retry_schedule
 from hookline.dispatch.breaker import POLICY_FIELDS, policy_problem
+from hookline.dispatch.options import still_valid
 from hookline.egress import UrlRejected, check_webhook_url, header_problem
-from hookline.signing import generate_secret, validate_secret
+from hookline.signing import generate_secret, generate_signing_key, public_key, validate_secret
 from hookline.store import endpoints as store
 from hookline.store import relay
 from hookline.store.endpoint_state import EndpointState
@@ -124,6 +126,12 @@ class _EndpointFields(BaseModel):
     channels: list[str] | None = None
     headers: dict[str, str] | None = None
     metadata: dict[str, Any] | None = None
+    signing: Literal["hmac", "ed25519"] | None = Field(
+        default=None,
+        description='"ed25519": hookline makes the endpoint an ed25519 key pair and signs every delivery '
+        "with Standard Webhooks' v1a too (receivers verify with the public key, GET "
+        '/v1/webhooks/{id}/public-key; the HMAC signatures stay); "hmac" (the default): HMAC only',
+    )
 
     _channels = field_validator("channels")(_check_channels)
     _headers = field_validator("headers")(_check_headers)
@@ -176,6 +184,7 @@ def webhook_view(services: Services, e: Endpoint, state: EndpointState, held: in
         "max_in_flight": e.max_in_flight,
         "rate_limit": e.rate_limit,
         "circuit_breaker": e.circuit_breaker,
+        "signing": "ed25519" if e.signing_key else "hmac",
         "verification": endpoint_health.verification_view(state),
         "health": endpoint_health.health_view(services, e, state, held),
     }
@@ -243,6 +252,7 @@ async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: 
         raise bad_request(problem)
     events = await subscription_events(services, body.events if body.events is not None else ["*"])
     secret = body.secret or generate_secret()
+    signing_key = generate_signing_key() if body.signing == "ed25519" else None
     verify = services.settings.verification_required if body.verify is None else body.verify
     async with services.store.write() as conn:
         endpoint = await store.insert_endpoint(
@@ -253,6 +263,7 @@ async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: 
             url=url,
             description=body.description or "",
             secret=secret,
+            signing_key=signing_key,
             events=events,
             channels=body.channels,
             headers=body.headers or {},
@@ -263,7 +274,8 @@ async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: 
     if verify:
         await endpoint_health.verify(services, endpoint)
     [view] = await webhook_views(services, [endpoint])
-    return ok({**view, "secret": secret}, "Webhook created successfully", 201)
+    created = {**view, "secret": secret, "public_key": public_key(signing_key) if signing_key else None}
+    return ok(created, "Webhook created successfully", 201)
 
 
 @router.get("", summary="List webhook endpoints", response_model=Envelope[Page[WebhookOut]])
@@ -318,7 +330,7 @@ async def update_webhook(
     discard_held = bool(changes.pop("discard_held", False))
     if discard_held and changes.get("active") is not True:
         raise bad_request("'discard_held' applies only with \"active\": true")
-    for field in ("url", "active", "description", "headers", "metadata", "discard_held"):
+    for field in ("url", "active", "description", "headers", "metadata", "discard_held", "signing"):
         if field in changes and changes[field] is None:
             raise bad_request(f"'{field}' cannot be null")
     if "url" in changes:
@@ -331,9 +343,11 @@ async def update_webhook(
     if changes.get("active"):
         changes["disabled_reason"] = None
     _options(changes)
+    signing = changes.pop("signing", None)
     before = await endpoint_or_404(services, tenant, webhook_id)
     if "url" in changes and relay.token_of(before.url) is not None:
         raise bad_request("a `hookline listen` session's webhook keeps its relay:// URL")
+    changes.update(_signing_changes(before, signing))
     async with services.store.write() as conn:
         if not await store.update_endpoint(conn, tenant, before.id, changes, services.now()):
             raise not_found(f"webhook '{webhook_id}' not found")
@@ -346,6 +360,17 @@ async def update_webhook(
         await endpoint_health.verify_again_after_move(services, endpoint)
     [view] = await webhook_views(services, [endpoint])
     return ok(view, "Webhook updated successfully")
+
+
+def _signing_changes(endpoint: Endpoint, signing: str | None) -> dict[str, Any]:
+    """The store changes that give ``endpoint`` the ``signing`` asked for: a new key pair when it turns
+    to ed25519; no key (nor any kept by a rotation) when it turns back to HMAC only; none otherwise."""
+    if signing == "ed25519" and endpoint.signing_key is None:
+        return {"signing_key": generate_signing_key()}
+    if signing == "hmac" and endpoint.signing_key is not None:
+        kept = [{k: v for k, v in old.items() if k != "signing_key"} for old in endpoint.previous_secrets]
+        return {"signing_key": None, "previous_secrets": kept}
+    return {}
 
 
 @router.delete("/{webhook_id}", summary="Delete a webhook endpoint", response_model=Envelope[Deleted])
@@ -370,7 +395,7 @@ class SecretRotation(BaseModel):
 
 @router.post(
     "/{webhook_id}/secret/rotate",
-    summary="Rotate the signing secret, with a grace period",
+    summary="Rotate the signing secret (and ed25519 key pair), with a grace period",
     response_model=Envelope[SecretRotated],
 )
 async def rotate_secret(
@@ -380,29 +405,72 @@ async def rotate_secret(
     body: SecretRotation | None = None,
     tenant_id: str | None = TenantQuery,
 ) -> Response:
-    """During the grace period every delivery carries one signature per valid secret."""
+    """During the grace period every delivery carries one signature per valid secret. An ed25519
+    webhook's key pair is replaced at the same time, its old key signing (v1a) for the same period."""
     body = body or SecretRotation()
     tenant = await resolve_tenant(services, principal, tenant_id)
     if body.secret is not None and (problem := validate_secret(body.secret)):
         raise bad_request(problem)
     endpoint = await endpoint_or_404(services, tenant, webhook_id)
     now = services.now()
-    still_valid = [
-        old for old in endpoint.previous_secrets if datetime.fromisoformat(old["expires_at"]) > now
-    ]
+    kept = [old for old in endpoint.previous_secrets if datetime.fromisoformat(old["expires_at"]) > now]
     if body.grace_period_seconds:
         expires = now + timedelta(seconds=body.grace_period_seconds)
-        still_valid.insert(0, {"secret": endpoint.secret, "expires_at": expires.isoformat()})
+        replaced = {"secret": endpoint.secret, "expires_at": expires.isoformat()}
+        if endpoint.signing_key is not None:
+            replaced["signing_key"] = endpoint.signing_key
+        kept.insert(0, replaced)
     new_secret = body.secret or generate_secret()
-    changes = {"secret": new_secret, "previous_secrets": still_valid[:5]}
+    new_key = generate_signing_key() if endpoint.signing_key is not None else None
+    changes = {"secret": new_secret, "previous_secrets": kept[:5], "signing_key": new_key}
     async with services.store.write() as conn:
         await store.update_endpoint(conn, tenant, endpoint.id, changes, now)
     data = {
         "id": endpoint.id,
         "secret": new_secret,
-        "previous_secrets_expire_at": [old["expires_at"] for old in still_valid[:5]],
+        "previous_secrets_expire_at": [old["expires_at"] for old in kept[:5]],
+        "public_key": public_key(new_key) if new_key else None,
     }
     return ok(data, "Webhook secret rotated successfully")
+
+
+@router.get(
+    "/{webhook_id}/public-key",
+    summary="Get a webhook endpoint's ed25519 public key(s)",
+    response_model=Envelope[WebhookPublicKey],
+    responses={409: {"description": 'the webhook signs with HMAC only (its "signing" is "hmac")'}},
+)
+async def get_public_key(
+    webhook_id: str, services: ServicesDep, principal: Read, tenant_id: str | None = TenantQuery
+) -> Response:
+    """What receivers verify the webhook's v1a signatures with, no shared secret needed: the current
+    key and, during a rotation's grace period, the replaced ones that still sign. Public by nature,
+    but scoped like the rest of the webhook."""
+    tenant = await resolve_tenant(services, principal, tenant_id)
+    endpoint = await endpoint_or_404(services, tenant, webhook_id)
+    if endpoint.signing_key is None:
+        raise ApiError(
+            409,
+            f"webhook {endpoint.id} signs with HMAC only and has no public key: "
+            f'PATCH /v1/webhooks/{endpoint.id} with {{"signing": "ed25519"}} to give it one',
+        )
+    previous = [old for old in still_valid(endpoint.previous_secrets, services.now()) if "signing_key" in old]
+    try:
+        data = {
+            "id": endpoint.id,
+            "public_key": public_key(endpoint.signing_key),
+            "previous_public_keys": [
+                {"public_key": public_key(old["signing_key"]), "expires_at": old["expires_at"]}
+                for old in previous
+            ],
+        }
+    except ValueError:  # a stored key that is not one (written by hand): say so, never quote it
+        raise ApiError(
+            409,
+            f"webhook {endpoint.id}'s stored ed25519 key is invalid: PATCH /v1/webhooks/{endpoint.id} "
+            'with {"signing": "hmac"}, then {"signing": "ed25519"}, to make a new key pair',
+        ) from None
+    return ok(data, "Webhook public key retrieved successfully")
 
 
 @router.post(

@@ -1,5 +1,5 @@
-"""``client.webhooks``: a tenant's endpoints, their secrets, verification, test sends and the
-single-webhook form (``/v1/webhooks...``)."""
+"""``client.webhooks``: a tenant's endpoints, their secrets and public keys, verification, test sends
+and the single-webhook form (``/v1/webhooks...``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from hookline.sdk.models import (
     TestSendReport,
     VerifyOutcome,
     Webhook,
+    WebhookPublicKey,
     WebhookSecret,
 )
 from hookline.sdk.pagination import AsyncPager, Page, PageCall, Pager, page_parser
@@ -25,6 +26,7 @@ UPDATE = Route("PATCH", "/v1/webhooks/{webhook_id}", "webhooks.update")
 DELETE = Route("DELETE", "/v1/webhooks/{webhook_id}", "webhooks.delete")
 SECRET = Route("GET", "/v1/webhooks/{webhook_id}/secret", "webhooks.get_secret")
 ROTATE = Route("POST", "/v1/webhooks/{webhook_id}/secret/rotate", "webhooks.rotate_secret")
+PUBLIC_KEY = Route("GET", "/v1/webhooks/{webhook_id}/public-key", "webhooks.get_public_key")
 VERIFY = Route("POST", "/v1/webhooks/{webhook_id}/verify", "webhooks.verify")
 TEST = Route("POST", "/v1/webhooks/{webhook_id}/test", "webhooks.test")
 # GET sends test events: not idempotent, never retried.
@@ -97,15 +99,17 @@ class Webhooks(SyncResource, _Ops):
         rate_limit: float | None = None,
         circuit_breaker: Mapping[str, float] | None = None,
         verify: bool | None = None,
+        signing: str | None = None,
         tenant_id: str | None = None,
     ) -> Webhook:
         """Register an endpoint; the answer holds its signing ``secret`` (also at ``get_secret``).
-        ``events`` defaults to every type but the operational ones (``["*"]``)."""
+        ``events`` defaults to every type but the operational ones (``["*"]``). ``signing="ed25519"``
+        also signs with an ed25519 key pair (v1a); the answer holds its ``public_key``."""
         fields = _endpoint_fields(
             events=events, secret=secret, description=description, channels=channels, headers=headers,
             metadata=metadata, timeout_seconds=timeout_seconds, retry_schedule=retry_schedule,
             max_in_flight=max_in_flight, rate_limit=rate_limit, circuit_breaker=circuit_breaker,
-            verify=verify,
+            verify=verify, signing=signing,
         )  # fmt: skip
         return self._run(self._create(url, tenant_id, fields))
 
@@ -135,16 +139,18 @@ class Webhooks(SyncResource, _Ops):
         max_in_flight: int | None = UNSET,
         rate_limit: float | None = UNSET,
         circuit_breaker: Mapping[str, float] | None = UNSET,
+        signing: str = UNSET,
         tenant_id: str | None = None,
     ) -> Webhook:
         """Change the fields given; None resets an option to the service's default (``channels=None``:
         every channel). ``active=True`` re-enables the endpoint and releases its held deliveries
-        (``discard_held=True``: fails them instead)."""
+        (``discard_held=True``: fails them instead). ``signing="ed25519"`` gives it an ed25519 key pair
+        (v1a signatures), ``signing="hmac"`` takes it away."""
         fields = _endpoint_fields(
             url=url, active=active, discard_held=discard_held, events=events, description=description,
             channels=channels, headers=headers, metadata=metadata, timeout_seconds=timeout_seconds,
             retry_schedule=retry_schedule, max_in_flight=max_in_flight, rate_limit=rate_limit,
-            circuit_breaker=circuit_breaker,
+            circuit_breaker=circuit_breaker, signing=signing,
         )  # fmt: skip
         json = body(keep_none=True, **fields)
         return self._run(self._one(UPDATE, Webhook.from_dict, webhook_id, tenant_id, json=json))
@@ -155,6 +161,11 @@ class Webhooks(SyncResource, _Ops):
     def get_secret(self, webhook_id: Id, *, tenant_id: str | None = None) -> WebhookSecret:
         return self._run(self._one(SECRET, WebhookSecret.from_dict, webhook_id, tenant_id))
 
+    def get_public_key(self, webhook_id: Id, *, tenant_id: str | None = None) -> WebhookPublicKey:
+        """The ``whpk_`` key(s) receivers verify an ed25519 webhook's v1a signatures with (a
+        ``Conflict`` for a webhook that signs with HMAC only)."""
+        return self._run(self._one(PUBLIC_KEY, WebhookPublicKey.from_dict, webhook_id, tenant_id))
+
     def rotate_secret(
         self,
         webhook_id: Id,
@@ -164,7 +175,7 @@ class Webhooks(SyncResource, _Ops):
         tenant_id: str | None = None,
     ) -> WebhookSecret:
         """A new secret (``secret``, or generated); the old one keeps signing for the grace period
-        (default 24 h)."""
+        (default 24 h). An ed25519 webhook gets a new key pair too (``public_key``), the same way."""
         json = body(secret=secret, grace_period_seconds=grace_period_seconds)
         return self._run(self._one(ROTATE, WebhookSecret.from_dict, webhook_id, tenant_id, json=json))
 
@@ -217,6 +228,7 @@ class AsyncWebhooks(AsyncResource, _Ops):
         rate_limit: float | None = None,
         circuit_breaker: Mapping[str, float] | None = None,
         verify: bool | None = None,
+        signing: str | None = None,
         tenant_id: str | None = None,
     ) -> Webhook:
         """See :meth:`Webhooks.create`."""
@@ -224,7 +236,7 @@ class AsyncWebhooks(AsyncResource, _Ops):
             events=events, secret=secret, description=description, channels=channels, headers=headers,
             metadata=metadata, timeout_seconds=timeout_seconds, retry_schedule=retry_schedule,
             max_in_flight=max_in_flight, rate_limit=rate_limit, circuit_breaker=circuit_breaker,
-            verify=verify,
+            verify=verify, signing=signing,
         )  # fmt: skip
         return await self._run(self._create(url, tenant_id, fields))
 
@@ -253,6 +265,7 @@ class AsyncWebhooks(AsyncResource, _Ops):
         max_in_flight: int | None = UNSET,
         rate_limit: float | None = UNSET,
         circuit_breaker: Mapping[str, float] | None = UNSET,
+        signing: str = UNSET,
         tenant_id: str | None = None,
     ) -> Webhook:
         """See :meth:`Webhooks.update`."""
@@ -260,7 +273,7 @@ class AsyncWebhooks(AsyncResource, _Ops):
             url=url, active=active, discard_held=discard_held, events=events, description=description,
             channels=channels, headers=headers, metadata=metadata, timeout_seconds=timeout_seconds,
             retry_schedule=retry_schedule, max_in_flight=max_in_flight, rate_limit=rate_limit,
-            circuit_breaker=circuit_breaker,
+            circuit_breaker=circuit_breaker, signing=signing,
         )  # fmt: skip
         json = body(keep_none=True, **fields)
         return await self._run(self._one(UPDATE, Webhook.from_dict, webhook_id, tenant_id, json=json))
@@ -270,6 +283,9 @@ class AsyncWebhooks(AsyncResource, _Ops):
 
     async def get_secret(self, webhook_id: Id, *, tenant_id: str | None = None) -> WebhookSecret:
         return await self._run(self._one(SECRET, WebhookSecret.from_dict, webhook_id, tenant_id))
+
+    async def get_public_key(self, webhook_id: Id, *, tenant_id: str | None = None) -> WebhookPublicKey:
+        return await self._run(self._one(PUBLIC_KEY, WebhookPublicKey.from_dict, webhook_id, tenant_id))
 
     async def rotate_secret(
         self,
