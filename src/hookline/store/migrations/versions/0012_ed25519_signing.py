@@ -4,15 +4,15 @@
 with ``v1a`` too (NULL: HMAC only). A rotation keeps the replaced key in ``previous_secrets`` beside the
 replaced secret, so that column needs no change.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
