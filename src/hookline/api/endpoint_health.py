@@ -175,7 +175,7 @@ async def verify(services: Services, e: Endpoint) -> verification.Outcome:
     timeout = e.timeout_ms / 1000 if e.timeout_ms else min(settings.delivery_timeout, 10.0)
     async with services.sending(body_limit=4096) as sender:
         outcome = await verification.handshake(
-            sender, url=e.url, signing_secrets=[e.secret], headers=e.headers, timeout=timeout
+            sender, url=e.url, signing_secrets=[e.secret], headers=e.delivered_headers, timeout=timeout
         )
     now = services.now()
     async with services.store.write() as conn:

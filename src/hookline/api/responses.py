@@ -130,6 +130,9 @@ class WebhookOut(_Shape):
     max_in_flight: int | None
     rate_limit: float | None
     circuit_breaker: dict[str, float] | None = Field(description="the endpoint's breaker thresholds")
+    secret_headers: dict[str, str] = Field(
+        description='the secret headers\' names; their values are never shown ("[redacted]")'
+    )
     verification: VerificationOut
     health: HealthOut
 

@@ -143,6 +143,8 @@ class Webhook(Model):
     health: WebhookHealth
     kind: str = "http"  # "relay": a `hookline listen` session's temporary webhook
     secret: str | None = None  # only when the webhook was just created
+    # The names of the secret headers (sent like ``headers``); their values are never shown.
+    secret_headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -106,6 +106,8 @@ endpoints = sa.Table(
     sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("description", sa.Text, nullable=False),
+    # Sealed (hookline.sealing; see hookline.store.endpoints), like the values of previous_secrets and
+    # secret_headers.
     sa.Column("secret", sa.Text, nullable=False),
     sa.Column("events", Json, nullable=False),
     sa.Column("channels", Json, nullable=True),
@@ -125,6 +127,8 @@ endpoints = sa.Table(
     sa.Column("rate_limit", sa.Float, nullable=True),
     # Circuit-breaker thresholds replacing the service's: {"consecutive_failures": 10, ...}.
     sa.Column("circuit_breaker", Json, nullable=True),
+    # Custom headers whose values are credentials: {name: sealed value}; sent like ``headers``.
+    sa.Column("secret_headers", Json, nullable=False, server_default=sa.text("'{}'")),
     sa.Index(None, "tenant_id", "id"),
     sqlite_autoincrement=True,
 )

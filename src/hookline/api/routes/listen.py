@@ -125,6 +125,7 @@ async def _open(
                 tenant_id=tenant_id,
                 connection=connection,
                 now=now,
+                keyring=services.store.keyring,
                 description="hookline listen",
                 secret=generate_secret(),
                 events=events,
@@ -133,7 +134,7 @@ async def _open(
                 metadata={},
             )
             return session, endpoint, False
-        found = await get_endpoint(conn, tenant_id, session.endpoint_id)
+        found = await get_endpoint(conn, tenant_id, session.endpoint_id, keyring=services.store.keyring)
         if found is None or not await relay.attach(conn, session, connection, now):
             return None
         return session, found, True

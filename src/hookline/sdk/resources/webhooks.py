@@ -90,6 +90,7 @@ class Webhooks(SyncResource, _Ops):
         description: str | None = None,
         channels: Sequence[str] | None = None,
         headers: Mapping[str, str] | None = None,
+        secret_headers: Mapping[str, str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         timeout_seconds: float | None = None,
         retry_schedule: str | Sequence[float] | None = None,
@@ -100,12 +101,13 @@ class Webhooks(SyncResource, _Ops):
         tenant_id: str | None = None,
     ) -> Webhook:
         """Register an endpoint; the answer holds its signing ``secret`` (also at ``get_secret``).
-        ``events`` defaults to every type but the operational ones (``["*"]``)."""
+        ``events`` defaults to every type but the operational ones (``["*"]``). ``secret_headers`` are
+        sent like ``headers`` but kept encrypted and never shown again."""
         fields = _endpoint_fields(
             events=events, secret=secret, description=description, channels=channels, headers=headers,
-            metadata=metadata, timeout_seconds=timeout_seconds, retry_schedule=retry_schedule,
-            max_in_flight=max_in_flight, rate_limit=rate_limit, circuit_breaker=circuit_breaker,
-            verify=verify,
+            secret_headers=secret_headers, metadata=metadata, timeout_seconds=timeout_seconds,
+            retry_schedule=retry_schedule, max_in_flight=max_in_flight, rate_limit=rate_limit,
+            circuit_breaker=circuit_breaker, verify=verify,
         )  # fmt: skip
         return self._run(self._create(url, tenant_id, fields))
 
@@ -129,6 +131,7 @@ class Webhooks(SyncResource, _Ops):
         description: str = UNSET,
         channels: Sequence[str] | None = UNSET,
         headers: Mapping[str, str] = UNSET,
+        secret_headers: Mapping[str, str] = UNSET,
         metadata: Mapping[str, Any] = UNSET,
         timeout_seconds: float | None = UNSET,
         retry_schedule: str | Sequence[float] | None = UNSET,
@@ -142,7 +145,8 @@ class Webhooks(SyncResource, _Ops):
         (``discard_held=True``: fails them instead)."""
         fields = _endpoint_fields(
             url=url, active=active, discard_held=discard_held, events=events, description=description,
-            channels=channels, headers=headers, metadata=metadata, timeout_seconds=timeout_seconds,
+            channels=channels, headers=headers, secret_headers=secret_headers, metadata=metadata,
+            timeout_seconds=timeout_seconds,
             retry_schedule=retry_schedule, max_in_flight=max_in_flight, rate_limit=rate_limit,
             circuit_breaker=circuit_breaker,
         )  # fmt: skip
@@ -210,6 +214,7 @@ class AsyncWebhooks(AsyncResource, _Ops):
         description: str | None = None,
         channels: Sequence[str] | None = None,
         headers: Mapping[str, str] | None = None,
+        secret_headers: Mapping[str, str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         timeout_seconds: float | None = None,
         retry_schedule: str | Sequence[float] | None = None,
@@ -222,9 +227,9 @@ class AsyncWebhooks(AsyncResource, _Ops):
         """See :meth:`Webhooks.create`."""
         fields = _endpoint_fields(
             events=events, secret=secret, description=description, channels=channels, headers=headers,
-            metadata=metadata, timeout_seconds=timeout_seconds, retry_schedule=retry_schedule,
-            max_in_flight=max_in_flight, rate_limit=rate_limit, circuit_breaker=circuit_breaker,
-            verify=verify,
+            secret_headers=secret_headers, metadata=metadata, timeout_seconds=timeout_seconds,
+            retry_schedule=retry_schedule, max_in_flight=max_in_flight, rate_limit=rate_limit,
+            circuit_breaker=circuit_breaker, verify=verify,
         )  # fmt: skip
         return await self._run(self._create(url, tenant_id, fields))
 
@@ -247,6 +252,7 @@ class AsyncWebhooks(AsyncResource, _Ops):
         description: str = UNSET,
         channels: Sequence[str] | None = UNSET,
         headers: Mapping[str, str] = UNSET,
+        secret_headers: Mapping[str, str] = UNSET,
         metadata: Mapping[str, Any] = UNSET,
         timeout_seconds: float | None = UNSET,
         retry_schedule: str | Sequence[float] | None = UNSET,
@@ -258,7 +264,8 @@ class AsyncWebhooks(AsyncResource, _Ops):
         """See :meth:`Webhooks.update`."""
         fields = _endpoint_fields(
             url=url, active=active, discard_held=discard_held, events=events, description=description,
-            channels=channels, headers=headers, metadata=metadata, timeout_seconds=timeout_seconds,
+            channels=channels, headers=headers, secret_headers=secret_headers, metadata=metadata,
+            timeout_seconds=timeout_seconds,
             retry_schedule=retry_schedule, max_in_flight=max_in_flight, rate_limit=rate_limit,
             circuit_breaker=circuit_breaker,
         )  # fmt: skip
