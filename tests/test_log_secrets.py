@@ -18,7 +18,7 @@ import signal
 import httpx
 import pytest
 
-from tests.chaos.procs import ADMIN_KEY, HOOKLINE, Processes, base_env, free_port, wait_healthy
+from tests.chaos.procs import ADMIN_KEY, HOOKLINE, SECRET_KEY, Processes, base_env, free_port, wait_healthy
 from tests.receivers import Receiver, Reply
 from tests.samples import MESSAGE
 
@@ -40,7 +40,7 @@ def forms(secret: str) -> list[str]:
 
 async def test_a_full_run_logs_no_secret_and_only_json_lines(database_url: str, procs: Processes) -> None:
     operator_secret, metrics_token = whsec(), "metrics-" + secrets.token_hex(16)
-    header_value = "hdr-" + secrets.token_hex(12)
+    header_value, secret_header_value = "hdr-" + secrets.token_hex(12), "Bearer " + secrets.token_hex(12)
     port = free_port()
     async with Receiver() as receiver:
         receiver.plan("/flaky", Reply(500), Reply(500))  # then the default answer, 200
@@ -59,7 +59,7 @@ async def test_a_full_run_logs_no_secret_and_only_json_lines(database_url: str, 
         wait_healthy(url, main, procs)
         if not sqlite:
             procs.hookline("worker", "worker", env=env, cwd=procs.directory)
-        used = [ADMIN_KEY, operator_secret, metrics_token, header_value]
+        used = [ADMIN_KEY, SECRET_KEY, operator_secret, metrics_token, header_value, secret_header_value]
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         async with httpx.AsyncClient(base_url=url, headers=admin, timeout=30) as http:
             tenant = (await http.post("/v1/tenants", json={"name": "Logs"})).json()["data"]["id"]
@@ -76,6 +76,7 @@ async def test_a_full_run_logs_no_secret_and_only_json_lines(database_url: str, 
                     "events": ["message.received"],
                     "secret": endpoint_secret,
                     "headers": {"X-Partner-Token": header_value},
+                    "secret_headers": {"Authorization": secret_header_value},
                 },
             )
             assert created.status_code == 201, created.text
