@@ -60,6 +60,8 @@ def load_keyring(settings: Settings) -> Keyring:
     text = _read(path)
     if text is None:
         text = _create(path)
+    elif path.stat().st_mode & 0o077:
+        log.warning("the secret key file can be read by other users: chmod 600 it", key_file=str(path))
     try:
         return Keyring.parse(text)
     except KeyFormatError as exc:

@@ -34,7 +34,7 @@ class Endpoint:
     tenant_id: str
     url: str
     description: str
-    secret: str
+    secret: str = field(repr=False)
     events: list[str]
     channels: list[str] | None
     headers: dict[str, str]
@@ -46,10 +46,10 @@ class Endpoint:
     timeout_ms: int | None = None
     retry_schedule: list[float] | None = None
     max_in_flight: int | None = None
-    previous_secrets: list[dict[str, str]] = field(default_factory=list)
+    previous_secrets: list[dict[str, str]] = field(default_factory=list, repr=False)
     rate_limit: float | None = None
     circuit_breaker: dict[str, float] | None = None
-    secret_headers: dict[str, str] = field(default_factory=dict)
+    secret_headers: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def delivered_headers(self) -> dict[str, str]:

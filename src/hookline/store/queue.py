@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -57,9 +57,9 @@ class Job:
     tenant_id: str
     endpoint_active: bool
     url: str
-    secret: str
-    previous_secrets: list[dict[str, str]]
-    headers: dict[str, str]
+    secret: str = field(repr=False)
+    previous_secrets: list[dict[str, str]] = field(repr=False)
+    headers: dict[str, str] = field(repr=False)
     timeout_ms: int | None
     retry_schedule: list[float] | None
     max_in_flight: int | None
