@@ -5,7 +5,10 @@ once and reuses it, and `hookline secrets rotate-key` re-seals everything while 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import signal
+import sqlite3
 import stat
 import subprocess
 from collections.abc import AsyncIterator
@@ -19,6 +22,7 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 from hookline.api.services import Services
 from hookline.sealing import Keyring, generate_key
 from hookline.store import credentials
+from hookline.store.endpoints import purpose
 from hookline.store.engine import Store
 from tests.chaos.procs import ADMIN_KEY, HOOKLINE, SECRET_KEY, Proc, Processes, base_env, free_port
 from tests.conftest import Api, assert_ok, throwaway_pg_database
@@ -115,6 +119,35 @@ def test_a_key_that_cannot_open_the_database_is_refused_at_start(tmp_path: Path,
         ) in result.stderr
         for leak in (first, wrong, "Traceback"):
             assert leak not in result.stderr + result.stdout
+
+
+def test_migrate_seals_the_secrets_an_older_version_stored_in_clear(tmp_path: Path) -> None:
+    """The upgrade's one step: `hookline migrate` seals what is in clear (with the key file here)."""
+    db = tmp_path / "hookline.db"
+    env = env_without_key(HOOKLINE_DATABASE_URL=f"sqlite:///{db}")
+    assert run(["migrate"], env, tmp_path).returncode == 0
+    legacy, previous = whsec(), whsec()
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:  # as the older version wrote them
+        conn.execute(
+            "INSERT INTO tenants (id, name, metadata, created_at, updated_at)"
+            " VALUES ('t', 't', '{}', '2026-01-01', '2026-01-01')"
+        )
+        conn.execute(
+            "INSERT INTO endpoints (tenant_id, url, description, secret, events, headers, metadata,"
+            " active, created_at, updated_at, previous_secrets) VALUES ('t', 'https://example.com/', '',"
+            " ?, '[\"*\"]', '{}', '{}', 1, '2026-01-01', '2026-01-01', ?)",
+            (legacy, json.dumps([{"secret": previous, "expires_at": "2099-01-01T00:00:00+00:00"}])),
+        )
+    migrated = run(["migrate"], env, tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    assert '"values": 2' in migrated.stderr and "sealed the secrets stored in clear" in migrated.stderr
+    ring = Keyring.parse((tmp_path / "secret.key").read_text())
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        [(secret, previous_text)] = conn.execute("SELECT secret, previous_secrets FROM endpoints").fetchall()
+    assert ring.open(secret, purpose("secret", "t")) == legacy
+    [old] = json.loads(previous_text)
+    assert ring.open(old["secret"], purpose("previous_secrets", "t")) == previous
+    assert legacy not in migrated.stderr + migrated.stdout
 
 
 async def test_serve_generates_the_key_file_once_and_reuses_it(tmp_path: Path, procs: Processes) -> None:
