@@ -19,8 +19,10 @@ from typing import Any
 from bench.api import ADMIN_KEY, Endpoint, HooklineApi, Sink
 from bench.pg import Databases
 from bench.procs import Proc, Processes, free_port, wait_until
+from hookline.sealing import generate_key
 
 TENANT = "bench"
+SECRET_KEY = generate_key()  # HOOKLINE_SECRET_KEY: every process of a run shares it
 BACKENDS = ("sqlite", "postgresql")
 
 
@@ -64,6 +66,7 @@ class Deployment:
             "HOOKLINE_ALLOW_HTTP": "true",
             "HOOKLINE_ALLOWED_NETWORKS": "127.0.0.0/8",
             "HOOKLINE_ADMIN_KEY": ADMIN_KEY,
+            "HOOKLINE_SECRET_KEY": SECRET_KEY,
             "HOOKLINE_LOG_LEVEL": "warning",
             "HOOKLINE_PORT": str(self.port),
             "HOOKLINE_DATABASE_URL": self.database_url,

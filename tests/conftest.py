@@ -29,7 +29,7 @@ from hookline.config import Settings, load_settings
 from hookline.runtime import open_services
 from hookline.store import migrate
 from hookline.store.engine import Store
-from tests.chaos.procs import Processes
+from tests.chaos.procs import SECRET_KEY, Processes
 from tests.pg import pg_exec
 
 PG_SERVER_URL = os.environ.get("HOOKLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -62,7 +62,7 @@ async def _prepare(url: str) -> None:
     try:
         await migrate.upgrade(store)
         services, _ = await open_services(
-            load_settings(database_url=url, admin_key=ADMIN_KEY), auto_migrate=False
+            load_settings(database_url=url, admin_key=ADMIN_KEY, secret_key=SECRET_KEY), auto_migrate=False
         )
         await services.store.close()
     finally:
@@ -133,7 +133,8 @@ def settings_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 def settings(database_url: str, settings_overrides: dict[str, Any]) -> Settings:
-    return load_settings(database_url=database_url, admin_key=ADMIN_KEY, **settings_overrides)
+    overrides = {"secret_key": SECRET_KEY, **settings_overrides}
+    return load_settings(database_url=database_url, admin_key=ADMIN_KEY, **overrides)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import SECRET_KEY
 from tests.test_cli import (
     STOP_DEADLINE,
     Processes,
@@ -43,7 +44,12 @@ def test_several_api_processes_share_the_port_and_stop_together(
     cli_pg_url: str,  # noqa: F811
 ) -> None:
     admin_key = "hk_admin_" + secrets.token_hex(8)
-    env = clean_env(HOOKLINE_DATABASE_URL=cli_pg_url, HOOKLINE_ADMIN_KEY=admin_key, HOOKLINE_API_WORKERS="2")
+    env = clean_env(
+        HOOKLINE_DATABASE_URL=cli_pg_url,
+        HOOKLINE_ADMIN_KEY=admin_key,
+        HOOKLINE_API_WORKERS="2",
+        HOOKLINE_SECRET_KEY=SECRET_KEY,
+    )
     assert run(["migrate"], cwd=tmp_path, env=env).returncode == 0
     port = free_port()
     proc, log = processes.start(["api", "--port", str(port)], cwd=tmp_path, env=env, name="workers")
@@ -75,7 +81,11 @@ def test_when_one_api_process_dies_the_others_stop_and_the_command_fails(
     processes: Processes,  # noqa: F811
     cli_pg_url: str,  # noqa: F811
 ) -> None:
-    env = clean_env(HOOKLINE_DATABASE_URL=cli_pg_url, HOOKLINE_ADMIN_KEY="hk_admin_" + secrets.token_hex(8))
+    env = clean_env(
+        HOOKLINE_DATABASE_URL=cli_pg_url,
+        HOOKLINE_ADMIN_KEY="hk_admin_" + secrets.token_hex(8),
+        HOOKLINE_SECRET_KEY=SECRET_KEY,
+    )
     assert run(["migrate"], cwd=tmp_path, env=env).returncode == 0
     port = free_port()
     proc, log = processes.start(

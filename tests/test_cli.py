@@ -16,7 +16,7 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from tests.conftest import throwaway_pg_database
+from tests.conftest import SECRET_KEY, throwaway_pg_database
 
 HOOKLINE = Path(sys.executable).parent / "hookline"
 START_DEADLINE = 30.0
@@ -203,7 +203,9 @@ def test_invalid_database_url_flag_exits_2(tmp_path: Path) -> None:
 def test_unreachable_database_is_one_clear_line(tmp_path: Path, command: list[str]) -> None:
     """Nothing listens on the port: the command says which database failed (password hidden), no traceback."""
     url = f"postgresql://hookline:s3cret-pw@127.0.0.1:{free_port()}/hookline"
-    result = run(command, cwd=tmp_path, env=clean_env(HOOKLINE_DATABASE_URL=url))
+    result = run(
+        command, cwd=tmp_path, env=clean_env(HOOKLINE_DATABASE_URL=url, HOOKLINE_SECRET_KEY=SECRET_KEY)
+    )
     assert result.returncode == 1, result.stderr
     assert "database error (postgresql://hookline:***@127.0.0.1:" in result.stderr
     assert "s3cret-pw" not in result.stderr + result.stdout
@@ -219,7 +221,11 @@ def cli_pg_url() -> Iterator[str]:
 
 
 def test_postgresql_api_needs_migrate_first(tmp_path: Path, processes: Processes, cli_pg_url: str) -> None:
-    env = clean_env(HOOKLINE_DATABASE_URL=cli_pg_url, HOOKLINE_ADMIN_KEY="hk_admin_" + secrets.token_hex(8))
+    env = clean_env(
+        HOOKLINE_DATABASE_URL=cli_pg_url,
+        HOOKLINE_ADMIN_KEY="hk_admin_" + secrets.token_hex(8),
+        HOOKLINE_SECRET_KEY=SECRET_KEY,
+    )
     port = free_port()
 
     early = run(["api", "--port", str(port)], cwd=tmp_path, env=env)
@@ -264,7 +270,7 @@ def test_a_worker_started_first_creates_no_admin_key_nobody_sees(
 ) -> None:
     """Issue 9, finding 8: on a fresh PostgreSQL database, `worker` before `api` made the admin key and
     printed nothing; only a role that prints it may make it."""
-    env = clean_env(HOOKLINE_DATABASE_URL=cli_pg_url)
+    env = clean_env(HOOKLINE_DATABASE_URL=cli_pg_url, HOOKLINE_SECRET_KEY=SECRET_KEY)
     from hookline.store import migrate as migrations  # the schema without `hookline migrate`'s key
     from hookline.store.engine import Store
 

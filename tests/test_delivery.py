@@ -768,7 +768,7 @@ async def test_a_worker_in_another_process_is_woken_by_postgresql_notify(
         pytest.skip("NOTIFY is PostgreSQL's; SQLite wakes its single process in-process")
     _, auth = await api.tenant()
     await hook(api, auth, rx.url("/notify"), events=["message.sent"])
-    other_store = Store.from_url(database_url)
+    other_store = Store.from_url(database_url, services.store.keyring)
     worker = Worker(other_store, services.settings.model_copy(update={"poll_interval": 60.0}))
     task = asyncio.create_task(worker.run())
     try:

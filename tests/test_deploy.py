@@ -34,7 +34,8 @@ from prometheus_client.metrics import MetricWrapperBase
 from hookline import metrics
 from hookline.api import operations
 from hookline.cli import app as cli_app
-from hookline.config import Settings, load_settings
+from hookline.config import ConfigError, Settings, load_settings
+from hookline.sealing import generate_key
 from hookline.store.engine import Store
 from hookline.store.overview import Overview, TenantQueue
 
@@ -88,7 +89,11 @@ def check_command(argv: list[str]) -> None:
 
 
 def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The settings hookline would load from exactly these variables (anything else unset)."""
+    """The settings hookline would load from exactly these variables (anything else unset), once the
+    operator has replaced the secret key's placeholder, which hookline refuses
+    (``test_the_secret_key_placeholder_is_refused``)."""
+    if env.get("HOOKLINE_SECRET_KEY") == "change-me":
+        env = {**env, "HOOKLINE_SECRET_KEY": generate_key()}
     for name in list(os.environ):
         if name.startswith("HOOKLINE_"):
             monkeypatch.delenv(name)
@@ -443,7 +448,7 @@ def test_compose_sets_only_real_settings_and_takes_secrets_from_the_environment(
             continue
         for variable, value in service["environment"].items():
             assert is_real_variable(variable), f"{name}: {variable}"
-            if variable in {"HOOKLINE_ADMIN_KEY", "HOOKLINE_METRICS_TOKEN"}:
+            if variable in {"HOOKLINE_ADMIN_KEY", "HOOKLINE_SECRET_KEY", "HOOKLINE_METRICS_TOKEN"}:
                 assert re.fullmatch(r"\$\{\w+:\?[^}]+\}", value), f"{name}: {variable} must come from .env"
     example = dict(
         line.split("=", 1)
@@ -663,6 +668,18 @@ def test_systemd_units_run_real_commands_hardened() -> None:
     assert unit("hookline-migrate.service")["Service"]["Type"] == "oneshot"
     worker = unit("hookline-worker@.service")["Service"]
     assert worker["Environment"] == "HOOKLINE_WORKER_PORT=%i"  # the instance name is the port
+
+
+def test_the_secret_key_placeholder_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every example holds the placeholder, and an unchanged one stops the process at start, naming the
+    variable: no deployment runs with a key copied from a public file."""
+    compose_example = (COMPOSE.parent / ".env.example").read_text()
+    assert "\nHOOKLINE_SECRET_KEY=change-me\n" in compose_example
+    assert env_file()["HOOKLINE_SECRET_KEY"] == "change-me"
+    assert k8s("Secret", "hookline")["stringData"]["HOOKLINE_SECRET_KEY"] == "change-me"
+    monkeypatch.setenv("HOOKLINE_SECRET_KEY", "change-me")
+    with pytest.raises(ConfigError, match=r"^HOOKLINE_SECRET_KEY: key 1 of 1 is not 32 bytes in base64url"):
+        load_settings()
 
 
 def test_systemd_env_example_is_real_settings_that_load(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -685,7 +685,7 @@ async def test_max_in_flight_holds_across_workers(
     rx.always("/slow", Reply(200, delay=0.3))
     await queue_events(api, auth, 20)
     settings = services.settings.model_copy(update={"worker_concurrency": 5})
-    stores = [Store.from_url(database_url) for _ in range(2)]
+    stores = [Store.from_url(database_url, services.store.keyring) for _ in range(2)]
     workers = [Worker(store, settings) for store in stores]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:

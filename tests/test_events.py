@@ -453,7 +453,7 @@ async def test_duplicates_racing_through_two_api_processes_create_one_event(
         pytest.skip("several API processes share one database only on PostgreSQL")
     tenant_id, auth = await api.tenant()
     await webhook(api, auth, ["message.received"])
-    second_store = Store.from_url(database_url)
+    second_store = Store.from_url(database_url, services.store.keyring)
     second = Services(
         settings=services.settings,
         store=second_store,

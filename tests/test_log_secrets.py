@@ -18,9 +18,10 @@ import signal
 import httpx
 import pytest
 
+from hookline.sealing import Keyring
 from hookline.store.endpoints import get_endpoint
 from hookline.store.engine import Store
-from tests.chaos.procs import ADMIN_KEY, HOOKLINE, Processes, base_env, free_port, wait_healthy
+from tests.chaos.procs import ADMIN_KEY, HOOKLINE, SECRET_KEY, Processes, base_env, free_port, wait_healthy
 from tests.receivers import Receiver, Reply
 from tests.samples import MESSAGE
 
@@ -47,7 +48,7 @@ def forms(secret: str) -> list[str]:
 
 async def test_a_full_run_logs_no_secret_and_only_json_lines(database_url: str, procs: Processes) -> None:
     operator_secret, metrics_token = whsec(), "metrics-" + secrets.token_hex(16)
-    header_value = "hdr-" + secrets.token_hex(12)
+    header_value, secret_header_value = "hdr-" + secrets.token_hex(12), "Bearer " + secrets.token_hex(12)
     port = free_port()
     async with Receiver() as receiver:
         receiver.plan("/flaky", Reply(500), Reply(500))  # then the default answer, 200
@@ -66,7 +67,7 @@ async def test_a_full_run_logs_no_secret_and_only_json_lines(database_url: str, 
         wait_healthy(url, main, procs)
         if not sqlite:
             procs.hookline("worker", "worker", env=env, cwd=procs.directory)
-        used = [ADMIN_KEY, operator_secret, metrics_token, header_value]
+        used = [ADMIN_KEY, SECRET_KEY, operator_secret, metrics_token, header_value, secret_header_value]
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         async with httpx.AsyncClient(base_url=url, headers=admin, timeout=30) as http:
             tenant = (await http.post("/v1/tenants", json={"name": "Logs"})).json()["data"]["id"]
@@ -84,6 +85,7 @@ async def test_a_full_run_logs_no_secret_and_only_json_lines(database_url: str, 
                     "secret": endpoint_secret,
                     "headers": {"X-Partner-Token": header_value},
                     "signing": "ed25519",
+                    "secret_headers": {"Authorization": secret_header_value},
                 },
             )
             assert created.status_code == 201, created.text
@@ -119,10 +121,10 @@ async def test_a_full_run_logs_no_secret_and_only_json_lines(database_url: str, 
         proc.signal(signal.SIGTERM)
     for proc in procs.started:
         proc.popen.wait(30)
-    store = Store.from_url(database_url)
+    store = Store.from_url(database_url, Keyring.parse(SECRET_KEY))
     try:
         async with store.read() as conn:
-            endpoint = await get_endpoint(conn, tenant, hook)
+            endpoint = await get_endpoint(conn, tenant, hook, keyring=store.keyring)
     finally:
         await store.close()
     assert endpoint is not None and endpoint.signing_key is not None

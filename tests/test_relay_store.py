@@ -39,7 +39,7 @@ async def _session(services: Services, connection: str = "c0", tenant: str = "ac
         ).first() is None:
             await insert_tenant(conn, tenant_id=tenant, name=tenant, metadata={}, now=NOW)
         session, endpoint = await relay.open_session(
-            conn, tenant_id=tenant, connection=connection, now=NOW, **FIELDS
+            conn, tenant_id=tenant, connection=connection, now=NOW, keyring=services.store.keyring, **FIELDS
         )
     assert endpoint.url == relay.relay_url(session.token)
     return session

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import pytest
+from pydantic import SecretStr
 
 from hookline.config import DURATION_FIELDS, Settings, load_settings
 from hookline.fixed_egress import EgressProxy
+from hookline.sealing import generate_key
 from hookline.settings_reference import (
     REGENERATE,
     SettingsReferenceError,
@@ -44,6 +46,7 @@ OPERATOR_URL = "https://ops.example.com/hookline"
 OPERATOR_SECRET = "whsec_" + "A" * 43 + "="  # base64 of 32 bytes
 # A valid value other than the default (as written in the environment, and as read) for the settings
 # whose value cannot be derived from their type. The others are derived in ``example``.
+SECRET_KEY, OTHER_KEY = generate_key(), generate_key()
 EXAMPLES: dict[str, tuple[str, Any]] = {
     "data_dir": ("/srv/hookline", Path("/srv/hookline")),
     "database_url": ("postgresql://hook@db.example:5432/hookline",) * 2,
@@ -71,6 +74,7 @@ EXAMPLES: dict[str, tuple[str, Any]] = {
     "log_level": ("warning",) * 2,
     "worker_port": ("9464", 9464),
     "metrics_token": ("prometheus-scrape-token-1",) * 2,
+    "secret_key": (f"{SECRET_KEY}, {OTHER_KEY}", SecretStr(f"{SECRET_KEY}, {OTHER_KEY}")),
 }
 # What a setting needs set with it to be valid.
 COMPANIONS = {

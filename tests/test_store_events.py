@@ -36,6 +36,7 @@ async def _tenant(
                     conn,
                     tenant_id=tenant_id,
                     now=NOW,
+                    keyring=store.keyring,
                     url=f"https://example.com/{i}",
                     description="",
                     secret="whsec_test",

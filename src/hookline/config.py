@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hookline.dispatch.alerting import AlertPolicy
 from hookline.dispatch.breaker import BreakerPolicy
 from hookline.egress import UrlPolicy, UrlRejected, check_webhook_url, parse_networks
 from hookline.fixed_egress import PYREQWEST_CANNOT_PROXY, EgressProxy, parse_egress_ips, parse_egress_proxy
+from hookline.sealing import KeyFormatError, Keyring
 from hookline.signing import SignatureStyle, validate_secret
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -127,6 +128,14 @@ class Settings(BaseSettings):
     """The operator's bearer token, for the admin API (tenants and their keys). Takes precedence over a
     stored key. Unset: the first `serve`, `api` or `migrate` on a new database generates one, stores
     its hash and prints it once (a `worker` never does)."""
+    secret_key: SecretStr | None = None
+    """The key that encrypts webhook signing secrets and secret header values in the database
+    (AES-256-GCM): 32 random bytes in base64url, as `hookline secrets generate-key` prints. Several,
+    comma-separated, during a key rotation: the first encrypts, every one decrypts (see `hookline
+    secrets rotate-key`). Required with PostgreSQL (`api`, `worker`, `migrate` refuse to start
+    without it). Unset on SQLite: the key file `secret.key` beside the database (in
+    `HOOKLINE_DATA_DIR` by default) is used, generated with mode 0600 on first start; back it up apart
+    from the database."""
     allow_http: bool = False
     """Accept `http://` webhook URLs (the operator webhook's too); otherwise they must be `https://`. For
     local development."""
@@ -412,6 +421,16 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                Keyring.parse(value.get_secret_value())
+            except KeyFormatError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -487,6 +506,11 @@ class Settings(BaseSettings):
     @property
     def url_policy(self) -> UrlPolicy:
         return UrlPolicy(allow_http=self.allow_http, allowed_networks=self.allowed_networks)
+
+    @property
+    def keyring(self) -> Keyring | None:
+        """The keys of ``HOOKLINE_SECRET_KEY`` (None: unset; see ``hookline.secret_key``)."""
+        return Keyring.parse(self.secret_key.get_secret_value()) if self.secret_key is not None else None
 
     @property
     def effective_database_url(self) -> str:

@@ -27,6 +27,7 @@ REGENERATE = "python -m hookline.settings_reference > docs/configuration.md"
 # (title, settings), in the order the reference lists them.
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Storage and admin key", ("database_url", "data_dir", "admin_key")),
+    ("Secrets at rest", ("secret_key",)),
     ("API server", ("host", "port", "api_workers", "max_body_bytes", "json_safe_integers")),
     ("API keys", ("trusted_proxies", "tenant_rate_limit")),
     (
@@ -83,6 +84,7 @@ WRITTEN_TYPES: Mapping[str, str] = {
     "operator_webhook_url": "URL",
     "operator_webhook_secret": "secret",
     "metrics_token": "secret",
+    "secret_key": "comma-separated keys (base64url of 32 bytes)",
     "host": "IP address or host name",
     "signature_header_prefix": "header name",
     "signature_hex_form": "one of " + ", ".join(SIGNATURE_HEX_FORMS),

@@ -27,11 +27,13 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from hookline.sealing import generate_key
 from tests.pg import pg_fetch
 
 HOOKLINE = Path(sys.executable).parent / "hookline"
 RECEIVER_SCRIPT = Path(__file__).with_name("receiver.py")
 ADMIN_KEY = "hk_admin_chaos_" + secrets.token_hex(8)
+SECRET_KEY = generate_key()  # HOOKLINE_SECRET_KEY of the processes and of tests.conftest's services
 EVENT_TYPE = "message.incoming"
 
 T = TypeVar("T")
@@ -82,6 +84,7 @@ def base_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
     env.update(
         HOOKLINE_ADMIN_KEY=ADMIN_KEY,
+        HOOKLINE_SECRET_KEY=SECRET_KEY,
         HOOKLINE_ALLOW_HTTP="true",
         HOOKLINE_ALLOWED_NETWORKS="127.0.0.0/8",
         HOOKLINE_POLL_INTERVAL="200ms",

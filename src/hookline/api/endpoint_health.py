@@ -178,7 +178,7 @@ async def verify(services: Services, e: Endpoint) -> verification.Outcome:
             sender,
             url=e.url,
             signing_secrets=[e.secret],
-            headers=e.headers,
+            headers=e.delivered_headers,
             timeout=timeout,
             signing_keys=[e.signing_key] if e.signing_key else [],
         )

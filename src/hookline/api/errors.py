@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from hookline.api.envelope import ApiError, error
+from hookline.sealing import SealError
 
 log = structlog.get_logger("hookline.api")
 
@@ -146,6 +147,14 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     return _logged_500(request)
 
 
+async def _sealed(request: Request, exc: Exception) -> Response:
+    """A stored credential that does not open: this server lacks the key that sealed it (or the row
+    was altered). The operator's to fix; the message names at most the key's id."""
+    assert isinstance(exc, SealError)
+    log.error("a stored secret could not be opened", path=request.url.path, error=str(exc))
+    return error(503, f"a stored secret cannot be read with this server's HOOKLINE_SECRET_KEY: {exc}")
+
+
 def _logged_500(request: Request) -> Response:
     # A WebSocket (whose refusals these handlers answer too) has no method.
     log.exception("unhandled error", path=request.url.path, method=getattr(request, "method", "WEBSOCKET"))
@@ -173,4 +182,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(ConnectionError, _database_unavailable)
     app.add_exception_handler(TimeoutError, _database_unavailable)
+    app.add_exception_handler(SealError, _sealed)
     app.add_exception_handler(Exception, _unexpected)

@@ -141,6 +141,9 @@ class WebhookOut(_Shape):
     max_in_flight: int | None
     rate_limit: float | None
     circuit_breaker: dict[str, float] | None = Field(description="the endpoint's breaker thresholds")
+    secret_headers: dict[str, str] = Field(
+        description='the secret headers\' names; their values are never shown ("[redacted]")'
+    )
     signing: Literal["hmac", "ed25519"] = Field(
         description='"ed25519": deliveries also carry v1a signatures (GET /v1/webhooks/{id}/public-key)'
     )

@@ -115,7 +115,7 @@ async def send_one(
             event_type=event,
             body=body,
             secrets=signing_secrets(endpoint.secret, endpoint.previous_secrets, now),
-            custom_headers=endpoint.headers,
+            custom_headers=endpoint.delivered_headers,
             timeout=timeout,
             signing_keys=signing_keys(endpoint.signing_key, endpoint.previous_secrets, now),
         )

@@ -25,7 +25,17 @@ import typer
 from hookline import __version__
 from hookline.cli.connection import EXIT_CODES
 
-COMMAND_MODULES = ("server", "prune", "listen", "events", "webhooks", "deliveries", "tenants", "profiles")
+COMMAND_MODULES = (
+    "server",
+    "prune",
+    "secret_keys",
+    "listen",
+    "events",
+    "webhooks",
+    "deliveries",
+    "tenants",
+    "profiles",
+)
 
 app = typer.Typer(
     help="hookline: self-hosted webhook delivery. The server's roles (serve, api, worker, migrate) and "

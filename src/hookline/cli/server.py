@@ -117,11 +117,24 @@ def _server(config: uvicorn.Config) -> uvicorn.Server:
     return _Server(config)
 
 
+@contextlib.contextmanager
+def _key_errors() -> Iterator[None]:
+    """No secret key, or one that cannot open the stored secrets: one clear line and exit code 2."""
+    from hookline.secret_key import MissingSecretKey
+    from hookline.store.credentials import WrongSecretKey
+
+    try:
+        yield
+    except (MissingSecretKey, WrongSecretKey) as exc:
+        typer.echo(f"hookline: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 async def _open_services(settings: Settings, *, api: bool, auto_migrate: bool) -> Services:
     from hookline.runtime import SchemaOutOfDate, open_services
 
     try:
-        with _database_errors(settings):
+        with _database_errors(settings), _key_errors():
             services, new_admin_key = await open_services(
                 settings, auto_migrate=auto_migrate, create_admin_key=api
             )
@@ -400,10 +413,12 @@ def worker(database_url: DbOpt = None, dev: DevOpt = False) -> None:
 
 
 def migrate(database_url: DbOpt = None) -> None:
-    """Create or upgrade the database schema."""
+    """Create or upgrade the database schema, and encrypt any webhook secret still stored in clear
+    (needs HOOKLINE_SECRET_KEY on PostgreSQL)."""
     from datetime import UTC, datetime
 
-    from hookline.runtime import open_store
+    from hookline.runtime import open_store, seal_plaintext
+    from hookline.store import credentials
     from hookline.store import migrate as migrations
     from hookline.store.meta import ensure_admin_key_hash
 
@@ -411,10 +426,12 @@ def migrate(database_url: DbOpt = None) -> None:
 
     async def run() -> None:
         new_key = None
-        with _database_errors(settings):
-            store = open_store(settings)
+        with _database_errors(settings), _key_errors():
+            store = open_store(settings, sealing=True)
             try:
                 await migrations.upgrade(store)
+                await credentials.check_key(store, datetime.now(UTC))
+                await seal_plaintext(store)
                 revision = await migrations.current_revision(store)
                 if not settings.admin_key:  # the key is made where it can be shown: here or by the API
                     async with store.write() as conn:

@@ -67,6 +67,7 @@ RECORD_BATCH = 128
 RECORD_GATHER = 0.005
 STALL_GRACE = 10.0  # seconds beyond two poll intervals before /readyz calls the claim loop stalled
 COMPACT_EVERY = 30.0  # seconds between compactions of the statistics' rollups
+UNREADABLE_SAY_EVERY = 60.0  # seconds between log lines about one endpoint's credentials not opening
 
 
 def _now() -> datetime:
@@ -131,6 +132,7 @@ class Worker:
         self.last_tick: float | None = None  # monotonic time of the claim loop's last turn
         self._tally = metrics.AttemptTally()
         self._log_successes = settings.log_level == "debug"
+        self._unreadable_said: dict[int, float] = {}  # endpoint -> when its credentials were last logged
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -353,6 +355,22 @@ class Worker:
     def _dispatch(self, job: Job) -> None:
         if not job.endpoint_active:  # disabled since the claim read it: its deliveries are held
             self._hand_back([job])
+            return
+        if job.unreadable is not None:
+            # This process lacks the key that sealed the endpoint's credentials (started without the
+            # new key of a rotation, say). Not the endpoint's fault: no attempt is spent; the lease is
+            # kept, so that the delivery goes to a worker holding the key when it runs out.
+            said = self._unreadable_said.get(job.endpoint_id)
+            if said is None or time.monotonic() - said > UNREADABLE_SAY_EVERY:
+                self._unreadable_said[job.endpoint_id] = time.monotonic()
+                log.error(
+                    "cannot open the endpoint's credentials with HOOKLINE_SECRET_KEY; its deliveries are "
+                    "not sent here, but left to their leases for a worker holding the key",
+                    delivery_id=job.delivery_id,
+                    endpoint_id=job.endpoint_id,
+                    error=job.unreadable,
+                )
+            self._let_go([job])
             return
         checked = options.check(job)
         if checked.problem is not None:

@@ -149,6 +149,8 @@ class Webhook(Model):
     kind: str = "http"  # "relay": a `hookline listen` session's temporary webhook
     signing: str = "hmac"  # "ed25519": deliveries also carry v1a signatures (``get_public_key``)
     secret: str | None = None  # only when the webhook was just created
+    # The names of the secret headers (sent like ``headers``); their values are never shown.
+    secret_headers: dict[str, str] = field(default_factory=dict)
     public_key: str | None = None  # only when the webhook was just created with signing="ed25519"
 
 

@@ -14,6 +14,8 @@ import structlog
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from hookline.sealing import Keyring
+
 log = structlog.get_logger("hookline.store")
 
 WAKE_CHANNEL = "hookline_work"  # PostgreSQL NOTIFY channel the workers LISTEN on
@@ -64,10 +66,15 @@ class Store:
 
     ``write()`` opens a transaction. On SQLite, writes in this process take turns on an asyncio lock:
     SQLite allows one writer at a time anyway, and waiting here is cheaper than retrying a busy database.
+
+    ``keyring`` seals and opens the credentials the store keeps (``hookline.sealing``); a store opened
+    for a job that never touches them (``migrate``'s schema step, ``prune``) holds an empty one, which
+    refuses to seal or open anything.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, keyring: Keyring | None = None) -> None:
         self.engine = engine
+        self.keyring = keyring if keyring is not None else Keyring()
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._work_listeners: list[Callable[[], None]] = []
@@ -108,7 +115,7 @@ class Store:
                 return
 
     @classmethod
-    def from_url(cls, url: str, **engine_options: Any) -> Store:
+    def from_url(cls, url: str, keyring: Keyring | None = None, **engine_options: Any) -> Store:
         target = async_url(url)
         if target.get_backend_name() == "sqlite":
             _prepare_sqlite(target)
@@ -127,7 +134,7 @@ class Store:
                 **engine_options,
             }
             engine = create_async_engine(target, **options)
-        return cls(engine)
+        return cls(engine, keyring)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hookline.catalog import OPERATIONAL_EVENTS
 from hookline.ids import new_id
 from hookline.store import events
-from hookline.store.endpoints import delete_endpoint, insert_endpoint
+from hookline.store.endpoints import delete_endpoint, insert_endpoint, seal_credentials
 from hookline.store.engine import Store
 from hookline.store.events import NewEvent
 from hookline.store.schema import endpoints, notices, tenants
@@ -152,14 +152,16 @@ async def ensure_operator_webhook(store: Store, url: str | None, secret: str | N
             return
         wanted: dict[str, Any] = {"url": url, "secret": secret, "events": sorted(OPERATIONAL_EVENTS)}
         if keep is not None:
+            sealed = seal_credentials(store.keyring, OPERATOR_TENANT, wanted)
             await conn.execute(
-                endpoints.update().where(endpoints.c.id == keep).values(**wanted, updated_at=now)
+                endpoints.update().where(endpoints.c.id == keep).values(**sealed, updated_at=now)
             )
             return
         await insert_endpoint(
             conn,
             tenant_id=OPERATOR_TENANT,
             now=now,
+            keyring=store.keyring,
             description=OPERATOR_WEBHOOK,
             channels=None,
             headers={},

@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,10 +33,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.rollups import Rollup
+from hookline.sealing import Keyring, SealError
 from hookline.store import endpoint_state as states
 from hookline.store import notices as notice_rows
 from hookline.store import rollups as rollup_rows
 from hookline.store.endpoint_state import FIELDS, MUTABLE, Candidate, EndpointState, Grant, Head
+from hookline.store.endpoints import PREVIOUS_SECRETS, SECRET_HEADERS, open_credentials
 from hookline.store.engine import Store, driver_connection
 from hookline.store.notices import Notice
 from hookline.store.schema import attempts, deliveries, endpoint_state, endpoint_wakes, endpoints, events
@@ -45,7 +47,9 @@ from hookline.store.schema import attempts, deliveries, endpoint_state, endpoint
 @dataclass(frozen=True, slots=True)
 class Job:
     """A claimed delivery and what sending it needs. The endpoint's options are as stored: a row written
-    by an older version (or by hand) may hold anything, so the worker checks them before use."""
+    by an older version (or by hand) may hold anything, so the worker checks them before use. Its
+    credentials are opened (``headers`` holds the secret headers too); if one does not open with this
+    process's keys, ``unreadable`` says why and the worker does not send it."""
 
     delivery_id: int
     attempt: int  # the number of the attempt about to be made (1 for the first)
@@ -53,9 +57,9 @@ class Job:
     tenant_id: str
     endpoint_active: bool
     url: str
-    secret: str
-    previous_secrets: list[dict[str, str]]
-    headers: dict[str, str]
+    secret: str = field(repr=False)
+    previous_secrets: list[dict[str, str]] = field(repr=False)
+    headers: dict[str, str] = field(repr=False)
     timeout_ms: int | None
     retry_schedule: list[float] | None
     max_in_flight: int | None
@@ -65,7 +69,9 @@ class Job:
     lease_until: datetime
     accepted_at: datetime | None = None  # when its event was accepted (end-to-end latency)
     notes: tuple[str, ...] = ()  # set by the worker's checks: options replaced by the service default
-    signing_key: str | None = None  # the endpoint's ed25519 key (v1a signatures); None: HMAC only
+    unreadable: str | None = None  # why a credential of the endpoint could not be opened here
+    # The endpoint's ed25519 key (v1a signatures); None: HMAC only.
+    signing_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +136,10 @@ _PG_NEXT_DUE = "SELECT min(due_at) FROM endpoint_state WHERE due_at > $1"
 async def claiming(store: Store, worker_id: str) -> AsyncIterator[Claim]:
     if store.is_sqlite:
         async with store.write() as conn:
-            yield _SqliteClaim(conn, worker_id)
+            yield _SqliteClaim(conn, worker_id, store.keyring)
         return
     async with driver_connection(store) as conn, conn.transaction():
-        yield _PgClaim(conn, worker_id)
+        yield _PgClaim(conn, worker_id, store.keyring)
 
 
 def _heads(
@@ -153,21 +159,52 @@ def _heads(
     return heads
 
 
-def _jobs(rows: Iterable[Any], lease_until: datetime) -> list[Job]:
-    """Jobs from lease rows. An endpoint's stored options are decoded once per claim, not per job (the
-    decoded values are only read)."""
-    decoded: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+def _jobs(rows: Iterable[Any], lease_until: datetime, keyring: Keyring) -> list[Job]:
+    """Jobs from lease rows. An endpoint's stored options are decoded and its credentials opened once
+    per claim, not per job (the decoded values are only read); the keyring remembers what it opened, so
+    the next claim for the endpoint opens nothing."""
+    decoded: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     jobs = []
     for r in rows:
-        key = (r[2], r[7], r[8], r[10])
+        key = (r[2], r[6], r[7], r[8], r[10], r[17], r[-1])
         options = decoded.get(key)
         if options is None:
-            options = decoded[key] = (_json(r[7], []), _json(r[8], {}), _json(r[10], None))
+            options = decoded[key] = (*_credentials(r, keyring), _json(r[10], None))
         jobs.append(_job(r, lease_until, *options))
     return jobs
 
 
-def _job(r: Any, lease_until: datetime, previous_secrets: Any, headers: Any, retry_schedule: Any) -> Job:
+def _credentials(r: Any, keyring: Keyring) -> tuple[str, Any, Any, str | None, str | None]:
+    """(secret, previous secrets, custom headers with the secret ones, why they could not be opened,
+    the ed25519 signing key). The signing key is the last column on both backends."""
+    stored = {
+        "secret": r[6],
+        "signing_key": r[-1],
+        PREVIOUS_SECRETS: _json(r[7], []),
+        SECRET_HEADERS: _json(r[17], {}),
+    }
+    headers = _json(r[8], {})
+    try:
+        opened = open_credentials(keyring, r[3], stored)
+    except SealError as exc:
+        return "", [], {}, str(exc), None
+    secret_headers = opened[SECRET_HEADERS]
+    if secret_headers:
+        both = isinstance(headers, dict) and isinstance(secret_headers, dict)
+        headers = {**headers, **secret_headers} if both else UNREADABLE
+    return opened["secret"], opened[PREVIOUS_SECRETS], headers, None, opened["signing_key"]
+
+
+def _job(
+    r: Any,
+    lease_until: datetime,
+    secret: str,
+    previous_secrets: Any,
+    headers: Any,
+    unreadable: str | None,
+    signing_key: str | None,
+    retry_schedule: Any,
+) -> Job:
     return Job(
         delivery_id=r[0],
         attempt=r[1] + 1,
@@ -175,7 +212,7 @@ def _job(r: Any, lease_until: datetime, previous_secrets: Any, headers: Any, ret
         tenant_id=r[3],
         endpoint_active=r[4],
         url=r[5],
-        secret=r[6],
+        secret=secret,
         previous_secrets=previous_secrets,
         headers=headers,
         timeout_ms=r[9],
@@ -186,7 +223,8 @@ def _job(r: Any, lease_until: datetime, previous_secrets: Any, headers: Any, ret
         payload=r[14],
         lease_until=lease_until,
         accepted_at=r[16],
-        signing_key=r[-1],  # the last column on both backends
+        unreadable=unreadable,
+        signing_key=signing_key,
     )
 
 
@@ -271,7 +309,8 @@ WITH g AS (
 )
 SELECT 'j', l.id, l.attempts, l.endpoint_id, l.tenant_id, p.active, p.url, p.secret,
        p.previous_secrets::text, p.headers::text, p.timeout_ms, p.retry_schedule::text, p.max_in_flight,
-       e.id, e.event_type, e.payload, l.next_attempt_at, e.created_at, NULL::bool, p.signing_key
+       e.id, e.event_type, e.payload, l.next_attempt_at, e.created_at, p.secret_headers::text, NULL::bool,
+       p.signing_key
 FROM leased AS l
 JOIN endpoints AS p ON p.id = l.endpoint_id AND p.tenant_id = l.tenant_id
 JOIN events AS e ON e.seq = l.event_seq
@@ -281,7 +320,7 @@ SELECT 's', g.endpoint_id, (SELECT count(*) FROM free AS f WHERE f.endpoint_id =
        (SELECT min(h.lease_until) FROM head AS h WHERE h.endpoint_id = g.endpoint_id AND h.lease_until > $4),
        (SELECT min(d.next_attempt_at) FROM deliveries AS d
         WHERE d.endpoint_id = g.endpoint_id AND d.status = 'pending' AND d.next_attempt_at > $4),
-       g.endpoint_id IN (SELECT endpoint_id FROM elsewhere), NULL
+       NULL, g.endpoint_id IN (SELECT endpoint_id FROM elsewhere), NULL
 FROM g
 """
 
@@ -366,9 +405,10 @@ def _candidate(r: Any) -> Candidate:
 
 
 class _PgClaim(Claim):
-    def __init__(self, conn: asyncpg.Connection, worker_id: str) -> None:
+    def __init__(self, conn: asyncpg.Connection, worker_id: str, keyring: Keyring) -> None:
         self._conn = conn
         self._worker_id = worker_id
+        self._keyring = keyring
         self._next_due: datetime | None = None
 
     async def take_wakes(self, now: datetime) -> bool:
@@ -395,11 +435,11 @@ class _PgClaim(Claim):
         )
         # In each endpoint's queue order, oldest due first (the run queue sends them in this order).
         leased = sorted((r for r in rows if r[0] == "j"), key=lambda r: (r[16], r[1]))
-        jobs = _jobs((r[1:] for r in leased), lease_until)
+        jobs = _jobs((r[1:] for r in leased), lease_until, self._keyring)
         taken: dict[int, int] = {}
         for job in jobs:
             taken[job.endpoint_id] = taken.get(job.endpoint_id, 0) + 1
-        stats = [(r[1], r[2], r[16], r[17], r[18]) for r in rows if r[0] == "s"]
+        stats = [(r[1], r[2], r[16], r[17], r[19]) for r in rows if r[0] == "s"]
         return jobs, _heads(grants, taken, stats, lease_until)
 
     async def save(self, changed: Sequence[EndpointState], now: datetime) -> None:
@@ -436,6 +476,7 @@ _SQLITE_JOB_COLUMNS = (
     events.c.payload,
     deliveries.c.next_attempt_at,  # as the PostgreSQL claim's rows: [16] is when the event was accepted
     events.c.created_at,
+    sa.type_coerce(endpoints.c.secret_headers, sa.Text),
     endpoints.c.signing_key,  # last, as in the PostgreSQL claim's rows
 )
 
@@ -450,9 +491,10 @@ _SQLITE_CANDIDATES = sa.select(
 
 
 class _SqliteClaim(Claim):
-    def __init__(self, conn: AsyncConnection, worker_id: str) -> None:
+    def __init__(self, conn: AsyncConnection, worker_id: str, keyring: Keyring) -> None:
         self._conn = conn
         self._worker_id = worker_id
+        self._keyring = keyring
 
     async def take_wakes(self, now: datetime) -> bool:
         conn = self._conn
@@ -542,7 +584,7 @@ class _SqliteClaim(Claim):
             .where(deliveries.c.id.in_(leased))
             .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
         )
-        jobs = _jobs(await conn.execute(query), lease_until)
+        jobs = _jobs(await conn.execute(query), lease_until, self._keyring)
         return jobs, _heads(grants, taken, stats, lease_until)
 
     async def save(self, changed: Sequence[EndpointState], now: datetime) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hookline.sealing import Keyring
 from hookline.store import endpoint_state as states
 from hookline.store.endpoint_state import HOLD_OFFLINE
 from hookline.store.endpoints import RELAY_SCHEME, Endpoint, delete_endpoint, insert_endpoint
@@ -85,13 +86,13 @@ class Answer:
 
 
 async def open_session(
-    conn: AsyncConnection, *, tenant_id: str, connection: str, now: datetime, **fields: Any
+    conn: AsyncConnection, *, tenant_id: str, connection: str, now: datetime, keyring: Keyring, **fields: Any
 ) -> tuple[Session, Endpoint]:
     """A new session held by ``connection``: its endpoint (``fields``: events, secret, description...)
     and its listener row."""
     token = new_token()
     endpoint = await insert_endpoint(
-        conn, tenant_id=tenant_id, now=now, url=relay_url(token), active=True, **fields
+        conn, tenant_id=tenant_id, now=now, keyring=keyring, url=relay_url(token), active=True, **fields
     )
     await conn.execute(
         relay_listeners.insert().values(

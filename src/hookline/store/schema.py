@@ -113,6 +113,8 @@ endpoints = sa.Table(
     sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("description", sa.Text, nullable=False),
+    # Sealed (hookline.sealing; see hookline.store.endpoints), like the values of previous_secrets and
+    # secret_headers.
     sa.Column("secret", sa.Text, nullable=False),
     sa.Column("events", Json, nullable=False),
     sa.Column("channels", Json, nullable=True),
@@ -136,6 +138,8 @@ endpoints = sa.Table(
     # The ed25519 signing key (``whsk_...``) of an endpoint that also signs with Standard Webhooks' v1a;
     # NULL: HMAC signatures only. A secret like ``secret``: never shown, never logged.
     sa.Column("signing_key", sa.Text, nullable=True),
+    # Custom headers whose values are credentials: {name: sealed value}; sent like ``headers``.
+    sa.Column("secret_headers", Json, nullable=False, server_default=sa.text("'{}'")),
     sa.Index(None, "tenant_id", "id"),
     sqlite_autoincrement=True,
 )

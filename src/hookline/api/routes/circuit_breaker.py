@@ -26,7 +26,9 @@ MAX_ENDPOINTS = 1000  # the account-level forms cover a tenant's first thousand 
 
 async def _all(services: Services, tenant: str) -> list[store.Endpoint]:
     async with services.store.read() as conn:
-        return await store.list_endpoints(conn, tenant, after=None, limit=MAX_ENDPOINTS)
+        return await store.list_endpoints(
+            conn, tenant, after=None, limit=MAX_ENDPOINTS, keyring=services.store.keyring
+        )
 
 
 @router.get(

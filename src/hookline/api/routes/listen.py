@@ -128,6 +128,7 @@ async def _open(
                 tenant_id=tenant_id,
                 connection=connection,
                 now=now,
+                keyring=services.store.keyring,
                 description="hookline listen",
                 secret=generate_secret(),
                 events=events,
@@ -136,7 +137,7 @@ async def _open(
                 metadata={},
             )
             return session, endpoint, False
-        found = await get_endpoint(conn, tenant_id, session.endpoint_id)
+        found = await get_endpoint(conn, tenant_id, session.endpoint_id, keyring=services.store.keyring)
         if found is None or not await relay.attach(conn, session, connection, now):
             return None
         return session, found, True

@@ -85,7 +85,9 @@ async def _test_all(
 ) -> Response:
     event, data = await testsend.event_and_data(services, event, data)
     async with services.store.read() as conn:
-        found = await store.list_endpoints(conn, tenant, after=None, limit=testsend.MAX_ENDPOINTS + 1)
+        found = await store.list_endpoints(
+            conn, tenant, after=None, limit=testsend.MAX_ENDPOINTS + 1, keyring=services.store.keyring
+        )
     if not found:
         raise not_found("the tenant has no webhook to test: register one with POST /v1/webhooks")
     if len(found) > testsend.MAX_ENDPOINTS:

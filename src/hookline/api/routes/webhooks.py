@@ -33,6 +33,7 @@ from hookline.catalog import UnknownEventType, normalize_subscription
 from hookline.config import parse_retry_schedule
 from hookline.dispatch.breaker import POLICY_FIELDS, policy_problem
 from hookline.dispatch.options import still_valid
+from hookline.dispatch.sender import REDACTED
 from hookline.egress import UrlRejected, check_webhook_url, header_problem
 from hookline.signing import generate_secret, generate_signing_key, public_key, validate_secret
 from hookline.store import endpoints as store
@@ -125,6 +126,11 @@ class _EndpointFields(BaseModel):
     description: str | None = Field(default=None, max_length=1000)
     channels: list[str] | None = None
     headers: dict[str, str] | None = None
+    secret_headers: dict[str, str] | None = Field(
+        default=None,
+        description="custom headers whose values are credentials (an Authorization header, say): sent "
+        "with every request like `headers`, kept encrypted, never shown again",
+    )
     metadata: dict[str, Any] | None = None
     signing: Literal["hmac", "ed25519"] | None = Field(
         default=None,
@@ -134,7 +140,7 @@ class _EndpointFields(BaseModel):
     )
 
     _channels = field_validator("channels")(_check_channels)
-    _headers = field_validator("headers")(_check_headers)
+    _headers = field_validator("headers", "secret_headers")(_check_headers)
     _metadata = field_validator("metadata")(_check_metadata)
     _schedule = field_validator("retry_schedule")(_check_schedule)
     _breaker = field_validator("circuit_breaker")(_check_breaker)
@@ -177,6 +183,7 @@ def webhook_view(services: Services, e: Endpoint, state: EndpointState, held: in
         "description": e.description,
         "channels": e.channels,
         "headers": e.headers,
+        "secret_headers": dict.fromkeys(e.secret_headers, REDACTED),
         "metadata": e.metadata,
         "disabled_reason": e.disabled_reason,
         "timeout_seconds": e.timeout_ms / 1000 if e.timeout_ms else None,
@@ -213,6 +220,16 @@ def _branded_headers(services: Services, headers: dict[str, str] | None) -> None
             raise bad_request(f"header '{name}' is set by hookline and cannot be overridden")
 
 
+def _custom_headers(headers: dict[str, str], secret_headers: dict[str, str]) -> None:
+    """The plain and the secret headers an endpoint will have: no name in both, at most 20 together."""
+    plain = {name.lower() for name in headers}
+    for name in secret_headers:
+        if name.lower() in plain:
+            raise bad_request(f"header '{name}' is in both 'headers' and 'secret_headers'")
+    if len(headers) + len(secret_headers) > 20:
+        raise bad_request("'headers' and 'secret_headers' may hold at most 20 headers together")
+
+
 async def subscription_events(services: Services, patterns: list[str]) -> list[str]:
     """``patterns`` checked against the catalog and normalized, or a 400 naming what is wrong."""
     if not patterns:
@@ -232,7 +249,9 @@ def numeric_id(raw: str, kind: str = "webhook") -> int:
 
 async def endpoint_or_404(services: Services, tenant_id: str, raw_id: str) -> Endpoint:
     async with services.store.read() as conn:
-        endpoint = await store.get_endpoint(conn, tenant_id, numeric_id(raw_id))
+        endpoint = await store.get_endpoint(
+            conn, tenant_id, numeric_id(raw_id), keyring=services.store.keyring
+        )
     if endpoint is None:
         raise not_found(f"webhook '{raw_id}' not found")
     return endpoint
@@ -248,6 +267,8 @@ async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: 
     tenant_id = await resolve_tenant(services, principal, body.tenant_id)
     url = _url(services, body.url)
     _branded_headers(services, body.headers)
+    _branded_headers(services, body.secret_headers)
+    _custom_headers(body.headers or {}, body.secret_headers or {})
     if body.secret is not None and (problem := validate_secret(body.secret)):
         raise bad_request(problem)
     events = await subscription_events(services, body.events if body.events is not None else ["*"])
@@ -259,6 +280,7 @@ async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: 
             conn,
             tenant_id=tenant_id,
             now=services.now(),
+            keyring=services.store.keyring,
             verify=verify,
             url=url,
             description=body.description or "",
@@ -267,6 +289,7 @@ async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: 
             events=events,
             channels=body.channels,
             headers=body.headers or {},
+            secret_headers=body.secret_headers or {},
             metadata=body.metadata or {},
             active=True,
             **_options(body.model_dump(include=OPTION_FIELDS)),
@@ -288,7 +311,9 @@ async def list_webhooks(
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     async with services.store.read() as conn:
-        rows = await store.list_endpoints(conn, tenant, after=decode_int_cursor(cursor), limit=limit + 1)
+        rows = await store.list_endpoints(
+            conn, tenant, after=decode_int_cursor(cursor), limit=limit + 1, keyring=services.store.keyring
+        )
     last = rows[limit - 1].id if len(rows) > limit else None
     views = await webhook_views(services, rows[:limit])
     extra = rows[limit:]  # only says whether another page exists
@@ -330,12 +355,23 @@ async def update_webhook(
     discard_held = bool(changes.pop("discard_held", False))
     if discard_held and changes.get("active") is not True:
         raise bad_request("'discard_held' applies only with \"active\": true")
-    for field in ("url", "active", "description", "headers", "metadata", "discard_held", "signing"):
+    nullable = (
+        "url",
+        "active",
+        "description",
+        "headers",
+        "secret_headers",
+        "metadata",
+        "discard_held",
+        "signing",
+    )
+    for field in nullable:
         if field in changes and changes[field] is None:
             raise bad_request(f"'{field}' cannot be null")
     if "url" in changes:
         changes["url"] = _url(services, changes["url"])
     _branded_headers(services, changes.get("headers"))
+    _branded_headers(services, changes.get("secret_headers"))
     if "events" in changes:
         changes["events"] = await subscription_events(
             services, changes["events"] if changes["events"] is not None else ["*"]
@@ -348,8 +384,17 @@ async def update_webhook(
     if "url" in changes and relay.token_of(before.url) is not None:
         raise bad_request("a `hookline listen` session's webhook keeps its relay:// URL")
     changes.update(_signing_changes(before, signing))
+    if changes.get("secret_headers") and relay.token_of(before.url) is not None:
+        # Its requests travel through the store to the listener: a credential would lie there in clear.
+        raise bad_request("a `hookline listen` session's webhook takes no 'secret_headers'")
+    if "headers" in changes or "secret_headers" in changes:
+        _custom_headers(
+            changes.get("headers", before.headers), changes.get("secret_headers", before.secret_headers)
+        )
     async with services.store.write() as conn:
-        if not await store.update_endpoint(conn, tenant, before.id, changes, services.now()):
+        if not await store.update_endpoint(
+            conn, tenant, before.id, changes, services.now(), keyring=services.store.keyring
+        ):
             raise not_found(f"webhook '{webhook_id}' not found")
     endpoint = await endpoint_or_404(services, tenant, webhook_id)
     if "active" in changes:
@@ -424,7 +469,7 @@ async def rotate_secret(
     new_key = generate_signing_key() if endpoint.signing_key is not None else None
     changes = {"secret": new_secret, "previous_secrets": kept[:5], "signing_key": new_key}
     async with services.store.write() as conn:
-        await store.update_endpoint(conn, tenant, endpoint.id, changes, now)
+        await store.update_endpoint(conn, tenant, endpoint.id, changes, now, keyring=services.store.keyring)
     data = {
         "id": endpoint.id,
         "secret": new_secret,
@@ -523,7 +568,9 @@ async def set_default_webhook(body: DefaultWebhook, services: ServicesDep, princ
     events = await subscription_events(services, body.events if body.events is not None else ["*"])
     async with services.store.read() as conn:
         # A listen session's webhook is never the default: it keeps its relay:// URL.
-        existing = await store.list_endpoints(conn, tenant_id, after=None, limit=1, relays=False)
+        existing = await store.list_endpoints(
+            conn, tenant_id, after=None, limit=1, relays=False, keyring=services.store.keyring
+        )
     if not existing:
         return await create_webhook(
             WebhookCreate(url=url, events=events, tenant_id=tenant_id), services, principal
@@ -531,7 +578,12 @@ async def set_default_webhook(body: DefaultWebhook, services: ServicesDep, princ
     endpoint = existing[0]
     async with services.store.write() as conn:
         await store.update_endpoint(
-            conn, tenant_id, endpoint.id, {"url": url, "events": events}, services.now()
+            conn,
+            tenant_id,
+            endpoint.id,
+            {"url": url, "events": events},
+            services.now(),
+            keyring=services.store.keyring,
         )
     updated = await endpoint_or_404(services, tenant_id, str(endpoint.id))
     if url != endpoint.url:

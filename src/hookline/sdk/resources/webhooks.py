@@ -92,6 +92,7 @@ class Webhooks(SyncResource, _Ops):
         description: str | None = None,
         channels: Sequence[str] | None = None,
         headers: Mapping[str, str] | None = None,
+        secret_headers: Mapping[str, str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         timeout_seconds: float | None = None,
         retry_schedule: str | Sequence[float] | None = None,
@@ -103,13 +104,14 @@ class Webhooks(SyncResource, _Ops):
         tenant_id: str | None = None,
     ) -> Webhook:
         """Register an endpoint; the answer holds its signing ``secret`` (also at ``get_secret``).
-        ``events`` defaults to every type but the operational ones (``["*"]``). ``signing="ed25519"``
-        also signs with an ed25519 key pair (v1a); the answer holds its ``public_key``."""
+        ``events`` defaults to every type but the operational ones (``["*"]``). ``secret_headers`` are
+        sent like ``headers`` but kept encrypted and never shown again. ``signing="ed25519"`` also signs
+        with an ed25519 key pair (v1a); the answer holds its ``public_key``."""
         fields = _endpoint_fields(
             events=events, secret=secret, description=description, channels=channels, headers=headers,
-            metadata=metadata, timeout_seconds=timeout_seconds, retry_schedule=retry_schedule,
-            max_in_flight=max_in_flight, rate_limit=rate_limit, circuit_breaker=circuit_breaker,
-            verify=verify, signing=signing,
+            secret_headers=secret_headers, metadata=metadata, timeout_seconds=timeout_seconds,
+            retry_schedule=retry_schedule, max_in_flight=max_in_flight, rate_limit=rate_limit,
+            circuit_breaker=circuit_breaker, verify=verify, signing=signing,
         )  # fmt: skip
         return self._run(self._create(url, tenant_id, fields))
 
@@ -133,6 +135,7 @@ class Webhooks(SyncResource, _Ops):
         description: str = UNSET,
         channels: Sequence[str] | None = UNSET,
         headers: Mapping[str, str] = UNSET,
+        secret_headers: Mapping[str, str] = UNSET,
         metadata: Mapping[str, Any] = UNSET,
         timeout_seconds: float | None = UNSET,
         retry_schedule: str | Sequence[float] | None = UNSET,
@@ -148,7 +151,8 @@ class Webhooks(SyncResource, _Ops):
         (v1a signatures), ``signing="hmac"`` takes it away."""
         fields = _endpoint_fields(
             url=url, active=active, discard_held=discard_held, events=events, description=description,
-            channels=channels, headers=headers, metadata=metadata, timeout_seconds=timeout_seconds,
+            channels=channels, headers=headers, secret_headers=secret_headers, metadata=metadata,
+            timeout_seconds=timeout_seconds,
             retry_schedule=retry_schedule, max_in_flight=max_in_flight, rate_limit=rate_limit,
             circuit_breaker=circuit_breaker, signing=signing,
         )  # fmt: skip
@@ -221,6 +225,7 @@ class AsyncWebhooks(AsyncResource, _Ops):
         description: str | None = None,
         channels: Sequence[str] | None = None,
         headers: Mapping[str, str] | None = None,
+        secret_headers: Mapping[str, str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         timeout_seconds: float | None = None,
         retry_schedule: str | Sequence[float] | None = None,
@@ -234,9 +239,9 @@ class AsyncWebhooks(AsyncResource, _Ops):
         """See :meth:`Webhooks.create`."""
         fields = _endpoint_fields(
             events=events, secret=secret, description=description, channels=channels, headers=headers,
-            metadata=metadata, timeout_seconds=timeout_seconds, retry_schedule=retry_schedule,
-            max_in_flight=max_in_flight, rate_limit=rate_limit, circuit_breaker=circuit_breaker,
-            verify=verify, signing=signing,
+            secret_headers=secret_headers, metadata=metadata, timeout_seconds=timeout_seconds,
+            retry_schedule=retry_schedule, max_in_flight=max_in_flight, rate_limit=rate_limit,
+            circuit_breaker=circuit_breaker, verify=verify, signing=signing,
         )  # fmt: skip
         return await self._run(self._create(url, tenant_id, fields))
 
@@ -259,6 +264,7 @@ class AsyncWebhooks(AsyncResource, _Ops):
         description: str = UNSET,
         channels: Sequence[str] | None = UNSET,
         headers: Mapping[str, str] = UNSET,
+        secret_headers: Mapping[str, str] = UNSET,
         metadata: Mapping[str, Any] = UNSET,
         timeout_seconds: float | None = UNSET,
         retry_schedule: str | Sequence[float] | None = UNSET,
@@ -271,7 +277,8 @@ class AsyncWebhooks(AsyncResource, _Ops):
         """See :meth:`Webhooks.update`."""
         fields = _endpoint_fields(
             url=url, active=active, discard_held=discard_held, events=events, description=description,
-            channels=channels, headers=headers, metadata=metadata, timeout_seconds=timeout_seconds,
+            channels=channels, headers=headers, secret_headers=secret_headers, metadata=metadata,
+            timeout_seconds=timeout_seconds,
             retry_schedule=retry_schedule, max_in_flight=max_in_flight, rate_limit=rate_limit,
             circuit_breaker=circuit_breaker, signing=signing,
         )  # fmt: skip
