@@ -29,7 +29,7 @@ from hookline.runtime import seal_plaintext
 from hookline.sealing import Keyring, generate_key, key_id_of
 from hookline.store import credentials, relay
 from hookline.store import notices as notice_rows
-from hookline.store.endpoints import purpose
+from hookline.store.endpoints import get_endpoint, purpose
 from hookline.store.engine import Store
 from hookline.store.event_types import EventTypeRegistry
 from hookline.store.schema import endpoints
@@ -202,6 +202,7 @@ async def test_the_store_holds_no_secret_in_clear(
         secret=first,
         headers={"X-Plain": "plainly-visible-value"},
         secret_headers={"Authorization": bearer},
+        signing="ed25519",
     )
     for new in (second, third):
         body = {"secret": new, "grace_period_seconds": 3600}
@@ -244,6 +245,16 @@ async def test_the_store_holds_no_secret_in_clear(
         services.store, "https://ops.example.com/hook", operator_secret, now
     )
 
+    # The ed25519 signing keys (the current one and the two a rotation kept), as the store opens them.
+    async with services.store.read() as conn:
+        signer = await get_endpoint(conn, tenant, a["id"], keyring=services.store.keyring)
+    assert signer is not None and signer.signing_key is not None
+    signing_keys = [signer.signing_key, *(old["signing_key"] for old in signer.previous_secrets)]
+    assert len(signing_keys) == 3 and all(key.startswith("whsk_") for key in signing_keys)
+    for key in signing_keys:
+        seed = base64.b64decode(key.removeprefix("whsk_"))[:32]  # the private half
+        secrets += [key.removeprefix("whsk_"), seed.hex(), base64.b64encode(seed).decode().rstrip("=")]
+
     dump = await raw_dump(database_url)
     text = as_text(dump)
     assert "plainly-visible-value" in text  # the dump reads the JSON columns...
@@ -251,6 +262,8 @@ async def test_the_store_holds_no_secret_in_clear(
     assert primary is not None
     sealed = await stored(database_url, "secret")
     assert len(sealed) == 4 and all(key_id_of(value) == primary for value in sealed)  # ... and the secrets
+    [signing] = [value for value in await stored(database_url, "signing_key") if value is not None]
+    assert key_id_of(signing) == primary
     for secret in secrets:
         for form in forms(secret):
             assert form not in text, f"a secret ({form[:10]}...) is in the database in clear"
