@@ -293,7 +293,7 @@ async def test_the_signing_key_is_in_no_answer(api: Api, services: Services) -> 
     await call("POST", "/v1/webhooks/set", json={"webhookUrl": "https://example.com/h"})
     await call("GET", "/v1/openapi.json")
     async with services.store.read() as conn:
-        stored = await endpoint_rows.get_endpoint(conn, tenant, created["id"])
+        stored = await endpoint_rows.get_endpoint(conn, tenant, created["id"], keyring=services.store.keyring)
     assert stored is not None and stored.signing_key is not None
     keys = [stored.signing_key] + [old["signing_key"] for old in stored.previous_secrets]
     assert len(keys) == 2
