@@ -211,8 +211,8 @@ class Settings(BaseSettings):
     retention_share: float = Field(default=0.2, gt=0.0, le=1.0)
     """The share of its time a worker's retention may spend removing rows: after each batch it waits
     so long that removing takes at most this share, leaving the database to the deliveries (`1`: no
-    waiting). At `0.2`, a 10,000,000-attempt backlog costs deliveries about 5 % of their throughput
-    instead of 24 % (docs/benchmarks.md). `hookline prune` never waits."""
+    waiting). At `0.2`, pruning a 10,000,000-attempt backlog cost deliveries 3.4 % of their throughput,
+    against 20-24 % unpaced (docs/benchmarks.md). `hookline prune` never waits."""
     relay_keep: Annotated[float, NoDecode] = 3600.0
     """A `hookline listen` session that no listener has held for this long is deleted with its
     webhook."""

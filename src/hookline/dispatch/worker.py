@@ -770,13 +770,15 @@ class Worker:
                     log.info("relay sessions expired", sessions=gone)
             except Exception as exc:  # the next run tries again
                 log.warning("expiring relay sessions failed", error=f"{type(exc).__name__}: {exc}")
-            await self._prune()
-            await self._wait(self._stopping, COMPACT_EVERY)
+            # A backlog left by the budget is taken up again at once: the pacing alone bounds its share.
+            backlog = await self._prune()
+            await self._wait(self._stopping, 0.0 if backlog else COMPACT_EVERY)
 
-    async def _prune(self) -> None:
+    async def _prune(self) -> bool:
         """Retention (``hookline.store.retention``): at most ``COMPACT_EVERY`` seconds of it per round,
         paced by ``HOOKLINE_RETENTION_SHARE``, so a large backlog (the first run on an old database) is
-        worked off round by round without taking the database from the deliveries."""
+        worked off round after round without taking the database from the deliveries. Whether a backlog
+        is left: the budget stopped a run that was removing rows (not one another worker holds)."""
         try:
             pruned = await retention.prune(
                 self.store,
@@ -788,7 +790,7 @@ class Worker:
             )
         except Exception as exc:  # the next round tries again; nothing is half-removed
             log.warning("retention pruning failed", error=_describe(exc))
-            return
+            return False  # the next round tries again, after the usual wait
         if pruned.rows:
             log.info(
                 "pruned by retention",
@@ -798,6 +800,7 @@ class Worker:
                 events_deleted=pruned.events_deleted,
                 summaries_deleted=pruned.summaries_deleted,
             )
+        return not pruned.complete and pruned.rows > 0
 
     async def _listen(self) -> None:
         import asyncpg
