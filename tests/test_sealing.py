@@ -149,6 +149,8 @@ def test_opened_values_are_remembered_within_bounds() -> None:
         (base64.b64encode(b"\xff" * 32).decode(), "key 1 of 1 is not 32 bytes"),  # '+' and '/': not url-safe
         (f"{KEY},{KEY}", "key 2 is listed twice"),
     ],
+    # Fixed ids: KEY is random, and every xdist process must collect the same tests.
+    ids=["empty", "blank", "placeholder", "trailing-comma", "short", "long", "not-url-safe", "twice"],
 )
 def test_malformed_keys_are_refused_by_position_never_by_value(text: str, error: str) -> None:
     with pytest.raises(KeyFormatError, match=error) as refused:
