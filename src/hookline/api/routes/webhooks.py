@@ -355,7 +355,7 @@ async def update_webhook(
     discard_held = bool(changes.pop("discard_held", False))
     if discard_held and changes.get("active") is not True:
         raise bad_request("'discard_held' applies only with \"active\": true")
-    nullable = (
+    never_null = (
         "url",
         "active",
         "description",
@@ -365,7 +365,7 @@ async def update_webhook(
         "discard_held",
         "signing",
     )
-    for field in nullable:
+    for field in never_null:
         if field in changes and changes[field] is None:
             raise bad_request(f"'{field}' cannot be null")
     if "url" in changes:
