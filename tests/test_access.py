@@ -45,6 +45,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("POST", "/v1/event-types"): ADMIN,
     ("GET", "/v1/event-types"): READ,
     ("GET", "/v1/egress-ips"): READ,
+    ("GET", "/v1/audit-log"): MANAGE,
     ("GET", "/v1/event-types/{name}"): READ,
     ("POST", "/v1/events"): WRITE,
     ("POST", "/v1/events/batch"): WRITE,

@@ -119,6 +119,9 @@ async def test_deliveries_reach_the_listener_signed_and_its_answers_are_the_atte
     ):
         session = listener.session
         assert session is not None and not session.resumed
+        [opened] = await client.audit_log.list(action="webhook.listen_opened").to_list()
+        assert opened.resource.id == str(session.webhook_id) and opened.actor.address == "127.0.0.1"
+        assert opened.changes == {"events": ["message.received"]}
         hook = await client.webhooks.get(session.webhook_id)
         assert (hook.kind, hook.events, hook.url) == (
             "relay",

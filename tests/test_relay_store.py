@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from hookline.api.routes.listen import parse_answer
 from hookline.api.services import Services
+from hookline.store import audit_log, relay
 from hookline.store import endpoint_state as states
-from hookline.store import relay
 from hookline.store.endpoint_state import HOLD_DISABLED, HOLD_OFFLINE
 from hookline.store.schema import endpoints, relay_exchanges, relay_listeners
 from hookline.store.tenants import insert_tenant
@@ -174,7 +174,17 @@ async def test_housekeeping_detaches_a_silent_holder_then_deletes_the_forgotten_
         assert await relay.expire(conn, NOW + keep, keep) == 0  # not forgotten for long enough yet
         assert await relay.expire(conn, NOW + keep + relay.STALE + timedelta(seconds=2), keep) == 1
         left = (await conn.execute(sa.select(endpoints.c.id))).scalars().all()
+        [gone] = await audit_log.list_entries(
+            conn, tenant_id=None, all_tenants=True, filters=audit_log.Filters(), limit=10
+        )
     assert left == [kept.endpoint_id]
+    # The deletion is in the audit log, by hookline itself.
+    assert (gone.action, gone.actor, gone.client_address) == ("webhook.listen_expired", "system", None)
+    assert (gone.tenant_id, gone.resource_type, gone.resource_id) == (
+        session.tenant_id,
+        "webhook",
+        str(session.endpoint_id),
+    )
 
 
 async def test_housekeeping_removes_requests_a_dead_worker_left(services: Services) -> None:

@@ -310,6 +310,21 @@ async def test_every_route_round_trips(sdk: Harness, rx: Receiver) -> None:
     assert (one.webhook_id, one.bucket) == (hook.id, "1h") and one.series
     assert (await a(admin.stats.service(window="1d"))).tenant_id is None
 
+    # The audit log: the replay just made, by the tenant's key; the operator reads acme's through as_acme.
+    [entry] = await items(client.audit_log.list(action="webhook.replayed", resource_id=hook.id, limit=1))
+    assert (entry.action, entry.resource.type, entry.resource.id) == (
+        "webhook.replayed",
+        "webhook",
+        str(hook.id),
+    )
+    assert entry.actor.key_id == key.id and entry.tenant_id == "acme" and entry.at.tzinfo is not None
+    assert entry.changes["requeued"] == replayed.requeued
+    created = await items(as_acme.audit_log.list(action="tenant.*"))
+    assert [(e.action, e.actor.key_id) for e in created] == [
+        ("tenant.updated", "admin"),
+        ("tenant.created", "admin"),
+    ]
+
     # Deleting.
     deleted = await a(client.webhooks.delete(other.id))
     assert (deleted.id, deleted.deleted) == (other.id, True)

@@ -258,6 +258,9 @@ async def test_the_store_holds_no_secret_in_clear(
     dump = await raw_dump(database_url)
     text = as_text(dump)
     assert "plainly-visible-value" in text  # the dump reads the JSON columns...
+    # ... the audit log's too, which recorded the changes, the rotations and the headers' names
+    audited = as_text({"audit_log": dump["audit_log"]})
+    assert "webhook.secret_rotated" in audited and "X-Api-Key" in audited
     primary = services.store.keyring.primary
     assert primary is not None
     sealed = await stored(database_url, "secret")
@@ -476,7 +479,12 @@ async def test_rotating_the_key_while_a_worker_delivers(
             for n in range(3):
                 await rx.wait_for(posted, f"/r{n}", timeout=30)
         assert done.complete, done
-        await credentials.reseal_key_check(both, datetime.now(UTC))
+        await credentials.reseal_key_check(both, datetime.now(UTC), done)
+        [rotation] = assert_ok(
+            await api.http.get("/v1/audit-log?action=secret_key.rotated", headers=api.admin)
+        )["items"]
+        assert rotation["actor"] == {"key_id": "cli", "address": None} and rotation["tenant_id"] is None
+        assert rotation["changes"] == {"key_id": new_id, "values_resealed": done.values}
         counts = await credentials.stored_key_ids(both)
         # 3 secrets, 3 headers, 4 previous secrets (one rotation each, and one more meanwhile)
         assert set(counts) == {new_id} and counts[new_id] == 3 + 3 + 4

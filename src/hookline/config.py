@@ -46,6 +46,7 @@ DURATION_FIELDS = (
     "summary_retention",
     "alert_window",
     "relay_keep",
+    "audit_retention",
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SIGNATURE_HEX_FORMS = ("sha256=", "hex")
@@ -213,6 +214,9 @@ class Settings(BaseSettings):
     so long that removing takes at most this share, leaving the database to the deliveries (`1`: no
     waiting). At `0.2`, pruning a 10,000,000-attempt backlog cost deliveries 3.4 % of their throughput,
     against 20-24 % unpaced (docs/benchmarks.md). `hookline prune` never waits."""
+    audit_retention: Annotated[float, NoDecode] = 365 * 86400.0
+    """How long audit log entries (who changed tenants, keys and webhooks, who was shown a secret) are
+    kept, at least `1d`; older ones are removed by the workers' housekeeping."""
     relay_keep: Annotated[float, NoDecode] = 3600.0
     """A `hookline listen` session that no listener has held for this long is deleted with its
     webhook."""
@@ -367,6 +371,13 @@ class Settings(BaseSettings):
     def _positive(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be a positive duration")
+        return value
+
+    @field_validator("audit_retention")
+    @classmethod
+    def _audit_retention(cls, value: float) -> float:
+        if value < 86400:
+            raise ValueError("must be at least 1d")
         return value
 
     @field_validator("stats_retention")

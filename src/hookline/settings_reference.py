@@ -29,7 +29,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Storage and admin key", ("database_url", "data_dir", "admin_key")),
     ("Secrets at rest", ("secret_key",)),
     ("API server", ("host", "port", "api_workers", "max_body_bytes", "json_safe_integers")),
-    ("API keys", ("trusted_proxies", "tenant_rate_limit")),
+    ("API keys and the audit log", ("trusted_proxies", "tenant_rate_limit", "audit_retention")),
     (
         "Worker processes",
         ("worker_concurrency", "worker_batch_size", "lease", "poll_interval", "drain_timeout"),

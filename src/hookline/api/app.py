@@ -12,6 +12,7 @@ from hookline.api.limits import BodyLimitMiddleware
 from hookline.api.openapi import install_openapi
 from hookline.api.request_metrics import RequestMetrics
 from hookline.api.routes import (
+    audit_log,
     circuit_breaker,
     deliveries,
     egress_ips,
@@ -70,6 +71,7 @@ def create_app(
         events,
         listen,
         egress_ips,
+        audit_log,
     ):
         app.include_router(module.router)
     app.include_router(operations.router(operations.Operations(services, worker)))

@@ -8,6 +8,7 @@ answers' shapes, and applies an owner's actions (reset a breaker, enable, verify
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -17,8 +18,10 @@ from hookline import metrics, notices
 from hookline.api.services import Services
 from hookline.dispatch import breaker as breakers
 from hookline.dispatch import health, scheduler, verification
+from hookline.store import audit_log
 from hookline.store import endpoint_state as states
 from hookline.store import notices as notice_rows
+from hookline.store.audit_log import Entry
 from hookline.store.endpoint_state import HOLD_DISABLED, EndpointState, hold_for
 from hookline.store.endpoints import Endpoint
 from hookline.store.schema import deliveries
@@ -100,9 +103,10 @@ def breaker_view(services: Services, e: Endpoint, state: EndpointState, held: in
     }
 
 
-async def reset_breakers(services: Services, endpoint_ids: Sequence[int]) -> list[int]:
+async def reset_breakers(services: Services, endpoint_ids: Sequence[int], audit: Entry) -> list[int]:
     """Close the breakers of ``endpoint_ids`` (and forget their failures): held deliveries go again.
-    A breaker that was not closed raises ``endpoint.circuit_closed`` (trigger ``reset``)."""
+    A breaker that was not closed raises ``endpoint.circuit_closed`` (trigger ``reset``). ``audit`` is
+    recorded with the ids of the breakers that were open or half-open."""
     now = services.now()
     async with services.store.write() as conn:
         locked = await states.lock(conn, endpoint_ids)
@@ -122,6 +126,8 @@ async def reset_breakers(services: Services, endpoint_ids: Sequence[int]) -> lis
             ],
             now,
         )
+        was_open = sorted(s.endpoint_id for s in locked.values() if s.breaker_state != "closed")
+        await audit_log.record(conn, replace(audit, changes={**audit.changes, "reset": was_open}), now)
     reopened = sum(s.breaker_state != "closed" for s in locked.values())
     if reopened:
         metrics.breaker_transitions.labels("closed").inc(reopened)
@@ -168,9 +174,9 @@ async def set_active(services: Services, e: Endpoint, *, active: bool, discard_h
         await states.save(conn, [health.enabled_again(state, now)], now)
 
 
-async def verify(services: Services, e: Endpoint) -> verification.Outcome:
+async def verify(services: Services, e: Endpoint, audit: Entry | None = None) -> verification.Outcome:
     """Run the handshake against ``e`` now and keep its result: verified releases the held deliveries,
-    failed keeps holding them."""
+    failed keeps holding them. ``audit`` (a request for it) is recorded with the result."""
     settings = services.settings
     timeout = e.timeout_ms / 1000 if e.timeout_ms else min(settings.delivery_timeout, 10.0)
     async with services.sending(body_limit=4096) as sender:
@@ -200,6 +206,9 @@ async def verify(services: Services, e: Endpoint) -> verification.Outcome:
                 work_at=now,
             )
             await states.save(conn, [state], now)
+        if audit is not None:
+            result = {"verified": outcome.verified, "status_code": outcome.status_code}
+            await audit_log.record(conn, replace(audit, changes={**audit.changes, **result}), now)
     return outcome
 
 

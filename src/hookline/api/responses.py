@@ -393,3 +393,28 @@ class EgressIpsOut(_Shape):
     addresses: list[str] = Field(
         description="IP addresses (`203.0.113.7`) and networks (`198.51.100.0/28`) that deliveries come from"
     )
+
+
+# --- the audit log ------------------------------------------------------------------------------------
+
+
+class AuditActorOut(_Shape):
+    key_id: str = Field(description='the API key\'s id; "admin" (the admin key), "cli" or "system"')
+    address: str | None = Field(description="the client's address (null: not made over HTTP)")
+
+
+class AuditResourceOut(_Shape):
+    type: str
+    id: str | None
+
+
+class AuditEntryOut(_Shape):
+    id: int
+    at: datetime
+    tenant_id: str | None = Field(description="null: a service-wide change (event types, the secret key)")
+    action: str
+    actor: AuditActorOut
+    resource: AuditResourceOut
+    changes: dict[str, Any] = Field(
+        description='what changed ({field: {"from", "to"}} for an update); secrets as "[redacted]"'
+    )

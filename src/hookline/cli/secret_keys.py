@@ -61,7 +61,7 @@ def rotate_key(database_url: DbOpt = None) -> None:
                 await credentials.check_key(store, datetime.now(UTC))
                 done = await credentials.reseal(store, plaintext_only=False)
                 if done.complete:
-                    await credentials.reseal_key_check(store, datetime.now(UTC))
+                    await credentials.reseal_key_check(store, datetime.now(UTC), done)
                 result.append((done, store.keyring.primary or ""))
             finally:
                 await store.close()

@@ -49,6 +49,7 @@ from hookline.dispatch.retry import RetryPolicy, Verdict
 from hookline.dispatch.runqueue import RunQueue
 from hookline.dispatch.sender import AttemptResult, Request
 from hookline.dispatch.senders import make_sender
+from hookline.store import audit_log as audit_rows
 from hookline.store import notices as notice_rows
 from hookline.store import queue, retention
 from hookline.store import relay as relay_rows
@@ -770,6 +771,14 @@ class Worker:
                     log.info("relay sessions expired", sessions=gone)
             except Exception as exc:  # the next run tries again
                 log.warning("expiring relay sessions failed", error=f"{type(exc).__name__}: {exc}")
+            try:
+                oldest = _now() - timedelta(seconds=self.settings.audit_retention)
+                async with self.store.write() as conn:
+                    expired = await audit_rows.expire(conn, oldest)
+                if expired:
+                    log.info("audit log entries expired", entries=expired)
+            except Exception as exc:  # the next run tries again
+                log.warning("expiring audit log entries failed", error=f"{type(exc).__name__}: {exc}")
             # A backlog left by the budget is taken up again at once: the pacing alone bounds its share.
             backlog = await self._prune()
             await self._wait(self._stopping, 0.0 if backlog else COMPACT_EVERY)

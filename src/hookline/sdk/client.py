@@ -21,6 +21,7 @@ import httpx
 
 from hookline.sdk.models import EgressIps, Health
 from hookline.sdk.resources._base import UNSET
+from hookline.sdk.resources.audit_log import AsyncAuditLog, AuditLog
 from hookline.sdk.resources.circuit_breakers import AsyncCircuitBreakers, CircuitBreakers
 from hookline.sdk.resources.deliveries import AsyncDeliveries, Deliveries
 from hookline.sdk.resources.event_types import AsyncEventTypes, EventTypes
@@ -114,6 +115,7 @@ class Client:
         self.events = Events(options, run)
         self.event_types = EventTypes(options, run)
         self.stats = StatsResource(options, run)
+        self.audit_log = AuditLog(options, run)
 
     def with_options(
         self,
@@ -199,6 +201,7 @@ class AsyncClient:
         self.events = AsyncEvents(options, run)
         self.event_types = AsyncEventTypes(options, run)
         self.stats = AsyncStatsResource(options, run)
+        self.audit_log = AsyncAuditLog(options, run)
 
     def with_options(
         self,

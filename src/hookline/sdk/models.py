@@ -392,3 +392,26 @@ class Health(Model):
 @dataclass(frozen=True, kw_only=True)
 class EgressIps(Model):
     addresses: list[str]  # "203.0.113.7", "198.51.100.0/28"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditActor(Model):
+    key_id: str  # an API key's id; "admin", "cli" or "system"
+    address: str | None  # None: not made over HTTP
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditResource(Model):
+    type: str  # "tenant", "api_key", "webhook", "delivery", "event_type", "secret_key"
+    id: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditEntry(Model):
+    id: int
+    at: datetime
+    tenant_id: str | None  # None: a service-wide change
+    action: str  # e.g. "webhook.updated"
+    actor: AuditActor
+    resource: AuditResource
+    changes: dict[str, Any]  # {field: {"from", "to"}} for an update; secrets as "[redacted]"

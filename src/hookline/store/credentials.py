@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from hookline.sealing import Keyring, SealError, is_sealed, key_id_of
+from hookline.store import audit_log
 from hookline.store.endpoints import (
     PREVIOUS_FIELDS,
     PREVIOUS_SECRETS,
@@ -80,10 +81,14 @@ async def check_key(store: Store, now: datetime) -> None:
         raise WrongSecretKey(f"the database's secret key check does not open: {exc}") from None
 
 
-async def reseal_key_check(store: Store, now: datetime) -> None:
-    """The check value sealed again with the first key (the end of a rotation)."""
+async def reseal_key_check(store: Store, now: datetime, done: Resealed) -> None:
+    """The check value sealed again with the first key (the end of a rotation), and the rotation
+    recorded in the audit log (``secret_key.rotated``, by ``cli``)."""
     async with store.write() as conn:
         await set_value(conn, KEY_CHECK, store.keyring.seal(_KEY_CHECK_TEXT, _KEY_CHECK_PURPOSE), now)
+        rotated = {"key_id": store.keyring.primary, "values_resealed": done.values}
+        entry = audit_log.Entry("secret_key.rotated", None, audit_log.CLI, None, "secret_key", None, rotated)
+        await audit_log.record(conn, entry, now)
 
 
 @dataclass

@@ -4,14 +4,14 @@ writing a test send's event, delivery and attempt."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hookline.store import endpoint_state
+from hookline.store import audit_log, endpoint_state
 from hookline.store.engine import Store
 from hookline.store.schema import attempts, deliveries, events
 
@@ -151,8 +151,10 @@ async def requeue(
     since: datetime | None = None,
     until: datetime | None = None,
     statuses: Sequence[str] = STATUSES,
+    audit: audit_log.Entry | None = None,
 ) -> int:
-    """Make matching deliveries due now (a manual retry or a replay); returns how many.
+    """Make matching deliveries due now (a manual retry or a replay); returns how many. ``audit`` is
+    recorded in the same transaction, with the count (``requeued``).
 
     A delivery in flight keeps its lease: requeueing it only moves its due time, so at worst it is
     sent once more, which at-least-once delivery allows. A held endpoint's deliveries stay held. Test
@@ -183,6 +185,8 @@ async def requeue(
         woken = [row.endpoint_id for row in result]
         await endpoint_state.wake(conn, woken)
         count = len(woken)
+        if audit is not None:
+            await audit_log.record(conn, replace(audit, changes={**audit.changes, "requeued": count}), now)
     if count:
         store.announce_new_work()
     return count

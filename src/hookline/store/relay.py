@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.sealing import Keyring
+from hookline.store import audit_log
 from hookline.store import endpoint_state as states
 from hookline.store.endpoint_state import HOLD_OFFLINE
 from hookline.store.endpoints import RELAY_SCHEME, Endpoint, delete_endpoint, insert_endpoint
@@ -307,4 +308,8 @@ async def expire(conn: AsyncConnection, now: datetime, keep: timedelta) -> int:
     ).all()
     for endpoint_id, tenant_id in stale:
         await delete_endpoint(conn, tenant_id, endpoint_id)
+        gone = audit_log.Entry(
+            "webhook.listen_expired", tenant_id, audit_log.SYSTEM, None, "webhook", str(endpoint_id)
+        )
+        await audit_log.record(conn, gone, now)
     return len(stale)

@@ -404,3 +404,24 @@ relay_exchanges = sa.Table(
     sa.Index(None, "token", "id"),
     sqlite_autoincrement=True,
 )
+
+# The audit log (``hookline.store.audit_log``): one row per change made through the API or the CLI
+# (tenants, keys, webhooks, event types, the secret key) and per secret shown, replay or manual retry;
+# written in the transaction that makes the change. Never a secret: ``changes`` holds what changed,
+# secret values replaced by a marker. No foreign keys: the log outlives what it is about.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=True),  # NULL: service-wide (event types, secret key)
+    sa.Column("actor", sa.String(64), nullable=False),  # an API key's id, "admin", "cli" or "system"
+    sa.Column("client_address", sa.String(64), nullable=True),  # NULL: not over HTTP
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("resource_type", sa.String(32), nullable=False),
+    sa.Column("resource_id", sa.String(200), nullable=True),
+    sa.Column("changes", Json, nullable=False),
+    sa.Index(None, "tenant_id", "id"),
+    sa.Index(None, "at"),
+    sqlite_autoincrement=True,
+)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from hookline.api import endpoint_health
 from hookline.api.access import Manage, Read
+from hookline.api.audit import Who
 from hookline.api.auth import ServicesDep, resolve_tenant
 from hookline.api.envelope import ok
 from hookline.api.responses import BreakerReset, CircuitBreakerOut, Envelope
@@ -52,11 +53,12 @@ async def list_breakers(
     response_model=Envelope[BreakerReset],
 )
 async def reset_breakers(
-    services: ServicesDep, principal: Manage, tenant_id: str | None = TenantQuery
+    services: ServicesDep, principal: Manage, who: Who, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     ids = [e.id for e in await _all(services, tenant)]
-    reset = await endpoint_health.reset_breakers(services, ids)
+    audit = who.entry("webhook.circuit_breaker_reset", tenant, "webhook", None)
+    reset = await endpoint_health.reset_breakers(services, ids, audit)
     services.store.announce_new_work()
     return ok({"reset": reset}, "Circuit breakers reset successfully")
 
@@ -84,11 +86,12 @@ async def get_breaker(
     response_model=Envelope[CircuitBreakerOut],
 )
 async def reset_breaker(
-    webhook_id: str, services: ServicesDep, principal: Manage, tenant_id: str | None = TenantQuery
+    webhook_id: str, services: ServicesDep, principal: Manage, who: Who, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     endpoint = await endpoint_or_404(services, tenant, webhook_id)
-    await endpoint_health.reset_breakers(services, [endpoint.id])
+    audit = who.entry("webhook.circuit_breaker_reset", tenant, "webhook", endpoint.id)
+    await endpoint_health.reset_breakers(services, [endpoint.id], audit)
     services.store.announce_new_work()
     state, held = (await endpoint_health.load(services, [endpoint]))[endpoint.id]
     return ok(

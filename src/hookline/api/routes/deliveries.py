@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from hookline.api.access import Manage, Read
+from hookline.api.audit import Who
 from hookline.api.auth import ServicesDep, resolve_tenant
 from hookline.api.envelope import ApiError, bad_request, not_found, ok
 from hookline.api.pagination import Cursor, Limit, Moment, decode_int_cursor, page, require_timezone
@@ -130,7 +131,7 @@ async def get_delivery(
     },
 )
 async def retry_delivery(
-    delivery_id: str, services: ServicesDep, principal: Manage, tenant_id: str | None = TenantQuery
+    delivery_id: str, services: ServicesDep, principal: Manage, who: Who, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
     found = await _delivery(services, tenant, delivery_id)
@@ -146,7 +147,8 @@ async def retry_delivery(
             f"delivery {found.id} was pruned by retention (finished more than the retention period ago): "
             "its payload and attempts are gone, so it cannot be sent again",
         )
-    await store.requeue(services.store, tenant, now=services.now(), delivery_id=found.id)
+    audit = who.entry("delivery.retried", tenant, "delivery", found.id, {"webhook_id": found.endpoint_id})
+    await store.requeue(services.store, tenant, now=services.now(), delivery_id=found.id, audit=audit)
     return ok({"id": found.id, "status": "pending"}, "Delivery queued for another attempt", 202)
 
 
@@ -168,6 +170,7 @@ async def replay(
     body: ReplayRequest,
     services: ServicesDep,
     principal: Manage,
+    who: Who,
     tenant_id: str | None = TenantQuery,
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
@@ -183,5 +186,12 @@ async def replay(
         since=since,
         until=until,
         statuses=(body.status,) if body.status else store.STATUSES,
+        audit=who.entry(
+            "webhook.replayed",
+            tenant,
+            "webhook",
+            endpoint.id,
+            {"since": since, "until": until, "status": body.status},
+        ),
     )
     return ok({"webhook_id": endpoint.id, "requeued": count}, f"{count} deliveries queued again", 202)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from hookline.api.access import AdminOnly, Read
+from hookline.api.audit import Who
 from hookline.api.auth import ServicesDep
 from hookline.api.envelope import ApiError, bad_request, not_found, ok
 from hookline.api.responses import Envelope, EventTypeOut, Page
@@ -26,6 +27,7 @@ from hookline.catalog import (
     suggest,
     validator_for,
 )
+from hookline.store import audit_log
 from hookline.store.event_types import insert_event_type
 
 router = APIRouter(prefix="/v1/event-types", tags=["event types"], route_class=StrictJsonRoute)
@@ -96,7 +98,7 @@ async def get_event_type(name: str, services: ServicesDep, _: Read) -> Response:
     response_model=Envelope[EventTypeOut],
     responses={409: {"description": "Conflict: an event type with this name already exists"}},
 )
-async def create_event_type(body: EventTypeCreate, services: ServicesDep, _: AdminOnly) -> Response:
+async def create_event_type(body: EventTypeCreate, services: ServicesDep, _: AdminOnly, who: Who) -> Response:
     try:
         validator_for(body.schema_)
     except SchemaError as exc:
@@ -116,8 +118,13 @@ async def create_event_type(body: EventTypeCreate, services: ServicesDep, _: Adm
         source="custom",
     )
     try:
+        now = services.now()
         async with services.store.write() as conn:
-            await insert_event_type(conn, event_type, services.now())
+            await insert_event_type(conn, event_type, now)
+            created = {"description": body.description, "group": event_type.group}
+            await audit_log.record(
+                conn, who.entry("event_type.created", None, "event_type", body.name, created), now
+            )
     except IntegrityError:
         raise ApiError(409, f"event type '{body.name}' already exists") from None
     services.registry.add(event_type)

@@ -32,13 +32,14 @@ import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from hookline.api.access import Manage
+from hookline.api.audit import Actor, Who
 from hookline.api.auth import resolve_tenant
 from hookline.api.envelope import ApiError, error, not_found
 from hookline.api.errors import database_unavailable
 from hookline.api.routes.webhooks import subscription_events
 from hookline.api.services import Services
 from hookline.signing import generate_secret
-from hookline.store import relay
+from hookline.store import audit_log, relay
 from hookline.store.endpoints import Endpoint, get_endpoint
 
 log = structlog.get_logger("hookline.listen")
@@ -56,7 +57,7 @@ TAKEN_OVER = 4409
 
 
 @router.websocket("/v1/listen")
-async def listen(websocket: WebSocket, principal: Manage) -> None:
+async def listen(websocket: WebSocket, principal: Manage, who: Who) -> None:
     # A refused key (or a database away while it is looked up) is answered by the app's error handlers,
     # as the error envelope instead of the upgrade, before this runs.
     services: Services = websocket.app.state.services
@@ -79,7 +80,7 @@ async def listen(websocket: WebSocket, principal: Manage) -> None:
     await websocket.accept()
     connection = secrets.token_hex(8)
     try:
-        opened = await _open(services, tenant_id, session, events, connection)
+        opened = await _open(services, tenant_id, session, events, connection, who)
     except Exception as exc:  # the store is unavailable: say so; the listener tries again
         log.warning("relay session could not be opened", error=type(exc).__name__)
         await _close(websocket, 1011, "the session could not be opened; try again")
@@ -117,6 +118,7 @@ async def _open(
     session: relay.Session | None,
     events: list[str] | None,
     connection: str,
+    who: Actor,
 ) -> tuple[relay.Session, Endpoint, bool] | None:
     """A new session held by ``connection``, or ``session`` attached to it (None if it is gone now);
     with its endpoint and whether it was resumed."""
@@ -136,6 +138,8 @@ async def _open(
                 headers={},
                 metadata={},
             )
+            entry = who.entry("webhook.listen_opened", tenant_id, "webhook", endpoint.id, {"events": events})
+            await audit_log.record(conn, entry, now)
             return session, endpoint, False
         found = await get_endpoint(conn, tenant_id, session.endpoint_id, keyring=services.store.keyring)
         if found is None or not await relay.attach(conn, session, connection, now):

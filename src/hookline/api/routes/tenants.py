@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from hookline.api.access import AdminOnly, Manage
+from hookline.api.audit import Who, diff
 from hookline.api.auth import ServicesDep
 from hookline.api.envelope import ApiError, bad_request, not_found, ok
 from hookline.api.key_policy import (
@@ -27,6 +28,7 @@ from hookline.api.pagination import Cursor, Limit, decode_cursor, page
 from hookline.api.principal import Principal
 from hookline.api.responses import ApiKeyCreated, ApiKeyOut, Deleted, Envelope, Page, TenantOut
 from hookline.api.routing import StrictJsonRoute
+from hookline.store import audit_log
 from hookline.store import tenants as store
 from hookline.store.tenants import ApiKey, Tenant
 
@@ -133,7 +135,8 @@ async def _existing_tenant(services: ServicesDep, tenant_id: str) -> Tenant:
     response_model=Envelope[TenantOut],
     responses={409: {"description": "Conflict: a tenant with this id already exists"}},
 )
-async def create_tenant(body: TenantCreate, services: ServicesDep, _: AdminOnly) -> Response:
+async def create_tenant(body: TenantCreate, services: ServicesDep, _: AdminOnly, who: Who) -> Response:
+    now = services.now()
     try:
         async with services.store.write() as conn:
             tenant = await store.insert_tenant(
@@ -142,7 +145,15 @@ async def create_tenant(body: TenantCreate, services: ServicesDep, _: AdminOnly)
                 name=body.name,
                 metadata=body.metadata,
                 retention_seconds=body.retention_seconds,
-                now=services.now(),
+                now=now,
+            )
+            created = {
+                "name": tenant.name,
+                "metadata": tenant.metadata,
+                "retention_seconds": body.retention_seconds,
+            }
+            await audit_log.record(
+                conn, who.entry("tenant.created", tenant.id, "tenant", tenant.id, created), now
             )
     except IntegrityError:
         raise ApiError(409, f"tenant '{body.id}' already exists") from None
@@ -165,26 +176,36 @@ async def get_tenant(tenant_id: str, services: ServicesDep, _: AdminOnly) -> Res
 
 
 @router.patch("/{tenant_id}", summary="Update a tenant", response_model=Envelope[TenantOut])
-async def update_tenant(tenant_id: str, body: TenantUpdate, services: ServicesDep, _: AdminOnly) -> Response:
+async def update_tenant(
+    tenant_id: str, body: TenantUpdate, services: ServicesDep, _: AdminOnly, who: Who
+) -> Response:
     # null leaves a name or metadata as they are; for retention_seconds it means the service's default.
     changes = {
         k: v
         for k, v in body.model_dump(exclude_unset=True).items()
         if v is not None or k == "retention_seconds"
     }
+    now = services.now()
     async with services.store.write() as conn:
-        if not await store.update_tenant(conn, tenant_id, changes, services.now()):
+        before = await store.get_tenant(conn, tenant_id)
+        if before is None or not await store.update_tenant(conn, tenant_id, changes, now):
             raise not_found(f"tenant '{tenant_id}' not found")
+        changed = diff(tenant_view(before), changes)
+        await audit_log.record(
+            conn, who.entry("tenant.updated", tenant_id, "tenant", tenant_id, changed), now
+        )
     return ok(tenant_view(await _existing_tenant(services, tenant_id)), "Tenant updated successfully")
 
 
 @router.delete(
     "/{tenant_id}", summary="Delete a tenant and everything it owns", response_model=Envelope[Deleted]
 )
-async def delete_tenant(tenant_id: str, services: ServicesDep, _: AdminOnly) -> Response:
+async def delete_tenant(tenant_id: str, services: ServicesDep, _: AdminOnly, who: Who) -> Response:
+    now = services.now()
     async with services.store.write() as conn:
         if not await store.delete_tenant(conn, tenant_id):
             raise not_found(f"tenant '{tenant_id}' not found")
+        await audit_log.record(conn, who.entry("tenant.deleted", tenant_id, "tenant", tenant_id), now)
     services.key_cache.clear()
     services.known_tenants.clear()
     return ok({"id": tenant_id, "deleted": True}, "Tenant deleted successfully")
@@ -233,7 +254,7 @@ def _at(principal: Principal) -> str:
     response_model=Envelope[ApiKeyCreated],
 )
 async def create_key(
-    tenant_id: str, services: ServicesDep, principal: Manage, body: KeyCreate | None = None
+    tenant_id: str, services: ServicesDep, principal: Manage, who: Who, body: KeyCreate | None = None
 ) -> Response:
     _own_tenant(principal, tenant_id)
     wanted = _no_broader(principal, body or KeyCreate())
@@ -252,6 +273,13 @@ async def create_key(
             allowed_ips=tuple(wanted.allowed_ips) if wanted.allowed_ips is not None else None,
             rate_limit=wanted.rate_limit,
         )
+        view = key_view(record)
+        created = {
+            k: view[k] for k in ("name", "prefix", "scopes", "expires_at", "allowed_ips", "rate_limit")
+        }
+        await audit_log.record(
+            conn, who.entry("api_key.created", tenant_id, "api_key", record.id, created), now
+        )
     return ok({**key_view(record), "key": key}, "API key created; store it now, it is not shown again", 201)
 
 
@@ -269,10 +297,14 @@ async def list_keys(tenant_id: str, services: ServicesDep, principal: Manage) ->
 
 
 @router.delete("/{tenant_id}/keys/{key_id}", summary="Revoke an API key", response_model=Envelope[Deleted])
-async def delete_key(tenant_id: str, key_id: str, services: ServicesDep, principal: Manage) -> Response:
+async def delete_key(
+    tenant_id: str, key_id: str, services: ServicesDep, principal: Manage, who: Who
+) -> Response:
     _own_tenant(principal, tenant_id)
+    now = services.now()
     async with services.store.write() as conn:
         if not await store.delete_api_key(conn, tenant_id, key_id):
             raise not_found(f"API key '{key_id}' not found")
+        await audit_log.record(conn, who.entry("api_key.revoked", tenant_id, "api_key", key_id), now)
     services.key_cache.clear()
     return ok({"id": key_id, "deleted": True}, "API key revoked")

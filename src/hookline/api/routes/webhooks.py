@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -13,6 +14,7 @@ from starlette.responses import Response
 
 from hookline.api import endpoint_health
 from hookline.api.access import Manage, Read
+from hookline.api.audit import Who, diff
 from hookline.api.auth import ServicesDep, resolve_tenant
 from hookline.api.envelope import ApiError, bad_request, not_found, ok
 from hookline.api.pagination import Cursor, Limit, decode_int_cursor, page
@@ -36,8 +38,8 @@ from hookline.dispatch.options import still_valid
 from hookline.dispatch.sender import REDACTED
 from hookline.egress import UrlRejected, check_webhook_url, header_problem
 from hookline.signing import generate_secret, generate_signing_key, public_key, validate_secret
+from hookline.store import audit_log, relay
 from hookline.store import endpoints as store
-from hookline.store import relay
 from hookline.store.endpoint_state import EndpointState
 from hookline.store.endpoints import Endpoint
 
@@ -263,7 +265,7 @@ TenantQuery = Query(default=None, description="the tenant to act on (admin key o
 @router.post(
     "", status_code=201, summary="Register a webhook endpoint", response_model=Envelope[WebhookCreated]
 )
-async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: Manage) -> Response:
+async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: Manage, who: Who) -> Response:
     tenant_id = await resolve_tenant(services, principal, body.tenant_id)
     url = _url(services, body.url)
     _branded_headers(services, body.headers)
@@ -275,11 +277,12 @@ async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: 
     secret = body.secret or generate_secret()
     signing_key = generate_signing_key() if body.signing == "ed25519" else None
     verify = services.settings.verification_required if body.verify is None else body.verify
+    now = services.now()
     async with services.store.write() as conn:
         endpoint = await store.insert_endpoint(
             conn,
             tenant_id=tenant_id,
-            now=services.now(),
+            now=now,
             keyring=services.store.keyring,
             verify=verify,
             url=url,
@@ -294,6 +297,13 @@ async def create_webhook(body: WebhookCreate, services: ServicesDep, principal: 
             active=True,
             **_options(body.model_dump(include=OPTION_FIELDS)),
         )
+        fields = body.model_dump(exclude={"secret", "tenant_id"}) | {
+            "url": url,
+            "events": events,
+            "verify": verify,
+        }
+        entry = who.entry("webhook.created", tenant_id, "webhook", endpoint.id, fields)
+        await audit_log.record(conn, entry, now)
     if verify:
         await endpoint_health.verify(services, endpoint)
     [view] = await webhook_views(services, [endpoint])
@@ -335,10 +345,15 @@ async def get_webhook(
     response_model=Envelope[WebhookSecret],
 )
 async def get_webhook_secret(
-    webhook_id: str, services: ServicesDep, principal: Manage, tenant_id: str | None = TenantQuery
+    webhook_id: str, services: ServicesDep, principal: Manage, who: Who, tenant_id: str | None = TenantQuery
 ) -> Response:
+    """Recorded in the audit log (``webhook.secret_revealed``) before it is shown."""
     tenant = await resolve_tenant(services, principal, tenant_id)
     endpoint = await endpoint_or_404(services, tenant, webhook_id)
+    async with services.store.write() as conn:
+        await audit_log.record(
+            conn, who.entry("webhook.secret_revealed", tenant, "webhook", endpoint.id), services.now()
+        )
     return ok({"id": endpoint.id, "secret": endpoint.secret}, "Webhook secret retrieved successfully")
 
 
@@ -348,6 +363,7 @@ async def update_webhook(
     body: WebhookUpdate,
     services: ServicesDep,
     principal: Manage,
+    who: Who,
     tenant_id: str | None = TenantQuery,
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
@@ -391,11 +407,16 @@ async def update_webhook(
         _custom_headers(
             changes.get("headers", before.headers), changes.get("secret_headers", before.secret_headers)
         )
+    now = services.now()
     async with services.store.write() as conn:
         if not await store.update_endpoint(
-            conn, tenant, before.id, changes, services.now(), keyring=services.store.keyring
+            conn, tenant, before.id, changes, now, keyring=services.store.keyring
         ):
             raise not_found(f"webhook '{webhook_id}' not found")
+        changed = diff(dataclasses.asdict(before), changes)
+        if discard_held:
+            changed["discard_held"] = True
+        await audit_log.record(conn, who.entry("webhook.updated", tenant, "webhook", before.id, changed), now)
     endpoint = await endpoint_or_404(services, tenant, webhook_id)
     if "active" in changes:
         await endpoint_health.set_active(
@@ -420,12 +441,15 @@ def _signing_changes(endpoint: Endpoint, signing: str | None) -> dict[str, Any]:
 
 @router.delete("/{webhook_id}", summary="Delete a webhook endpoint", response_model=Envelope[Deleted])
 async def delete_webhook(
-    webhook_id: str, services: ServicesDep, principal: Manage, tenant_id: str | None = TenantQuery
+    webhook_id: str, services: ServicesDep, principal: Manage, who: Who, tenant_id: str | None = TenantQuery
 ) -> Response:
     tenant = await resolve_tenant(services, principal, tenant_id)
+    endpoint_id = numeric_id(webhook_id)
     async with services.store.write() as conn:
-        if not await store.delete_endpoint(conn, tenant, numeric_id(webhook_id)):
+        if not await store.delete_endpoint(conn, tenant, endpoint_id):
             raise not_found(f"webhook '{webhook_id}' not found")
+        entry = who.entry("webhook.deleted", tenant, "webhook", endpoint_id)
+        await audit_log.record(conn, entry, services.now())
     return ok({"id": int(webhook_id), "deleted": True}, "Webhook deleted successfully")
 
 
@@ -447,6 +471,7 @@ async def rotate_secret(
     webhook_id: str,
     services: ServicesDep,
     principal: Manage,
+    who: Who,
     body: SecretRotation | None = None,
     tenant_id: str | None = TenantQuery,
 ) -> Response:
@@ -470,6 +495,11 @@ async def rotate_secret(
     changes = {"secret": new_secret, "previous_secrets": kept[:5], "signing_key": new_key}
     async with services.store.write() as conn:
         await store.update_endpoint(conn, tenant, endpoint.id, changes, now, keyring=services.store.keyring)
+        rotated = {"grace_period_seconds": body.grace_period_seconds, "secret_given": body.secret is not None}
+        rotated |= diff(dataclasses.asdict(endpoint), changes, ("secret", "signing_key"))
+        await audit_log.record(
+            conn, who.entry("webhook.secret_rotated", tenant, "webhook", endpoint.id, rotated), now
+        )
     data = {
         "id": endpoint.id,
         "secret": new_secret,
@@ -524,14 +554,15 @@ async def get_public_key(
     response_model=Envelope[VerifyOutcome],
 )
 async def verify_webhook(
-    webhook_id: str, services: ServicesDep, principal: Manage, tenant_id: str | None = TenantQuery
+    webhook_id: str, services: ServicesDep, principal: Manage, who: Who, tenant_id: str | None = TenantQuery
 ) -> Response:
     """POSTs ``{"type": "verification", "challenge": ...}``, signed; the endpoint is verified when it
     answers 200 with the same challenge. Until then its deliveries are held. The answer says how it
     went, whichever way (a failed handshake is not an error of this request)."""
     tenant = await resolve_tenant(services, principal, tenant_id)
     endpoint = await endpoint_or_404(services, tenant, webhook_id)
-    outcome = await endpoint_health.verify(services, endpoint)
+    audit = who.entry("webhook.verification_requested", tenant, "webhook", endpoint.id)
+    outcome = await endpoint_health.verify(services, endpoint, audit=audit)
     data = {
         "webhook_id": endpoint.id,
         "verified": outcome.verified,
@@ -559,7 +590,9 @@ class DefaultWebhook(BaseModel):
     response_model=Envelope[WebhookOut],
     responses={201: {"model": Envelope[WebhookCreated], "description": "created"}},
 )
-async def set_default_webhook(body: DefaultWebhook, services: ServicesDep, principal: Manage) -> Response:
+async def set_default_webhook(
+    body: DefaultWebhook, services: ServicesDep, principal: Manage, who: Who
+) -> Response:
     """The default webhook is the tenant's oldest endpoint (not a ``hookline listen`` session's); with
     none, one is created (201, with its secret). Events default to all. It is an ordinary endpoint:
     ``GET /v1/webhooks`` lists it."""
@@ -573,17 +606,18 @@ async def set_default_webhook(body: DefaultWebhook, services: ServicesDep, princ
         )
     if not existing:
         return await create_webhook(
-            WebhookCreate(url=url, events=events, tenant_id=tenant_id), services, principal
+            WebhookCreate(url=url, events=events, tenant_id=tenant_id), services, principal, who
         )
     endpoint = existing[0]
+    now = services.now()
+    changes = {"url": url, "events": events}
     async with services.store.write() as conn:
         await store.update_endpoint(
-            conn,
-            tenant_id,
-            endpoint.id,
-            {"url": url, "events": events},
-            services.now(),
-            keyring=services.store.keyring,
+            conn, tenant_id, endpoint.id, changes, now, keyring=services.store.keyring
+        )
+        changed = diff(dataclasses.asdict(endpoint), changes)
+        await audit_log.record(
+            conn, who.entry("webhook.updated", tenant_id, "webhook", endpoint.id, changed), now
         )
     updated = await endpoint_or_404(services, tenant_id, str(endpoint.id))
     if url != endpoint.url:
