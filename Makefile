@@ -25,8 +25,8 @@ run: $(BIN)/.installed
 
 # The second mypy checks hookline_receiver on its own: its oldest Python, no pydantic plugin.
 lint: $(BIN)/.installed-dev
-	$(BIN)/ruff check src tests bench receiver examples
-	$(BIN)/ruff format --check src tests bench receiver examples
+	$(BIN)/ruff check src tests bench receiver examples scripts
+	$(BIN)/ruff format --check src tests bench receiver examples scripts
 	$(BIN)/mypy src
 	$(BIN)/mypy --config-file receiver/pyproject.toml src/hookline_receiver
 

@@ -25,11 +25,15 @@ from hookline.api.auth import authenticate
 from hookline.api.key_policy import effective
 from hookline.api.principal import Principal
 from hookline.api.services import Services
+from hookline.dashboard import pages
 from tests.conftest import ADMIN_KEY, assert_error
 from tests.samples import MESSAGE
 
 MANAGE, WRITE, READ, ADMIN = "tenant:manage", "events:write", "read", "admin"
 NO_KEY, OWN_TOKEN = "no key", "own token"
+# The dashboard's pages: a session cookie (or its sign-in form), never an API key in a header; what each
+# kind of session may do is tested in a browser (tests/test_dashboard_browser.py).
+DASHBOARD = "dashboard session"
 
 # The decision for every route, written out. A new route fails test_the_policy_is_written_out until it
 # is added here (after deciding: read-only for support tools? a platform's backend? its tenant's owner?).
@@ -46,6 +50,9 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/v1/event-types"): READ,
     ("GET", "/v1/egress-ips"): READ,
     ("GET", "/v1/audit-log"): MANAGE,
+    ("POST", "/v1/tenants/{tenant_id}/portal-links"): ADMIN,
+    ("GET", "/v1/tenants/{tenant_id}/portal-links"): ADMIN,
+    ("DELETE", "/v1/tenants/{tenant_id}/portal-links/{link_id}"): ADMIN,
     ("GET", "/v1/event-types/{name}"): READ,
     ("POST", "/v1/events"): WRITE,
     ("POST", "/v1/events/batch"): WRITE,
@@ -79,6 +86,16 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): NO_KEY,
     ("GET", "/readyz"): NO_KEY,
     ("GET", "/metrics"): OWN_TOKEN,
+    ("GET", "/ui"): DASHBOARD,
+    ("GET", "/ui/sign-in"): DASHBOARD,
+    ("POST", "/ui/sign-in"): DASHBOARD,
+    ("POST", "/ui/sign-out"): DASHBOARD,
+    ("POST", "/ui/language"): DASHBOARD,
+    ("GET", "/ui/portal"): DASHBOARD,
+    ("GET", "/ui/endpoints"): DASHBOARD,
+    ("POST", "/ui/endpoints/{webhook_id}/active"): DASHBOARD,
+    ("GET", "/ui/event-types"): DASHBOARD,
+    ("GET", "/ui/operator"): DASHBOARD,
     ("GET", "/v1/openapi.json"): NO_KEY,
     ("GET", "/docs"): NO_KEY,
     ("GET", "/docs/oauth2-redirect"): NO_KEY,
@@ -97,6 +114,8 @@ def _declared(services: Services, app: Any = None) -> dict[tuple[str, str], str]
             if isinstance(decision, RequireScope)
             else NO_KEY
             if isinstance(decision, NoKey)
+            else DASHBOARD
+            if decision is pages.SESSION_DECISION
             else OWN_TOKEN
         )
         for method in access.methods:
@@ -178,6 +197,7 @@ def _request(method: str, path: str, role: str) -> dict[str, Any]:
     values = {
         "tenant_id": "victim" if role == "admin" else "acme",
         "key_id": "key_nope",
+        "link_id": "pl_nope",
         "webhook_id": "1",
         "delivery_id": "1",
         "event_id": "evt_nope",
@@ -200,6 +220,8 @@ async def test_every_operation_with_a_key_of_each_scope(http: httpx.AsyncClient)
     for (method, path), needed in sorted(POLICY.items()):
         if method == "WEBSOCKET":
             continue  # tests/test_api_keys.py opens /v1/listen with each scope, on a real server
+        if needed == DASHBOARD:
+            continue
         for role, (key, held) in keys.items():
             request = _request(method, path, role)
             response = await http.request(**request, headers={"Authorization": f"Bearer {key}"})
@@ -215,4 +237,5 @@ async def test_every_operation_with_a_key_of_each_scope(http: httpx.AsyncClient)
         if needed == NO_KEY:
             anonymous = await http.request(**_request(method, path, "anonymous"))
             assert anonymous.status_code not in (401, 403), (method, path)
-    assert checked == (len(POLICY) - 1) * len(keys)
+    dashboard = sum(1 for needed in POLICY.values() if needed == DASHBOARD)
+    assert checked == (len(POLICY) - 1 - dashboard) * len(keys)

@@ -261,7 +261,8 @@ async def test_filters_and_their_errors(api: Api) -> None:
     assert_error(
         await api.http.get("/v1/audit-log?resource_type=hook", headers=auth),
         400,
-        "unknown resource_type 'hook' (one of tenant, api_key, webhook, delivery, event_type, secret_key)",
+        "unknown resource_type 'hook' "
+        "(one of tenant, api_key, webhook, delivery, event_type, secret_key, portal_link)",
     )
     assert_error(await api.http.get("/v1/audit-log?since=2025-01-01T00:00:00", headers=auth), 400)
     assert_error(await api.http.get("/v1/audit-log?cursor=%%%", headers=auth), 400)

@@ -325,6 +325,12 @@ async def test_every_route_round_trips(sdk: Harness, rx: Receiver) -> None:
         ("tenant.created", "admin"),
     ]
 
+    # Portal links (admin).
+    link = await a(admin.tenants.portal_links.create("acme", capabilities=["send_tests"], expires_in=120))
+    assert link.url is not None and "/ui/portal?token=" in link.url and link.capabilities == ["send_tests"]
+    assert [found.id for found in await items(admin.tenants.portal_links.list("acme"))] == [link.id]
+    assert (await a(admin.tenants.portal_links.revoke("acme", link.id))).deleted
+
     # Deleting.
     deleted = await a(client.webhooks.delete(other.id))
     assert (deleted.id, deleted.deleted) == (other.id, True)

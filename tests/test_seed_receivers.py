@@ -92,14 +92,15 @@ def _free_port() -> int:
     return port
 
 
-def npm_ci(directory: Path) -> None:
+def npm_ci(directory: Path, *packages: str) -> None:
     """Install the Express app in ``directory`` from the npm registry with its committed lock file
-    (``npm ci``), unless its node_modules has express already. Also used by tests/test_examples.py."""
+    (``npm ci``), unless its node_modules has express (and ``packages``) already. Also used by
+    tests/test_examples.py and the dashboard's browser tests (axe-core)."""
     assert NODE is not None and NPM is not None, "Node.js and npm are required (the Express receivers)"
     # Test processes run in parallel (pytest-xdist): one installs while the others wait for it.
     with (directory / ".npm-ci.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (directory / "node_modules" / "express").is_dir():
+        if not all((directory / "node_modules" / name).is_dir() for name in ("express", *packages)):
             subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=directory, check=True, timeout=300)
 
 

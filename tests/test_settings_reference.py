@@ -64,6 +64,11 @@ EXAMPLES: dict[str, tuple[str, Any]] = {
         "10.0.0.0/8, 2001:db8::/32",
         (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8::/32")),
     ),
+    "public_url": ("https://hooks.example.com",) * 2,
+    "portal_frame_ancestors": (
+        "https://app.example.com, http://localhost:3000/",
+        ("https://app.example.com", "http://localhost:3000"),
+    ),
     "retry_schedule": ("30s,2m,1h", (30.0, 120.0, 3600.0)),
     "no_retry_statuses": ("400,401,403", frozenset({400, 401, 403})),
     "operator_webhook_url": (OPERATOR_URL, OPERATOR_URL),

@@ -282,6 +282,13 @@ class Settings(BaseSettings):
     client address that API keys' `allowed_ips` are checked against is the right-most address of
     `X-Forwarded-For` that is not a trusted proxy. Unset: the client is the connection's peer, and
     `X-Forwarded-For` is ignored (anyone can send it)."""
+    public_url: str | None = Field(default=None, max_length=2048, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    """The URL users reach hookline at, e.g. `https://hooks.example.com` (behind a proxy, a path prefix
+    too): the start of portal links' URLs. Unset: the address the request for the link came to."""
+    portal_frame_ancestors: Annotated[tuple[str, ...], NoDecode] = ()
+    """The origins that may embed the dashboard in a frame (a portal link inside a platform's app), e.g.
+    `https://app.example.com,https://admin.example.com`; sent as the `frame-ancestors` of the pages'
+    Content-Security-Policy. Unset: no site may frame it."""
     tenant_rate_limit: float | None = Field(default=None, gt=0, le=1_000_000)
     """Requests per second one tenant's keys may make together, per API process (N processes let
     through up to N times as much); beyond it the API answers 429 with `Retry-After`. Bursts of a
@@ -329,6 +336,19 @@ class Settings(BaseSettings):
         if proxy is None or (isinstance(proxy, str) and not proxy.strip()):
             return data
         return {**data, "sender": "aiohttp"}
+
+    @field_validator("portal_frame_ancestors", mode="before")
+    @classmethod
+    def _frame_ancestors(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        origins = tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+        for origin in origins:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+                raise ValueError(
+                    f"'{origin}' is not an origin (scheme://host[:port], e.g. https://app.example.com)"
+                )
+        return origins
 
     @field_validator("egress_proxy", mode="before")
     @classmethod

@@ -36,7 +36,9 @@ from collections.abc import Iterable
 from secrets import token_bytes
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 __all__ = ["KEY_BYTES", "KeyFormatError", "Keyring", "SealError", "generate_key", "is_sealed", "key_id_of"]
 
@@ -113,6 +115,7 @@ class Keyring:
 
     def __init__(self, keys: Iterable[bytes] = (), *, cache_size: int = CACHE_SIZE) -> None:
         self._ciphers: dict[str, AESGCM] = {}
+        self._raw: dict[str, bytes] = {}
         for position, key in enumerate(keys, start=1):
             if len(key) != KEY_BYTES:
                 raise KeyFormatError(f"key {position} is not {KEY_BYTES} bytes")
@@ -120,6 +123,7 @@ class Keyring:
             if kid in self._ciphers:
                 raise KeyFormatError(f"key {position} is listed twice (id {kid})")
             self._ciphers[kid] = AESGCM(key)
+            self._raw[kid] = key
         self._opened: dict[tuple[str, str], str] = {}
         self._cache_size = cache_size
 
@@ -152,6 +156,14 @@ class Keyring:
 
     def __repr__(self) -> str:
         return f"Keyring(ids={list(self._ciphers)})"
+
+    def derived(self, purpose: str) -> list[bytes]:
+        """A 32-byte key for ``purpose`` derived from each key (HKDF-SHA256), the sealing key's first:
+        what signs dashboard sessions and portal links, never the sealing keys themselves."""
+        return [
+            HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=purpose.encode()).derive(raw)
+            for raw in self._raw.values()
+        ]
 
     def seal(self, text: str, purpose: str) -> str:
         """``text`` sealed with the first key, for ``purpose`` (what the value is: it must be given

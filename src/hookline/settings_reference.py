@@ -30,6 +30,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Secrets at rest", ("secret_key",)),
     ("API server", ("host", "port", "api_workers", "max_body_bytes", "json_safe_integers")),
     ("API keys and the audit log", ("trusted_proxies", "tenant_rate_limit", "audit_retention")),
+    ("Dashboard and portal links", ("public_url", "portal_frame_ancestors")),
     (
         "Worker processes",
         ("worker_concurrency", "worker_batch_size", "lease", "poll_interval", "drain_timeout"),
@@ -93,6 +94,8 @@ WRITTEN_TYPES: Mapping[str, str] = {
     "egress_proxy": "URL",
     "egress_ips": "comma-separated IP addresses or CIDRs",
     "trusted_proxies": "comma-separated CIDRs",
+    "public_url": "URL",
+    "portal_frame_ancestors": "comma-separated origins",
     "retry_schedule": "comma-separated durations",
     "no_retry_statuses": "comma-separated 4xx status codes",
 }

@@ -19,6 +19,7 @@ from hookline.api.routes import (
     event_types,
     events,
     listen,
+    portal_links,
     stats,
     tenants,
     webhook_tests,
@@ -38,6 +39,7 @@ FRAMEWORK_ROUTES: dict[str, access.Decision] = {
     "/v1/openapi.json": _DESCRIBES_THE_API,
     "/docs": _DESCRIBES_THE_API,
     "/docs/oauth2-redirect": _DESCRIBES_THE_API,
+    "/ui/static": access.no_key("the dashboard's stylesheets, scripts and images: public files"),
 }
 
 
@@ -72,9 +74,15 @@ def create_app(
         listen,
         egress_ips,
         audit_log,
+        portal_links,
     ):
         app.include_router(module.router)
     app.include_router(operations.router(operations.Operations(services, worker)))
+    # The dashboard (/ui) is a surface on top of the API: it calls the routes' operations in process.
+    from hookline.dashboard import pages
+
+    app.include_router(pages.router)
+    app.mount(pages.STATIC_PATH, pages.static_files(), name="dashboard-static")
 
     # Added last is outermost: the body limit, then the lean ingest path (POST /v1/events[/batch]),
     # which enforces the scopes those routes declare.

@@ -12,6 +12,9 @@ Actions, by resource:
 * ``delivery.retried``
 * ``event_type.created``
 * ``secret_key.rotated`` (``hookline secrets rotate-key``, service-wide)
+* ``portal_link.created``, ``portal_link.revoked``
+
+A portal link's session acts as ``portal_link:<link id>``.
 
 An update's ``changes`` are ``{field: {"from": old, "to": new}}`` for each field that changed; a
 creation's, the fields it was created with; an action's, what it was asked (a replay's window). A
@@ -55,6 +58,8 @@ ACTIONS = (
     "delivery.retried",
     "event_type.created",
     "secret_key.rotated",
+    "portal_link.created",
+    "portal_link.revoked",
 )
 RESOURCE_TYPES = tuple(dict.fromkeys(action.partition(".")[0] for action in ACTIONS))
 

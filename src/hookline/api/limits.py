@@ -5,6 +5,7 @@
 * Size: over ``max_bytes`` is a 413, whether the body has a Content-Length or is streamed.
 * A non-empty body must be JSON (415 otherwise) and is decoded here, once, by the strict decoder of
   ``hookline.api.jsonbody``; the value is left in the scope for the routes (400 when it is refused).
+  The dashboard's HTML forms (under ``/ui/``) are the one exception: form-encoded, parsed there.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hookline.api.jsonbody import SCOPE_KEY, BodyRejected, check_content_type, d
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_IN_QUERY = re.compile(rb"[\x00-\x1f\x7f]|%(?:[01][0-9a-fA-F]|7[fF])")  # raw or %-escaped
+DASHBOARD_PREFIX = "/ui/"
 MAX_PATH = 2048  # characters; longer paths are a 414 (no route of ours needs more than ~300)
 
 
@@ -31,6 +33,17 @@ def _target_problem(scope: Scope) -> tuple[int, str] | None:
     if _CONTROL_IN_QUERY.search(query):
         return 400, "query parameters must not contain control characters (such as NUL)"
     return None
+
+
+FORM_TYPE = b"application/x-www-form-urlencoded"
+
+
+def _dashboard_form(scope: Scope, content_type: bytes | None) -> bool:
+    return (
+        scope["path"].startswith(DASHBOARD_PREFIX)
+        and content_type is not None
+        and content_type.split(b";")[0].strip().lower() == FORM_TYPE
+    )
 
 
 class BodyLimitMiddleware:
@@ -71,7 +84,7 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         raw = b"".join(chunks)
-        if raw:
+        if raw and not _dashboard_form(scope, content_type):
             try:
                 check_content_type(content_type)
                 scope[SCOPE_KEY] = decode(raw)

@@ -418,3 +418,28 @@ class AuditEntryOut(_Shape):
     changes: dict[str, Any] = Field(
         description='what changed ({field: {"from", "to"}} for an update); secrets as "[redacted]"'
     )
+
+
+# --- portal links -------------------------------------------------------------------------------------
+
+
+class PortalThemeOut(_Shape):
+    accent: str | None = None
+    logo_url: str | None = None
+    mode: Literal["light", "dark", "auto"] | None = None
+
+
+class PortalLinkOut(_Shape):
+    id: str
+    tenant_id: str
+    capabilities: list[str] = Field(description="what it allows beyond reading; empty: read-only")
+    theme: PortalThemeOut
+    locale: str | None
+    note: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class PortalLinkCreated(PortalLinkOut):
+    url: str = Field(description="the signed URL to open or embed (shown once)")

@@ -19,6 +19,8 @@ from hookline.config import Settings
 from hookline.dispatch.sender import Sender
 from hookline.dispatch.senders import make_sender
 from hookline.egress import UrlPolicy
+from hookline.sealing import Keyring
+from hookline.signed_tokens import Signer
 from hookline.store.engine import Store
 from hookline.store.event_types import EventTypeRegistry
 from hookline.store.events import EventWriter
@@ -71,6 +73,7 @@ class Services:
     key_usage: KeyUsage = field(default_factory=KeyUsage)
     event_writer: EventWriter = field(init=False)
     rate_limiter: RequestRateLimiter = field(init=False)
+    _signers: dict[str, tuple[Keyring, Signer]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.event_writer = EventWriter(self.store)
@@ -98,6 +101,18 @@ class Services:
             yield sender
         finally:
             await sender.close()
+
+    def signer(self, purpose: str) -> Signer:
+        """The signer of ``purpose``'s tokens (``hookline.signed_tokens``), for the store's keyring now
+        (a test may swap it)."""
+        keyring = self.store.keyring
+        cached = self._signers.get(purpose)
+        if cached is None or cached[0] is not keyring:
+            cached = self._signers[purpose] = (
+                keyring,
+                Signer(keyring, self.admin_key_hash.encode(), purpose),
+            )
+        return cached[1]
 
     def is_admin(self, key_hash: str) -> bool:
         return hmac.compare_digest(key_hash, self.admin_key_hash)

@@ -98,6 +98,20 @@ class ApiKey(Model):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PortalLink(Model):
+    id: str
+    tenant_id: str
+    capabilities: list[str]  # empty: read-only
+    theme: dict[str, Any]
+    locale: str | None
+    note: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    url: str | None = None  # the signed URL: only in the answer that created it
+
+
+@dataclass(frozen=True, kw_only=True)
 class Deleted(Model):
     id: int | str
     deleted: bool

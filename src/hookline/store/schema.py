@@ -425,3 +425,22 @@ audit_log = sa.Table(
     sa.Index(None, "at"),
     sqlite_autoincrement=True,
 )
+
+# Portal links (``hookline.store.portal_links``): a signed URL that opens the dashboard for one tenant
+# with some capabilities, for a platform to embed. The URL's token names the row; the row says whether
+# it still works (revoked, expired), so the operator can list and revoke links.
+portal_links = sa.Table(
+    "portal_links",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("capabilities", Json, nullable=False),  # list of names (hookline.store.portal_links)
+    sa.Column("theme", Json, nullable=False),  # {"accent"?, "logo_url"?, "mode"?}
+    sa.Column("locale", sa.String(16), nullable=True),
+    sa.Column("note", sa.String(200), nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.Index(None, "tenant_id", "created_at"),
+)

@@ -175,6 +175,12 @@ async def delete_api_key(conn: AsyncConnection, tenant_id: str, key_id: str) -> 
     return result.rowcount > 0
 
 
+async def get_api_key(conn: AsyncConnection, key_id: str) -> ApiKey | None:
+    """The key with this id (a dashboard session names the key it was opened with), or None."""
+    row = (await conn.execute(sa.select(*_KEY_COLUMNS).where(api_keys.c.id == key_id))).mappings().first()
+    return ApiKey.from_row(row) if row is not None else None
+
+
 async def key_for_hash(conn: AsyncConnection, key_hash: str) -> ApiKey | None:
     """The key with this hash, or None. Looked up by hash (a unique index): the clear key never reaches
     the database, and the lookup's timing can tell at most something about a SHA-256 of a random

@@ -1,5 +1,5 @@
-"""``client.tenants`` (admin key) and ``client.tenants.keys`` (admin key, or a tenant's own
-``tenant:manage`` key)."""
+"""``client.tenants`` (admin key), ``client.tenants.keys`` (admin key, or a tenant's own
+``tenant:manage`` key) and ``client.tenants.portal_links`` (admin key)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from hookline.sdk.models import ApiKey, Deleted, Tenant
+from hookline.sdk.models import ApiKey, Deleted, PortalLink, Tenant
 from hookline.sdk.pagination import AsyncPager, Page, PageCall, Pager, page_parser
 from hookline.sdk.resources._base import AsyncResource, Ops, SyncResource, body
 from hookline.sdk.routes import Call, Route
@@ -21,6 +21,9 @@ DELETE = Route("DELETE", "/v1/tenants/{tenant_id}", "tenants.delete")
 KEY_CREATE = Route("POST", "/v1/tenants/{tenant_id}/keys", "tenants.keys.create")
 KEY_LIST = Route("GET", "/v1/tenants/{tenant_id}/keys", "tenants.keys.list")
 KEY_REVOKE = Route("DELETE", "/v1/tenants/{tenant_id}/keys/{key_id}", "tenants.keys.revoke")
+LINK_CREATE = Route("POST", "/v1/tenants/{tenant_id}/portal-links", "tenants.portal_links.create")
+LINK_LIST = Route("GET", "/v1/tenants/{tenant_id}/portal-links", "tenants.portal_links.list")
+LINK_REVOKE = Route("DELETE", "/v1/tenants/{tenant_id}/portal-links/{link_id}", "tenants.portal_links.revoke")
 
 
 class _Ops(Ops):
@@ -115,10 +118,87 @@ class AsyncKeys(AsyncResource, _KeyOps):
         return await self._run(KEY_REVOKE.call(Deleted.from_dict, path=path))
 
 
+class _LinkOps(Ops):
+    @staticmethod
+    def _create(
+        tenant_id: str,
+        capabilities: Sequence[str] | None,
+        expires_in: int | None,
+        theme: Mapping[str, Any] | None,
+        locale: str | None,
+        note: str | None,
+    ) -> Call[PortalLink]:
+        json = body(
+            capabilities=list(capabilities) if capabilities is not None else None,
+            expires_in=expires_in,
+            theme=dict(theme) if theme is not None else None,
+            locale=locale,
+            note=note,
+        )
+        return LINK_CREATE.call(PortalLink.from_dict, path={"tenant_id": tenant_id}, json=json)
+
+    @staticmethod
+    def _page(tenant_id: str) -> PageCall[PortalLink]:
+        def page_call(cursor: str | None) -> Call[Page[PortalLink]]:
+            parse = page_parser(PortalLink.from_dict)
+            return LINK_LIST.call(parse, path={"tenant_id": tenant_id}, params={"cursor": cursor})
+
+        return page_call
+
+
+class PortalLinks(SyncResource, _LinkOps):
+    def create(
+        self,
+        tenant_id: str,
+        *,
+        capabilities: Sequence[str] | None = None,
+        expires_in: int | None = None,
+        theme: Mapping[str, Any] | None = None,
+        locale: str | None = None,
+        note: str | None = None,
+    ) -> PortalLink:
+        """A signed URL (``.url``, shown only in this answer) that opens the dashboard for the tenant:
+        ``capabilities`` ``["read_only"]`` (the default) or any of ``manage_endpoints``,
+        ``view_secrets``, ``send_tests``, ``retry_replay``; ``expires_in`` seconds (default 3600, at
+        most 7 days); ``theme`` ``{accent, logo_url, mode}``; ``locale`` ``"en"`` or ``"ar"``."""
+        return self._run(self._create(tenant_id, capabilities, expires_in, theme, locale, note))
+
+    def list(self, tenant_id: str) -> Pager[PortalLink]:
+        return Pager(self._run, self._page(tenant_id), None)
+
+    def revoke(self, tenant_id: str, link_id: str) -> Deleted:
+        """Revoke the link; the sessions it opened end too."""
+        return self._run(
+            LINK_REVOKE.call(Deleted.from_dict, path={"tenant_id": tenant_id, "link_id": link_id})
+        )
+
+
+class AsyncPortalLinks(AsyncResource, _LinkOps):
+    async def create(
+        self,
+        tenant_id: str,
+        *,
+        capabilities: Sequence[str] | None = None,
+        expires_in: int | None = None,
+        theme: Mapping[str, Any] | None = None,
+        locale: str | None = None,
+        note: str | None = None,
+    ) -> PortalLink:
+        return await self._run(self._create(tenant_id, capabilities, expires_in, theme, locale, note))
+
+    def list(self, tenant_id: str) -> AsyncPager[PortalLink]:
+        return AsyncPager(self._run, self._page(tenant_id), None)
+
+    async def revoke(self, tenant_id: str, link_id: str) -> Deleted:
+        path = {"tenant_id": tenant_id, "link_id": link_id}
+        return await self._run(LINK_REVOKE.call(Deleted.from_dict, path=path))
+
+
 class Tenants(SyncResource, _Ops):
     def __init__(self, options: Options, run: Any) -> None:
         super().__init__(options, run)
         self.keys = Keys(options, run)
+        self.portal_links = PortalLinks(options, run)
 
     def create(
         self, name: str, *, id: str | None = None, metadata: Mapping[str, Any] | None = None
@@ -146,6 +226,7 @@ class AsyncTenants(AsyncResource, _Ops):
     def __init__(self, options: Options, run: Any) -> None:
         super().__init__(options, run)
         self.keys = AsyncKeys(options, run)
+        self.portal_links = AsyncPortalLinks(options, run)
 
     async def create(
         self, name: str, *, id: str | None = None, metadata: Mapping[str, Any] | None = None

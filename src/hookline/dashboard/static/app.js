@@ -1,0 +1,22 @@
+// hookline's dashboard: the little it needs in the browser. Times are written by the server in UTC and
+// rewritten here in the viewer's own time zone and language (Intl); everything works without it.
+(function () {
+  "use strict";
+  function localTimes(root) {
+    var lang = document.documentElement.lang || undefined;
+    var format = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (!isNaN(when.getTime())) {
+        el.textContent = format.format(when);
+        el.title = when.toISOString();
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    localTimes(document);
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    localTimes(event.target);
+  });
+})();

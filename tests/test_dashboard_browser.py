@@ -1,0 +1,328 @@
+"""The dashboard in a real browser: Debian's chromium (``/usr/bin/chromium``, installed by ``.ci/run``;
+never a browser download) driven by Playwright against a real ``hookline serve`` process on SQLite.
+
+What users rely on: a portal link opens its tenant's dashboard and nothing else; a read-only link can
+change nothing (no forms, and the POSTs are refused); an expired, revoked or tampered link is refused; a
+form without its CSRF token is refused; a tenant key signs in through the form, a wrong key does not;
+Arabic pages are right-to-left with the navigation mirrored; no page has an accessibility violation of
+serious or critical impact by axe-core (``tests/js``, from the npm registry). Screenshots of the main
+pages, English and Arabic, are saved under ``docs/screenshots/`` (the README shows them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.chaos.procs import ADMIN_KEY, Processes, base_env, start_api
+from tests.test_seed_receivers import JS, npm_ci
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
+AXE = JS / "node_modules" / "axe-core" / "axe.min.js"
+# The flags this machine's chromium needs headless (its network is closed: no background connections).
+CHROMIUM_ARGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)",
+)
+
+
+@dataclass
+class Service:
+    url: str
+    database: Path
+    admin: httpx.Client
+
+    def tenant(self, tenant_id: str, hook_url: str) -> tuple[str, dict[str, Any]]:
+        """A tenant with a key (returned) and one webhook (returned)."""
+        assert (
+            self.admin.post("/v1/tenants", json={"id": tenant_id, "name": tenant_id.title()}).status_code
+            == 201
+        )
+        key = self.admin.post(f"/v1/tenants/{tenant_id}/keys").json()["data"]["key"]
+        hook = httpx.post(
+            f"{self.url}/v1/webhooks",
+            json={"url": hook_url, "events": ["message.*"], "description": f"{tenant_id}'s receiver"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert hook.status_code == 201, hook.text
+        return key, hook.json()["data"]
+
+    def link(self, tenant_id: str, **body: Any) -> dict[str, Any]:
+        made = self.admin.post(f"/v1/tenants/{tenant_id}/portal-links", json=body)
+        assert made.status_code == 201, made.text
+        data: dict[str, Any] = made.json()["data"]
+        return data
+
+    def webhook(self, tenant_id: str, webhook_id: int) -> dict[str, Any]:
+        found = self.admin.get(f"/v1/webhooks/{webhook_id}", params={"tenant_id": tenant_id})
+        assert found.status_code == 200, found.text
+        data: dict[str, Any] = found.json()["data"]
+        return data
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    directory = tmp_path_factory.mktemp("dashboard")
+    database = directory / "hookline.db"
+    procs = Processes(directory)
+    try:
+        env = base_env(HOOKLINE_DATABASE_URL=f"sqlite:///{database}")
+        _, url = start_api(procs, "serve", env, command="serve")
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+        ) as admin:
+            yield Service(url, database, admin)
+    finally:
+        procs.kill_all()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def tenants(service: Service) -> dict[str, Any]:
+    """Two tenants with a webhook each."""
+    _, a = service.tenant("acme", "https://acme.example/hooks/one")
+    b_key, b = service.tenant("globex", "https://globex.example/secret-receiver")
+    return {"a": a, "b": b, "b_key": b_key}
+
+
+def csrf_of(page: Any) -> str:
+    token: str = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    return token
+
+
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+# --- portal links ---------------------------------------------------------------------------------------
+
+
+def test_a_portal_link_opens_its_tenant_and_changes_go_through_the_api(
+    service: Service, tenants: dict[str, Any], page: Any
+) -> None:
+    a = tenants["a"]
+    link = service.link("acme", capabilities=["manage_endpoints"], note="in Acme's app")
+    page.goto(link["url"])
+    assert page.url.endswith("/ui/endpoints")  # the token does not stay in the address bar
+    row = page.locator(f"tr[data-endpoint='{a['id']}']")
+    assert "https://acme.example/hooks/one" in row.inner_text()
+    assert "globex" not in page.content()  # never the other tenant's
+    screenshot(page, "endpoints-en")
+
+    row.get_by_role("button", name="Disable").click()
+    page.wait_for_url("**/ui/endpoints")
+    assert "Disabled" in page.locator(f"tr[data-endpoint='{a['id']}']").inner_text()
+    assert service.webhook("acme", a["id"])["active"] is False
+    # Recorded in the audit log as the link's doing, from the browser's address.
+    entries = service.admin.get("/v1/audit-log", params={"tenant_id": "acme", "action": "webhook.updated"})
+    [entry] = entries.json()["data"]["items"]
+    assert entry["actor"] == {"key_id": f"portal_link:{link['id']}", "address": "127.0.0.1"}
+    assert entry["changes"]["active"] == {"from": True, "to": False}
+
+    page.locator(f"tr[data-endpoint='{a['id']}']").get_by_role("button", name="Enable").click()
+    page.wait_for_url("**/ui/endpoints")
+    assert service.webhook("acme", a["id"])["active"] is True
+
+
+def test_another_tenants_endpoint_is_not_found_through_a_link(
+    service: Service, tenants: dict[str, Any], page: Any
+) -> None:
+    b = tenants["b"]
+    page.goto(service.link("acme", capabilities=["manage_endpoints"])["url"])
+    refused = page.request.post(
+        f"{service.url}/ui/endpoints/{b['id']}/active", form={"csrf_token": csrf_of(page), "active": "false"}
+    )
+    assert refused.status == 404 and f"webhook '{b['id']}' not found" in html.unescape(refused.text())
+    assert service.webhook("globex", b["id"])["active"] is True
+
+
+def test_a_read_only_link_shows_no_forms_and_its_posts_are_refused(
+    service: Service, tenants: dict[str, Any], page: Any
+) -> None:
+    a = tenants["a"]
+    page.goto(service.link("acme")["url"])  # capabilities default to read_only
+    assert "Read-only access" in page.content()
+    assert page.get_by_role("button", name="Disable").count() == 0
+    assert page.locator("form[action*='/active']").count() == 0
+    refused = page.request.post(
+        f"{service.url}/ui/endpoints/{a['id']}/active", form={"csrf_token": csrf_of(page), "active": "false"}
+    )
+    assert refused.status == 403 and "read-only" in refused.text()
+    assert service.webhook("acme", a["id"])["active"] is True
+
+
+def test_a_form_without_its_csrf_token_is_refused(
+    service: Service, tenants: dict[str, Any], page: Any
+) -> None:
+    a = tenants["a"]
+    page.goto(service.link("acme", capabilities=["manage_endpoints"])["url"])
+    for form in ({"active": "false"}, {"active": "false", "csrf_token": "not-the-token"}):
+        refused = page.request.post(f"{service.url}/ui/endpoints/{a['id']}/active", form=form)
+        assert refused.status == 403 and "CSRF" in refused.text()
+    assert service.webhook("acme", a["id"])["active"] is True
+
+
+def test_expired_revoked_and_tampered_links_are_refused(
+    service: Service, tenants: dict[str, Any], page: Any
+) -> None:
+    expired = service.link("acme", capabilities=["manage_endpoints"])
+    with contextlib.closing(sqlite3.connect(service.database)) as db, db:
+        db.execute(
+            "UPDATE portal_links SET expires_at = '2020-01-01 00:00:00.000000' WHERE id = ?", (expired["id"],)
+        )
+    response = page.goto(expired["url"])
+    assert response.status == 403 and "This portal link has expired" in page.content()
+
+    revoked = service.link("acme")
+    page.goto(revoked["url"])
+    assert page.url.endswith("/ui/endpoints")  # it worked...
+    assert service.admin.delete(f"/v1/tenants/acme/portal-links/{revoked['id']}").status_code == 200
+    # ... and the session it opened ends with it (the dashboard looks at the link every few seconds).
+    page.wait_for_timeout(5_500)
+    response = page.goto(f"{service.url}/ui/endpoints")
+    assert response.status == 403 and "This portal link was revoked" in page.content()
+    response = page.goto(revoked["url"])
+    assert response.status == 403 and "This portal link was revoked" in page.content()
+
+    token = service.link("acme", capabilities=["manage_endpoints"])["url"]
+    tampered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    response = page.goto(tampered)
+    assert response.status == 403 and "This portal link is not valid" in page.content()
+    assert page.locator("input[name=csrf_token]").count() == 0  # no session came of it
+
+
+# --- sign-in with a key ----------------------------------------------------------------------------------
+
+
+def test_a_tenant_key_signs_in_and_out_and_a_wrong_key_does_not(
+    service: Service, tenants: dict[str, Any], page: Any
+) -> None:
+    page.goto(f"{service.url}/ui")
+    assert page.url.endswith("/ui/sign-in")
+    screenshot(page, "sign-in-en")
+    page.get_by_label("API key").fill("hk_not_a_key")
+    page.get_by_role("button", name="Sign in").click()
+    assert "This API key is not valid." in page.content()
+
+    page.get_by_label("API key").fill(tenants["b_key"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/ui/endpoints")
+    assert "https://globex.example/secret-receiver" in page.content()
+    assert "acme.example" not in page.content()
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/ui/sign-in")
+    assert page.goto(f"{service.url}/ui/endpoints").url.endswith("/ui/sign-in")
+
+
+# --- languages and accessibility ------------------------------------------------------------------------
+
+
+def test_arabic_is_right_to_left_with_the_navigation_mirrored(
+    service: Service, tenants: dict[str, Any], page: Any
+) -> None:
+    page.goto(service.link("acme", locale="ar", capabilities=["manage_endpoints"])["url"])
+    html = page.locator("html")
+    assert (html.get_attribute("lang"), html.get_attribute("dir")) == ("ar", "rtl")
+    assert page.get_by_role("heading", level=1).inner_text() == "نقاط الاستقبال"
+    brand = page.locator("nav .brand").bounding_box()
+    links = page.get_by_role("link", name="أنواع الأحداث").bounding_box()
+    assert brand["x"] > links["x"]  # the brand on the right, the links to its left
+    url_cell = page.locator(f"tr[data-endpoint='{tenants['a']['id']}'] td.url").bounding_box()
+    events_cell = page.locator(f"tr[data-endpoint='{tenants['a']['id']}'] td").nth(1).bounding_box()
+    assert url_cell["x"] > events_cell["x"]  # the table's first column on the right
+    screenshot(page, "endpoints-ar")
+
+
+def test_the_language_switch_is_kept(service: Service, tenants: dict[str, Any], page: Any) -> None:
+    page.goto(service.link("acme")["url"])
+    assert page.locator("html").get_attribute("dir") == "ltr"
+    page.get_by_role("button", name="العربية").click()
+    page.wait_for_url("**/ui/endpoints")
+    assert page.locator("html").get_attribute("dir") == "rtl"
+    page.goto(f"{service.url}/ui/event-types")
+    assert page.locator("html").get_attribute("lang") == "ar"
+    screenshot(page, "event-types-ar", full_page=False)
+
+
+def _axe(page: Any) -> list[dict[str, Any]]:
+    page.evaluate(AXE.read_text())
+    result: dict[str, Any] = page.evaluate("async () => await axe.run(document)")
+    return [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def test_no_page_has_serious_accessibility_violations(
+    service: Service, tenants: dict[str, Any], browser: Any
+) -> None:
+    npm_ci(JS, "axe-core")
+    context = browser.new_context(bypass_csp=True)  # axe is injected into the page
+    page = context.new_page()
+    try:
+        pages = []
+        page.goto(f"{service.url}/ui/sign-in")
+        pages.append(("sign-in", _axe(page)))
+        page.goto(service.link("acme", capabilities=["manage_endpoints"])["url"])
+        pages.append(("endpoints", _axe(page)))
+        page.goto(f"{service.url}/ui/event-types")
+        pages.append(("event types", _axe(page)))
+        page.get_by_role("button", name="العربية").click()
+        page.wait_for_url("**/ui/event-types")
+        pages.append(("event types (ar)", _axe(page)))
+        page.goto(f"{service.url}/ui/endpoints")
+        pages.append(("endpoints (ar)", _axe(page)))
+        page.get_by_role("button", name="تسجيل الخروج").click()
+        context.clear_cookies()  # the language too: the operator signs in in English
+        page.goto(f"{service.url}/ui/sign-in")
+        page.get_by_label("API key").fill(ADMIN_KEY)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/ui/operator")
+        pages.append(("operator", _axe(page)))
+        screenshot(page, "operator-en")
+    finally:
+        context.close()
+    found = {name: [(v["id"], v["impact"], v["help"]) for v in violations] for name, violations in pages}
+    assert all(not violations for violations in found.values()), found
+
+
+def test_nothing_is_framed_unless_the_operator_allows_it(service: Service) -> None:
+    response = httpx.get(f"{service.url}/ui/sign-in")
+    policy = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+    assert response.headers["referrer-policy"] == "no-referrer"
