@@ -25,7 +25,7 @@ from hookline.api.auth import authenticate
 from hookline.api.key_policy import effective
 from hookline.api.principal import Principal
 from hookline.api.services import Services
-from hookline.dashboard import pages
+from hookline.dashboard import web
 from tests.conftest import ADMIN_KEY, assert_error
 from tests.samples import MESSAGE
 
@@ -115,7 +115,7 @@ def _declared(services: Services, app: Any = None) -> dict[tuple[str, str], str]
             else NO_KEY
             if isinstance(decision, NoKey)
             else DASHBOARD
-            if decision is pages.SESSION_DECISION
+            if decision is web.SESSION_DECISION
             else OWN_TOKEN
         )
         for method in access.methods:

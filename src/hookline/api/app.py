@@ -79,10 +79,9 @@ def create_app(
         app.include_router(module.router)
     app.include_router(operations.router(operations.Operations(services, worker)))
     # The dashboard (/ui) is a surface on top of the API: it calls the routes' operations in process.
-    from hookline.dashboard import pages
+    from hookline.dashboard import site
 
-    app.include_router(pages.router)
-    app.mount(pages.STATIC_PATH, pages.static_files(), name="dashboard-static")
+    site.install(app)
 
     # Added last is outermost: the body limit, then the lean ingest path (POST /v1/events[/batch]),
     # which enforces the scopes those routes declare.
