@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Depends, Request
 from starlette.responses import RedirectResponse, Response
 
 from hookline.api.envelope import ApiError
-from hookline.api.routes import webhooks
+from hookline.api.routes import event_types, webhooks
 from hookline.api.services import Services, get_services
 from hookline.dashboard.viewer import ADMIN, SignedOut, Viewer
 from hookline.dashboard.web import (
@@ -15,13 +17,15 @@ from hookline.dashboard.web import (
     call,
     changing,
     new_router,
+    not_allowed,
     page,
     refused,
     render,
     sign_in_redirect,
     tenant_query,
+    validated,
 )
-from hookline.store.portal_links import MANAGE_ENDPOINTS
+from hookline.store.portal_links import MANAGE_ENDPOINTS, VIEW_SECRETS
 
 router = new_router()
 
@@ -58,6 +62,335 @@ async def set_endpoint_active(
             webhooks.update_webhook,
             webhook_id,
             body,
+            services,
+            viewer.principal,
+            viewer.actor,
+            acting_tenant(viewer),
+        )
+    except SignedOut:
+        return sign_in_redirect()
+    except ApiError as error:
+        return await refused(request, services, error)
+    return RedirectResponse("/ui/endpoints" + tenant_query(viewer), status_code=303)
+
+
+# --- creating and editing -------------------------------------------------------------------------------
+
+FORM_FIELDS = ("url", "description", "patterns", "channels", "headers", "rate_limit", "timeout_seconds")
+NUMBERS = {"rate_limit": float, "timeout_seconds": float, "max_in_flight": int}
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
+
+
+def _headers(text: str) -> dict[str, str]:
+    """``Name: value`` lines; a line without a colon is an error the API would not word better."""
+    found: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise ApiError(400, f"headers: line {number} is not 'Name: value'")
+        found[name.strip()] = value.strip()
+    return found
+
+
+def _fields(form: Any) -> dict[str, Any]:
+    """The API's fields from the endpoint form (what the viewer typed, as typed, for a form shown again
+    is ``form`` itself)."""
+    text = {name: str(form.get(name) or "") for name in (*FORM_FIELDS, "max_in_flight")}
+    chosen = [str(v) for v in form.getlist("events")] + _split(text["patterns"])
+    fields: dict[str, Any] = {
+        "url": text["url"].strip(),
+        "description": text["description"].strip(),
+        "events": list(dict.fromkeys(chosen)) or None,
+        "channels": _split(text["channels"]) or None,
+        "headers": _headers(text["headers"]),
+    }
+    for name, kind in NUMBERS.items():
+        raw = text[name].strip()
+        if not raw:
+            fields[name] = None
+            continue
+        try:
+            fields[name] = kind(raw)
+        except ValueError:
+            raise ApiError(400, f"'{name}' must be a {'whole ' if kind is int else ''}number") from None
+    return fields
+
+
+async def _catalog(services: Services, viewer: Viewer) -> list[dict[str, Any]]:
+    found = await call(event_types.list_event_types, services, viewer.principal)
+    return list(found["items"])
+
+
+def _form_values(endpoint: dict[str, Any] | None) -> dict[str, Any]:
+    """The form's values for an existing endpoint (None: a new one)."""
+    if endpoint is None:
+        return {
+            **dict.fromkeys(("url", "description", "patterns", "channels", "headers"), ""),
+            **dict.fromkeys(NUMBERS, ""),
+            "events": [],
+        }
+    return {
+        "url": endpoint["url"],
+        "description": endpoint["description"],
+        "events": endpoint["events"],
+        "patterns": ", ".join(e for e in endpoint["events"] if "*" in e),
+        "channels": ", ".join(endpoint["channels"] or []),
+        "headers": "\n".join(f"{k}: {v}" for k, v in endpoint["headers"].items()),
+        "rate_limit": endpoint["rate_limit"] or "",
+        "timeout_seconds": endpoint["timeout_seconds"] or "",
+        "max_in_flight": endpoint["max_in_flight"] or "",
+    }
+
+
+def _typed(form: Any) -> dict[str, Any]:
+    values = {name: str(form.get(name) or "") for name in (*FORM_FIELDS, "max_in_flight")}
+    return {**values, "events": [str(v) for v in form.getlist("events")]}
+
+
+async def _show_form(
+    request: Request,
+    services: Services,
+    viewer: Viewer,
+    *,
+    endpoint: dict[str, Any] | None,
+    values: dict[str, Any],
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    catalog = await _catalog(services, viewer)
+    return render(
+        request,
+        services,
+        "endpoint_form.html",
+        viewer,
+        status=status,
+        active="endpoints",
+        endpoint=endpoint,
+        values=values,
+        catalog=catalog,
+        error=error,
+    )
+
+
+async def _webhook(services: Services, viewer: Viewer, webhook_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = await call(
+        webhooks.get_webhook, webhook_id, services, viewer.principal, acting_tenant(viewer)
+    )
+    return found
+
+
+@router.get("/endpoints/new")
+async def new_endpoint_form(request: Request, services: Services = Depends(get_services)) -> Response:
+    async def build(viewer: Viewer) -> Response:
+        if not viewer.can(MANAGE_ENDPOINTS):
+            return await refused(request, services, not_allowed(viewer), viewer)
+        return await _show_form(request, services, viewer, endpoint=None, values=_form_values(None))
+
+    return await page(request, services, build)
+
+
+@router.post("/endpoints/new")
+async def create_endpoint(request: Request, services: Services = Depends(get_services)) -> Response:
+    try:
+        viewer, form = await changing(request, services, MANAGE_ENDPOINTS)
+    except SignedOut:
+        return sign_in_redirect()
+    except ApiError as error:
+        return await refused(request, services, error)
+    try:
+        fields = _fields(form)
+        body = validated(webhooks.WebhookCreate, **fields, tenant_id=acting_tenant(viewer))
+        created = await call(webhooks.create_webhook, body, services, viewer.principal, viewer.actor)
+    except ApiError as error:
+        return await _show_form(
+            request,
+            services,
+            viewer,
+            endpoint=None,
+            values=_typed(form),
+            error=error.error,
+            status=error.code,
+        )
+    secret = created["secret"] if viewer.can(VIEW_SECRETS) else None
+    return render(
+        request,
+        services,
+        "endpoint_created.html",
+        viewer,
+        active="endpoints",
+        endpoint=created,
+        secret=secret,
+    )
+
+
+@router.get("/endpoints/{webhook_id}/edit")
+async def edit_endpoint_form(
+    webhook_id: str, request: Request, services: Services = Depends(get_services)
+) -> Response:
+    async def build(viewer: Viewer) -> Response:
+        if not viewer.can(MANAGE_ENDPOINTS):
+            return await refused(request, services, not_allowed(viewer), viewer)
+        try:
+            endpoint = await _webhook(services, viewer, webhook_id)
+        except ApiError as error:
+            return await refused(request, services, error, viewer)
+        return await _show_form(request, services, viewer, endpoint=endpoint, values=_form_values(endpoint))
+
+    return await page(request, services, build)
+
+
+@router.post("/endpoints/{webhook_id}/edit")
+async def update_endpoint(
+    webhook_id: str, request: Request, services: Services = Depends(get_services)
+) -> Response:
+    try:
+        viewer, form = await changing(request, services, MANAGE_ENDPOINTS)
+        endpoint = await _webhook(services, viewer, webhook_id)
+    except SignedOut:
+        return sign_in_redirect()
+    except ApiError as error:
+        return await refused(request, services, error)
+    try:
+        fields = _fields(form)
+        if fields["events"] is None:
+            raise ApiError(400, "choose at least one event type (or * for all of them)")
+        body = validated(webhooks.WebhookUpdate, **fields)
+        await call(
+            webhooks.update_webhook,
+            webhook_id,
+            body,
+            services,
+            viewer.principal,
+            viewer.actor,
+            acting_tenant(viewer),
+        )
+    except ApiError as error:
+        return await _show_form(
+            request,
+            services,
+            viewer,
+            endpoint=endpoint,
+            values=_typed(form),
+            error=error.error,
+            status=error.code,
+        )
+    return RedirectResponse("/ui/endpoints" + tenant_query(viewer), status_code=303)
+
+
+# --- secrets, verification, deletion --------------------------------------------------------------------
+
+
+@router.post("/endpoints/{webhook_id}/secret")
+async def reveal_secret(
+    webhook_id: str, request: Request, services: Services = Depends(get_services)
+) -> Response:
+    """Shown on its own page after a POST (never in a GET's page, which a browser may keep), and
+    recorded in the audit log by the API's operation."""
+    try:
+        viewer, form = await changing(request, services, VIEW_SECRETS)
+        if form.get("rotate") == "true":
+            grace = _grace(form.get("grace_period_seconds"))
+            body = webhooks.SecretRotation(grace_period_seconds=grace)
+            shown = await call(
+                webhooks.rotate_secret,
+                webhook_id,
+                services,
+                viewer.principal,
+                viewer.actor,
+                body,
+                acting_tenant(viewer),
+            )
+        else:
+            shown = await call(
+                webhooks.get_webhook_secret,
+                webhook_id,
+                services,
+                viewer.principal,
+                viewer.actor,
+                acting_tenant(viewer),
+            )
+        endpoint = await _webhook(services, viewer, webhook_id)
+    except SignedOut:
+        return sign_in_redirect()
+    except ApiError as error:
+        return await refused(request, services, error)
+    rotated = form.get("rotate") == "true"
+    return render(
+        request,
+        services,
+        "secret.html",
+        viewer,
+        active="endpoints",
+        endpoint=endpoint,
+        shown=shown,
+        rotated=rotated,
+    )
+
+
+def _grace(value: Any) -> int:
+    try:
+        seconds = int(str(value))
+    except ValueError:
+        raise ApiError(400, "'grace_period_seconds' must be a whole number") from None
+    return seconds
+
+
+@router.post("/endpoints/{webhook_id}/verify")
+async def verify_endpoint(
+    webhook_id: str, request: Request, services: Services = Depends(get_services)
+) -> Response:
+    try:
+        viewer, _ = await changing(request, services, MANAGE_ENDPOINTS)
+        outcome = await call(
+            webhooks.verify_webhook,
+            webhook_id,
+            services,
+            viewer.principal,
+            viewer.actor,
+            acting_tenant(viewer),
+        )
+        endpoint = await _webhook(services, viewer, webhook_id)
+    except SignedOut:
+        return sign_in_redirect()
+    except ApiError as error:
+        return await refused(request, services, error)
+    return render(
+        request, services, "verified.html", viewer, active="endpoints", endpoint=endpoint, outcome=outcome
+    )
+
+
+@router.get("/endpoints/{webhook_id}/delete")
+async def confirm_delete(
+    webhook_id: str, request: Request, services: Services = Depends(get_services)
+) -> Response:
+    async def build(viewer: Viewer) -> Response:
+        if not viewer.can(MANAGE_ENDPOINTS):
+            return await refused(request, services, not_allowed(viewer), viewer)
+        try:
+            endpoint = await _webhook(services, viewer, webhook_id)
+        except ApiError as error:
+            return await refused(request, services, error, viewer)
+        return render(
+            request, services, "endpoint_delete.html", viewer, active="endpoints", endpoint=endpoint
+        )
+
+    return await page(request, services, build)
+
+
+@router.post("/endpoints/{webhook_id}/delete")
+async def delete_endpoint(
+    webhook_id: str, request: Request, services: Services = Depends(get_services)
+) -> Response:
+    try:
+        viewer, _ = await changing(request, services, MANAGE_ENDPOINTS)
+        await call(
+            webhooks.delete_webhook,
+            webhook_id,
             services,
             viewer.principal,
             viewer.actor,

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import jinja2
@@ -26,10 +26,12 @@ from babel.dates import format_datetime
 from babel.numbers import format_decimal
 from fastapi import APIRouter, Depends, Request
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ValidationError
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from hookline.api.access import own_token
 from hookline.api.envelope import ApiError
+from hookline.api.errors import describe_validation_error
 from hookline.api.services import Services
 from hookline.dashboard import i18n
 from hookline.dashboard.i18n import N_
@@ -50,6 +52,7 @@ STATIC_PATH = "/ui/static"
 SESSION_DECISION = own_token("the dashboard's session cookie, or the sign-in form (hookline.dashboard)")
 
 sessions = Sessions()
+M = TypeVar("M", bound=BaseModel)
 
 
 def new_router() -> APIRouter:
@@ -181,8 +184,15 @@ async def changing(request: Request, services: Services, capability: str | None)
     if not csrf_ok(viewer.csrf, sent if isinstance(sent, str) else None):
         raise ApiError(403, "the form is missing its CSRF token or it does not match this session")
     if capability is not None and not viewer.can(capability):
-        raise ApiError(403, "this session cannot change anything here (its access is read-only)")
+        raise not_allowed(viewer)
     return viewer, form
+
+
+def not_allowed(viewer: Viewer) -> ApiError:
+    """The refusal of what the viewer's session may not do."""
+    if viewer.read_only:
+        return ApiError(403, "this session cannot change anything here (its access is read-only)")
+    return ApiError(403, "this session may not do this (its portal link does not allow it)")
 
 
 async def call(operation: Callable[..., Awaitable[Response]], *args: Any, **kwargs: Any) -> Any:
@@ -207,6 +217,17 @@ async def refused(
         title=N_("Not allowed"),
         detail=error.error,
     )
+
+
+def validated(model: type[M], **fields: Any) -> M:
+    """``model`` built from a form's fields, or the API's own 400 for what it refuses (``'url' is
+    required``, ``'timeout_seconds': input should be less than or equal to 120``)."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        described = describe_validation_error({**first, "loc": ("body", *first.get("loc", ()))})
+        raise ApiError(400, described) from None
 
 
 def acting_tenant(viewer: Viewer) -> str | None:
