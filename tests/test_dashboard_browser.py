@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tests.chaos.procs import ADMIN_KEY, Processes, base_env, start_api
+from tests.samples import MESSAGE
 from tests.test_seed_receivers import JS, npm_ci
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -406,3 +407,29 @@ def test_secrets_stay_hidden_without_the_capability(
         f"{service.url}/ui/endpoints/{a['id']}/secret", form={"csrf_token": csrf_of(page)}
     )
     assert refused.status == 403 and "whsec_" not in refused.text()
+
+
+def test_the_operator_sees_queues_and_failing_endpoints_across_tenants(
+    service: Service, tenants: dict[str, Any], page: Any
+) -> None:
+    b = tenants["b"]
+    key = {"Authorization": f"Bearer {tenants['b_key']}"}
+    event = {"event": "message.received", "data": MESSAGE}
+    posted = httpx.post(f"{service.url}/v1/events", json=event, headers=key)
+    assert posted.status_code == 202, posted.text
+    disabled = httpx.patch(f"{service.url}/v1/webhooks/{b['id']}", json={"active": False}, headers=key)
+    assert disabled.status_code == 200, disabled.text
+    try:
+        page.goto(f"{service.url}/ui/sign-in")
+        page.get_by_label("API key").fill(ADMIN_KEY)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/ui/operator")
+        failing = page.locator(f"tr[data-failing='{b['id']}']")
+        assert "globex" in failing.inner_text() and "Disabled" in failing.inner_text()
+        queues = page.get_by_role("heading", name="Queues").locator("xpath=..").inner_text()
+        assert "globex" in queues  # its delivery waits (held: the endpoint is disabled)
+        page.get_by_role("link", name="globex").first.click()
+        page.wait_for_url("**/ui/endpoints?tenant=globex")
+        assert "https://globex.example/secret-receiver" in page.content()
+    finally:
+        httpx.patch(f"{service.url}/v1/webhooks/{b['id']}", json={"active": True}, headers=key)

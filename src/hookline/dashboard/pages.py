@@ -42,9 +42,16 @@ from hookline.dashboard.web import (
     tenant_query,
 )
 from hookline.signed_tokens import PORTAL_LINK, BadToken
-from hookline.store import portal_links
+from hookline.store import overview, portal_links
 
 router = new_router()
+
+CAPABILITY_NAMES = {
+    "manage_endpoints": N_("Manage endpoints"),
+    "view_secrets": N_("View secrets"),
+    "send_tests": N_("Send tests"),
+    "retry_replay": N_("Retry and replay"),
+}
 
 # --- sign-in, portal links, sign-out, language ------------------------------------------------------------
 
@@ -187,9 +194,19 @@ async def operator_page(request: Request, services: Services = Depends(get_servi
                 request, services, ApiError(403, "only the operator (admin key) sees this page"), viewer
             )
         found = await call(tenants.list_tenants, services, viewer.principal, 250, None)
+        now = services.now()
         async with services.store.read() as conn:
             links = await portal_links.list_for(conn, None, limit=50)
-        page = {"tenants": found["items"], "links": links, "now": services.now()}
+            queues = await overview.read(conn, now)
+            failing = await overview.failing_endpoints(conn)
+        page = {
+            "tenants": found["items"],
+            "links": links,
+            "now": now,
+            "queues": sorted(queues.queues, key=lambda q: -q.pending),
+            "failing": failing,
+            "capability_names": CAPABILITY_NAMES,
+        }
         return render(request, services, "operator.html", viewer, active="operator", **page)
 
     return await page(request, services, build)

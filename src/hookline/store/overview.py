@@ -83,3 +83,29 @@ async def read(conn: AsyncConnection, now: datetime) -> Overview:
         else:
             breakers[breaker or "closed"] = breakers.get(breaker or "closed", 0) + count
     return Overview(now, list(queues.values()), held, breakers, disabled)
+
+
+@dataclass(frozen=True, slots=True)
+class FailingEndpoint:
+    id: int
+    tenant_id: str
+    url: str
+    active: bool
+    breaker_state: str
+    failing_since: datetime | None
+    disabled_reason: str | None
+
+
+async def failing_endpoints(conn: AsyncConnection, *, limit: int = 50) -> list[FailingEndpoint]:
+    """Endpoints in trouble across every tenant, the longest failing first: a breaker not closed,
+    failures since their last success, or disabled (the operator's view in the dashboard)."""
+    s = endpoint_state.c
+    e = endpoints.c
+    query = (
+        sa.select(e.id, e.tenant_id, e.url, e.active, s.breaker_state, s.failing_since, e.disabled_reason)
+        .select_from(endpoints.join(endpoint_state, s.endpoint_id == e.id))
+        .where(sa.or_(s.breaker_state != "closed", s.failing_since.is_not(None), e.active.is_(sa.false())))
+        .order_by(s.failing_since.is_(None), s.failing_since, e.id)
+        .limit(limit)
+    )
+    return [FailingEndpoint(*row) for row in await conn.execute(query)]
