@@ -16,6 +16,7 @@ import html
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -433,3 +434,42 @@ def test_the_operator_sees_queues_and_failing_endpoints_across_tenants(
         assert "https://globex.example/secret-receiver" in page.content()
     finally:
         httpx.patch(f"{service.url}/v1/webhooks/{b['id']}", json={"active": True}, headers=key)
+
+
+def test_phone_width_keyboard_and_the_viewers_time_zone(
+    service: Service, tenants: dict[str, Any], browser: Any
+) -> None:
+    """At 375 px nothing runs off the page (wide tables scroll in their own box); the first Tab lands
+    on a visible "Skip to content" link; times are shown in the viewer's own time zone."""
+    link = service.link("globex", capabilities=["manage_endpoints"])
+    context = browser.new_context(
+        viewport={"width": 375, "height": 740}, timezone_id="Asia/Riyadh", locale="en-GB", is_mobile=True
+    )
+    page = context.new_page()
+    try:
+        page.goto(link["url"])
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"the page is {overflow}px wider than the phone"
+        screenshot(page, "endpoints-phone-en")
+
+        page.keyboard.press("Tab")
+        focused = page.evaluate("document.activeElement.textContent.trim()")
+        assert focused == "Skip to content"
+        box = page.evaluate(
+            "(() => { const r = document.activeElement.getBoundingClientRect(); return r.left; })()"
+        )
+        assert 0 <= box < 375  # on screen once focused
+
+        page.goto(f"{service.url}/ui/sign-in")
+        page.get_by_label("API key").fill(ADMIN_KEY)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/ui/operator")
+        cell = page.locator("time").first
+        shown, stamp = cell.inner_text(), cell.get_attribute("datetime")
+        assert stamp is not None
+        riyadh = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(timezone(timedelta(hours=3)))
+        assert f"{riyadh.hour % 12 or 12}:{riyadh:%M}" in shown, (shown, stamp)  # 1:47 PM in Riyadh
+    finally:
+        context.close()
