@@ -473,3 +473,33 @@ def test_phone_width_keyboard_and_the_viewers_time_zone(
         assert f"{riyadh.hour % 12 or 12}:{riyadh:%M}" in shown, (shown, stamp)  # 1:47 PM in Riyadh
     finally:
         context.close()
+
+
+def test_a_tenants_theme_and_a_links_own_over_it(
+    service: Service, tenants: dict[str, Any], page: Any
+) -> None:
+    themed = service.admin.patch(
+        "/v1/tenants/acme", json={"theme": {"accent": "#aa3300", "logo_url": "https://cdn.example/acme.svg"}}
+    )
+    assert themed.status_code == 200, themed.text
+    try:
+        page.goto(service.link("acme", capabilities=["manage_endpoints"])["url"])
+        button = page.get_by_role("button", name="New endpoint")
+        assert button.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(170, 51, 0)"
+        assert page.locator("nav img.logo").get_attribute("src") == "https://cdn.example/acme.svg"
+        assert page.locator("html").get_attribute("data-theme") is None  # the viewer's own light or dark
+
+        page.goto(
+            service.link(
+                "acme", capabilities=["manage_endpoints"], theme={"accent": "#0a7d55", "mode": "dark"}
+            )["url"]
+        )
+        button = page.get_by_role("button", name="New endpoint")
+        assert button.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(10, 125, 85)"
+        assert page.locator("html").get_attribute("data-theme") == "dark"
+        assert (
+            page.locator("nav img.logo").get_attribute("src") == "https://cdn.example/acme.svg"
+        )  # the tenant's
+        screenshot(page, "endpoints-themed-dark")
+    finally:
+        service.admin.patch("/v1/tenants/acme", json={"theme": {}})

@@ -152,3 +152,28 @@ async def test_only_the_dashboards_forms_may_be_form_encoded(api: Api) -> None:
     # Under /ui/ it reaches the dashboard, which wants its CSRF token first.
     refused = await api.http.post("/ui/sign-in", content=b"api_key=x", headers=form)
     assert refused.status_code == 403 and "The form expired" in refused.text
+
+
+async def test_a_tenant_has_a_theme_of_its_own(api: Api) -> None:
+    theme = {"accent": "#aa3300", "logo_url": "https://cdn.example/acme.svg", "mode": "dark"}
+    made = assert_ok(
+        await api.http.post(
+            "/v1/tenants", json={"name": "Acme", "id": "acme", "theme": theme}, headers=api.admin
+        ),
+        201,
+    )
+    assert made["theme"] == theme
+    assert assert_ok(await api.http.get("/v1/tenants/acme", headers=api.admin))["theme"] == theme
+    light = {"accent": "#0a7d55"}
+    updated = assert_ok(await api.http.patch("/v1/tenants/acme", json={"theme": light}, headers=api.admin))
+    assert updated["theme"] == light  # replaced as a whole
+    assert (
+        assert_ok(await api.http.patch("/v1/tenants/acme", json={"name": "Acme Ltd"}, headers=api.admin))[
+            "theme"
+        ]
+        == light
+    )  # left alone when not named
+    for bad in ({"accent": "#abc"}, {"logo_url": "javascript:alert(1)"}, {"mode": "neon"}, {"font": "x"}):
+        assert_error(await api.http.patch("/v1/tenants/acme", json={"theme": bad}, headers=api.admin), 400)
+    plain = assert_ok(await api.http.post("/v1/tenants", json={"name": "Plain"}, headers=api.admin), 201)
+    assert plain["theme"] == {}

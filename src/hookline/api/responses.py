@@ -62,6 +62,7 @@ class TenantOut(_Shape):
         description="how long the tenant's payloads and attempts are kept; null: the service's "
         "HOOKLINE_RETENTION"
     )
+    theme: ThemeOut = Field(description="the dashboard's look for this tenant")
     created_at: datetime
     updated_at: datetime
 
@@ -423,7 +424,7 @@ class AuditEntryOut(_Shape):
 # --- portal links -------------------------------------------------------------------------------------
 
 
-class PortalThemeOut(_Shape):
+class ThemeOut(_Shape):
     accent: str | None = None
     logo_url: str | None = None
     mode: Literal["light", "dark", "auto"] | None = None
@@ -433,7 +434,7 @@ class PortalLinkOut(_Shape):
     id: str
     tenant_id: str
     capabilities: list[str] = Field(description="what it allows beyond reading; empty: read-only")
-    theme: PortalThemeOut
+    theme: ThemeOut
     locale: str | None
     note: str
     created_at: datetime

@@ -37,11 +37,12 @@ from hookline.api.client_address import FORWARDED_FOR, client_address, parse_add
 from hookline.api.key_policy import MANAGE, READ, allows
 from hookline.api.principal import OPERATOR, Principal
 from hookline.api.services import KeyCache, Services
+from hookline.api.theme import merged
 from hookline.dashboard.i18n import N_
 from hookline.signed_tokens import SESSION, BadToken
 from hookline.store import portal_links
 from hookline.store.portal_links import CAPABILITIES, PortalLink
-from hookline.store.tenants import get_api_key
+from hookline.store.tenants import get_api_key, get_tenant
 
 COOKIE = "hookline_session"
 LOCALE_COOKIE = "hookline_locale"
@@ -129,6 +130,17 @@ class Sessions:
     def __init__(self) -> None:
         self._keys: KeyCache[Any] = KeyCache(ttl=5.0)
         self._links: KeyCache[PortalLink] = KeyCache(ttl=5.0)
+        self._themes: KeyCache[dict[str, Any]] = KeyCache(ttl=5.0)
+
+    async def _theme(self, services: Services, tenant_id: str) -> dict[str, Any]:
+        """The tenant's own theme (``hookline.api.theme``), cached like the rows above."""
+        theme = self._themes.get(tenant_id)
+        if theme is None:
+            async with services.store.read() as conn:
+                tenant = await get_tenant(conn, tenant_id)
+            theme = dict(tenant.theme) if tenant is not None else {}
+            self._themes.put(tenant_id, theme)
+        return theme
 
     async def viewer(self, request: Request, services: Services) -> Viewer:
         raw = request.cookies.get(COOKIE)
@@ -168,7 +180,8 @@ class Sessions:
                 raise SignedOut(N_("This API key cannot read the dashboard (it lacks the 'read' scope)."))
             capabilities = frozenset(CAPABILITIES) if MANAGE in principal.scopes else frozenset()
             actor = Actor(key.id, actor_address)
-            return Viewer(KEY, principal, key.tenant_id, capabilities, csrf, actor)
+            theme = await self._theme(services, key.tenant_id)
+            return Viewer(KEY, principal, key.tenant_id, capabilities, csrf, actor, theme=theme)
         if kind == LINK:
             link = self._links.get(ident)
             if link is None:
@@ -183,7 +196,8 @@ class Sessions:
             scopes = frozenset({READ, MANAGE} if capabilities else {READ})
             principal = Principal(tenant_id=link.tenant_id, key_id=f"portal_link:{link.id}", scopes=scopes)
             actor = Actor(principal.key_id, actor_address)
-            return Viewer(LINK, principal, link.tenant_id, capabilities, csrf, actor, link, link.theme)
+            theme = merged(await self._theme(services, link.tenant_id), link.theme)
+            return Viewer(LINK, principal, link.tenant_id, capabilities, csrf, actor, link, theme)
         raise SignedOut()
 
     def forget_link(self, link_id: str) -> None:

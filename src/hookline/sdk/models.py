@@ -80,6 +80,7 @@ class Tenant(Model):
     created_at: datetime
     updated_at: datetime
     retention_seconds: int | None = None  # None: the service's retention
+    theme: dict[str, Any] | None = None  # the dashboard's look: accent, logo_url, mode
 
 
 @dataclass(frozen=True, kw_only=True)

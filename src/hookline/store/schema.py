@@ -73,6 +73,8 @@ tenants = sa.Table(
     # How long this tenant's payloads and attempts are kept (NULL: HOOKLINE_RETENTION). See
     # hookline.store.retention.
     sa.Column("retention_seconds", sa.Integer, nullable=True),
+    # The dashboard's look for this tenant ({"accent"?, "logo_url"?, "mode"?}); a portal link's own wins.
+    sa.Column("theme", Json, nullable=False, server_default=sa.text("'{}'")),
 )
 
 api_keys = sa.Table(

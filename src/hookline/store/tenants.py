@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ class Tenant:
     created_at: datetime
     updated_at: datetime
     retention_seconds: int | None = None  # None: the service's HOOKLINE_RETENTION
+    theme: dict[str, Any] = field(default_factory=dict)  # the dashboard's look (hookline.api.theme)
 
 
 @dataclass(frozen=True)
@@ -84,14 +85,16 @@ async def insert_tenant(
     metadata: dict[str, Any],
     now: datetime,
     retention_seconds: int | None = None,
+    theme: dict[str, Any] | None = None,
 ) -> Tenant:
-    row = Tenant(tenant_id or new_id("tn"), name, metadata, now, now, retention_seconds)
+    row = Tenant(tenant_id or new_id("tn"), name, metadata, now, now, retention_seconds, theme or {})
     await conn.execute(
         tenants.insert().values(
             id=row.id,
             name=name,
             metadata=metadata,
             retention_seconds=retention_seconds,
+            theme=row.theme,
             created_at=now,
             updated_at=now,
         )

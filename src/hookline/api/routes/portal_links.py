@@ -10,12 +10,11 @@ URLs. Framing is allowed only to the origins of ``HOOKLINE_PORTAL_FRAME_ANCESTOR
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from hookline.api.access import AdminOnly
@@ -24,6 +23,7 @@ from hookline.api.auth import ServicesDep
 from hookline.api.envelope import bad_request, not_found, ok
 from hookline.api.responses import Deleted, Envelope, Page, PortalLinkCreated, PortalLinkOut
 from hookline.api.routing import StrictJsonRoute
+from hookline.api.theme import Theme
 from hookline.signed_tokens import PORTAL_LINK
 from hookline.store import audit_log
 from hookline.store import portal_links as store
@@ -37,27 +37,6 @@ MAX_TTL = 7 * 86400
 LOCALES = ("en", "ar")  # hookline.dashboard.i18n's; kept here so the API does not import the dashboard
 PORTAL_PATH = "/ui/portal"
 Capability = Literal["read_only", "manage_endpoints", "view_secrets", "send_tests", "retry_replay"]
-
-
-class Theme(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    accent: str | None = Field(default=None, description="the accent colour, #RRGGBB")
-    logo_url: str | None = Field(default=None, max_length=2048, description="an https:// image URL")
-    mode: Literal["light", "dark", "auto"] | None = None
-
-    @field_validator("accent")
-    @classmethod
-    def _accent(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
-            raise ValueError("must be a colour as #RRGGBB, e.g. #0a7d55")
-        return value
-
-    @field_validator("logo_url")
-    @classmethod
-    def _logo(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"https://[^\s\"'<>]+", value):
-            raise ValueError("must be an https:// URL")
-        return value
 
 
 def _read_only() -> list[Capability]:
@@ -108,7 +87,7 @@ async def create_portal_link(
     if READ_ONLY in wanted and len(wanted) > 1:
         raise bad_request("capabilities: 'read_only' cannot be combined with other capabilities")
     capabilities = [] if wanted == [READ_ONLY] else [c for c in CAPABILITIES if c in wanted]
-    theme = body.theme.model_dump(exclude_none=True)
+    theme = body.theme.stored()
     now = services.now()
     async with services.store.write() as conn:
         if await get_tenant(conn, tenant_id) is None:

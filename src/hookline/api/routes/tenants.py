@@ -28,6 +28,7 @@ from hookline.api.pagination import Cursor, Limit, decode_cursor, page
 from hookline.api.principal import Principal
 from hookline.api.responses import ApiKeyCreated, ApiKeyOut, Deleted, Envelope, Page, TenantOut
 from hookline.api.routing import StrictJsonRoute
+from hookline.api.theme import Theme
 from hookline.store import audit_log
 from hookline.store import tenants as store
 from hookline.store.tenants import ApiKey, Tenant
@@ -53,6 +54,7 @@ class TenantCreate(BaseModel):
     id: str | None = Field(default=None, pattern=TENANT_ID, description="your own id; generated if absent")
     metadata: dict[str, Any] = Field(default_factory=dict)
     retention_seconds: RetentionSeconds = None
+    theme: Theme | None = Field(default=None, description="the dashboard's look for this tenant")
 
 
 class TenantUpdate(BaseModel):
@@ -60,6 +62,7 @@ class TenantUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     metadata: dict[str, Any] | None = None
     retention_seconds: RetentionSeconds = None  # null: back to the service's retention
+    theme: Theme | None = Field(default=None, description="replaces the tenant's theme ({} clears it)")
 
 
 class KeyCreate(BaseModel):
@@ -100,6 +103,7 @@ def tenant_view(t: Tenant) -> dict[str, Any]:
         "name": t.name,
         "metadata": t.metadata,
         "retention_seconds": t.retention_seconds,
+        "theme": t.theme,
         "created_at": t.created_at,
         "updated_at": t.updated_at,
     }
@@ -145,12 +149,14 @@ async def create_tenant(body: TenantCreate, services: ServicesDep, _: AdminOnly,
                 name=body.name,
                 metadata=body.metadata,
                 retention_seconds=body.retention_seconds,
+                theme=body.theme.stored() if body.theme is not None else None,
                 now=now,
             )
             created = {
                 "name": tenant.name,
                 "metadata": tenant.metadata,
                 "retention_seconds": body.retention_seconds,
+                "theme": tenant.theme,
             }
             await audit_log.record(
                 conn, who.entry("tenant.created", tenant.id, "tenant", tenant.id, created), now
@@ -182,9 +188,11 @@ async def update_tenant(
     # null leaves a name or metadata as they are; for retention_seconds it means the service's default.
     changes = {
         k: v
-        for k, v in body.model_dump(exclude_unset=True).items()
+        for k, v in body.model_dump(exclude_unset=True, exclude={"theme"}).items()
         if v is not None or k == "retention_seconds"
     }
+    if body.theme is not None:
+        changes["theme"] = body.theme.stored()
     now = services.now()
     async with services.store.write() as conn:
         before = await store.get_tenant(conn, tenant_id)

@@ -27,8 +27,19 @@ LINK_REVOKE = Route("DELETE", "/v1/tenants/{tenant_id}/portal-links/{link_id}", 
 
 
 class _Ops(Ops):
-    def _create(self, name: str, tenant_id: str | None, metadata: Mapping[str, Any] | None) -> Call[Tenant]:
-        json = body(name=name, id=tenant_id, metadata=dict(metadata) if metadata is not None else None)
+    def _create(
+        self,
+        name: str,
+        tenant_id: str | None,
+        metadata: Mapping[str, Any] | None,
+        theme: Mapping[str, Any] | None = None,
+    ) -> Call[Tenant]:
+        json = body(
+            name=name,
+            id=tenant_id,
+            metadata=dict(metadata) if metadata is not None else None,
+            theme=dict(theme) if theme is not None else None,
+        )
         return CREATE.call(Tenant.from_dict, json=json)
 
     @staticmethod
@@ -38,8 +49,17 @@ class _Ops(Ops):
         )
 
     @staticmethod
-    def _update(tenant_id: str, name: str | None, metadata: Mapping[str, Any] | None) -> Call[Tenant]:
-        json = body(name=name, metadata=dict(metadata) if metadata is not None else None)
+    def _update(
+        tenant_id: str,
+        name: str | None,
+        metadata: Mapping[str, Any] | None,
+        theme: Mapping[str, Any] | None = None,
+    ) -> Call[Tenant]:
+        json = body(
+            name=name,
+            metadata=dict(metadata) if metadata is not None else None,
+            theme=dict(theme) if theme is not None else None,
+        )
         return UPDATE.call(Tenant.from_dict, path={"tenant_id": tenant_id}, json=json)
 
 
@@ -201,10 +221,16 @@ class Tenants(SyncResource, _Ops):
         self.portal_links = PortalLinks(options, run)
 
     def create(
-        self, name: str, *, id: str | None = None, metadata: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        theme: Mapping[str, Any] | None = None,
     ) -> Tenant:
-        """A tenant (one of your customers); ``id`` is yours to choose, generated if absent."""
-        return self._run(self._create(name, id, metadata))
+        """A tenant (one of your customers); ``id`` is yours to choose, generated if absent; ``theme``
+        (``{accent, logo_url, mode}``) is its dashboard's look."""
+        return self._run(self._create(name, id, metadata, theme))
 
     def list(self, *, limit: int | None = None, cursor: str | None = None) -> Pager[Tenant]:
         return Pager(self._run, self._page(limit), cursor)
@@ -213,9 +239,14 @@ class Tenants(SyncResource, _Ops):
         return self._run(GET.call(Tenant.from_dict, path={"tenant_id": tenant_id}))
 
     def update(
-        self, tenant_id: str, *, name: str | None = None, metadata: Mapping[str, Any] | None = None
+        self,
+        tenant_id: str,
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        theme: Mapping[str, Any] | None = None,
     ) -> Tenant:
-        return self._run(self._update(tenant_id, name, metadata))
+        return self._run(self._update(tenant_id, name, metadata, theme))
 
     def delete(self, tenant_id: str) -> Deleted:
         """Delete the tenant and everything it owns (keys, webhooks, events, deliveries)."""
@@ -229,9 +260,14 @@ class AsyncTenants(AsyncResource, _Ops):
         self.portal_links = AsyncPortalLinks(options, run)
 
     async def create(
-        self, name: str, *, id: str | None = None, metadata: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        theme: Mapping[str, Any] | None = None,
     ) -> Tenant:
-        return await self._run(self._create(name, id, metadata))
+        return await self._run(self._create(name, id, metadata, theme))
 
     def list(self, *, limit: int | None = None, cursor: str | None = None) -> AsyncPager[Tenant]:
         return AsyncPager(self._run, self._page(limit), cursor)
@@ -240,9 +276,14 @@ class AsyncTenants(AsyncResource, _Ops):
         return await self._run(GET.call(Tenant.from_dict, path={"tenant_id": tenant_id}))
 
     async def update(
-        self, tenant_id: str, *, name: str | None = None, metadata: Mapping[str, Any] | None = None
+        self,
+        tenant_id: str,
+        *,
+        name: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        theme: Mapping[str, Any] | None = None,
     ) -> Tenant:
-        return await self._run(self._update(tenant_id, name, metadata))
+        return await self._run(self._update(tenant_id, name, metadata, theme))
 
     async def delete(self, tenant_id: str) -> Deleted:
         return await self._run(DELETE.call(Deleted.from_dict, path={"tenant_id": tenant_id}))
