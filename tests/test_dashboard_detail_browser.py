@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.chaos.procs import ADMIN_KEY
 from tests.receivers import Reply
 from tests.test_cli_client import ThreadedReceiver
 from tests.test_dashboard_browser import (  # noqa: F401
@@ -298,3 +299,31 @@ def test_a_phone_sees_the_page_without_sideways_scrolling(
         assert page.evaluate("document.activeElement.className") == "skip-link"
     finally:
         context.close()
+
+
+def test_the_operator_sees_a_tenants_endpoint_and_its_links_keep_the_tenant(
+    service: Service, hooks: dict[str, Any], page: Any
+) -> None:
+    ok = hooks["ok"]
+    _send(hooks, "message.sent")
+    [delivery] = _until(lambda: _deliveries(hooks, "ok", limit=1))
+    page.goto(f"{service.url}/ui/sign-in")
+    page.get_by_label("API key").fill(ADMIN_KEY)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/ui/operator")
+    page.goto(f"{service.url}/ui/endpoints?tenant=initech")
+    page.locator(f"tr[data-endpoint='{ok['id']}'] td.url a").click()
+    page.wait_for_url(f"**/ui/endpoints/{ok['id']}?tenant=initech")
+    page.get_by_role("link", name="Last hour").click()
+    page.wait_for_url("**window=1h**")
+    assert "tenant=initech" in page.url and page.locator(".chart canvas").count() >= 3
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**status=**")
+    assert "tenant=initech" in page.url
+    page.locator(f"tr[data-delivery='{delivery['id']}'] a").click()
+    page.wait_for_url(f"**/ui/deliveries/{delivery['id']}?tenant=initech")
+    page.get_by_role("button", name="Retry").click()
+    page.wait_for_url("**retried=1**")
+    assert "tenant=initech" in page.url and "Delivery queued for another attempt" in page.content()
+    page.get_by_role("link", name="Back to the endpoint").click()
+    page.wait_for_url(f"**/ui/endpoints/{ok['id']}?tenant=initech")
