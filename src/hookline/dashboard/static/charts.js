@@ -30,9 +30,14 @@
         y
       ];
     }
+    // Rates and latencies have no value in a bucket without attempts: an attempt between empty buckets
+    // is a lone point, which uPlot would not draw among many buckets; so the points are always drawn.
+    function dots(colour) {
+      return { show: true, size: 5, stroke: colour, fill: colour };
+    }
     var charts = {
       rate: {
-        series: [{}, { label: L.rate, stroke: good, width: 2, spanGaps: false }],
+        series: [{}, { label: L.rate, stroke: good, width: 2, points: dots(good) }],
         cols: [data.times, data.rate],
         scales: { y: { range: [0, 100] } }
       },
@@ -44,8 +49,10 @@
         scales: { y: { range: function (u, min, max) { return [0, Math.max(max, 1)]; } } }
       },
       latency: {
-        series: [{}, { label: L.p50, stroke: accent, width: 2 }, { label: L.p95, stroke: bad, width: 2, dash: [6, 4] }],
-        cols: [data.times, data.p50, data.p95]
+        series: [{}, { label: L.p50, stroke: accent, width: 2, points: dots(accent) },
+                     { label: L.p95, stroke: bad, width: 2, dash: [6, 4], points: dots(bad) }],
+        cols: [data.times, data.p50, data.p95],
+        scales: { y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 10]; } } }
       }
     };
     var made = [];
