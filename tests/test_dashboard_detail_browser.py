@@ -327,3 +327,18 @@ def test_the_operator_sees_a_tenants_endpoint_and_its_links_keep_the_tenant(
     assert "tenant=initech" in page.url and "Delivery queued for another attempt" in page.content()
     page.get_by_role("link", name="Back to the endpoint").click()
     page.wait_for_url(f"**/ui/endpoints/{ok['id']}?tenant=initech")
+
+
+def test_the_delivery_log_pages_with_its_cursor(service: Service, hooks: dict[str, Any], page: Any) -> None:
+    example = hooks["client"].get("/v1/event-types/message.sent").json()["data"]["example"]
+    batch = [{"event": "message.sent", "data": example} for _ in range(30)]
+    assert hooks["client"].post("/v1/events/batch", json={"events": batch}).status_code == 202
+    total = len(_until(lambda: (found := _deliveries(hooks, "ok", limit=100)) and len(found) > 30 and found))
+    _open(service, page, hooks["ok"]["id"], ["read_only"])
+    rows = page.locator("tr[data-delivery]")
+    assert rows.count() == 25
+    first_page = set(rows.evaluate_all("rows => rows.map(r => r.dataset.delivery)"))
+    page.get_by_role("link", name="Older deliveries").click()
+    page.wait_for_url("**cursor=**")
+    second_page = set(rows.evaluate_all("rows => rows.map(r => r.dataset.delivery)"))
+    assert not first_page & second_page and len(first_page | second_page) == min(total, 50)
