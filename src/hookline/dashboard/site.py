@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from hookline.dashboard import endpoint_pages, pages, web
+from hookline.dashboard import endpoint_detail, endpoint_pages, pages, web
 
-ROUTERS = (pages.router, endpoint_pages.router)
+ROUTERS = (pages.router, endpoint_pages.router, endpoint_detail.router)
 
 
 def install(app: FastAPI) -> None:

@@ -13,8 +13,20 @@
       }
     });
   }
+  // The test form: choosing an event type puts its example in the data field (the server pre-fills the
+  // first one; an empty field sends the type's example anyway).
+  function examples(root) {
+    root.querySelectorAll("select[data-example-target]").forEach(function (select) {
+      select.addEventListener("change", function () {
+        var target = document.getElementById(select.getAttribute("data-example-target"));
+        var option = select.options[select.selectedIndex];
+        if (target && option) target.value = option.getAttribute("data-example") || "";
+      });
+    });
+  }
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
+    examples(document);
   });
   document.addEventListener("htmx:afterSwap", function (event) {
     localTimes(event.target);
