@@ -504,3 +504,50 @@ def test_a_tenants_theme_and_a_links_own_over_it(
         screenshot(page, "endpoints-themed-dark")
     finally:
         service.admin.patch("/v1/tenants/acme", json={"theme": {}})
+
+
+def test_a_link_for_secrets_alone_shows_them_on_the_endpoints_page(
+    service: Service, tenants: dict[str, Any], page: Any
+) -> None:
+    a = tenants["a"]
+    page.goto(service.link("acme", capabilities=["view_secrets"])["url"])
+    assert page.get_by_role("link", name="Edit").count() == 0  # no manage_endpoints
+    page.locator(f"tr[data-endpoint='{a['id']}'] td.url a").click()
+    page.wait_for_url(f"**/ui/endpoints/{a['id']}")
+    page.get_by_role("button", name="Show the secret").click()
+    stored = service.admin.get(f"/v1/webhooks/{a['id']}/secret", params={"tenant_id": "acme"})
+    assert page.locator("code.secret").inner_text() == stored.json()["data"]["secret"]
+    page.get_by_role("link", name="Back to the endpoint").click()
+    page.wait_for_url(f"**/ui/endpoints/{a['id']}")
+
+
+def test_secret_headers_are_set_kept_and_never_shown(
+    service: Service, tenants: dict[str, Any], page: Any
+) -> None:
+    a = tenants["a"]
+    page.goto(service.link("acme", capabilities=["manage_endpoints"])["url"])
+    page.goto(f"{service.url}/ui/endpoints/{a['id']}/edit")
+    page.get_by_text("More options").click()
+    page.get_by_label("Secret headers").fill("Authorization: Bearer s3cr3t-token")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/ui/endpoints")
+    assert service.webhook("acme", a["id"])["secret_headers"] == {"Authorization": "[redacted]"}
+
+    page.goto(f"{service.url}/ui/endpoints/{a['id']}/edit")
+    assert "s3cr3t-token" not in page.content()
+    assert "Authorization" in (page.locator("#secret_headers_help").text_content() or "")
+    page.get_by_text("More options").click()
+    page.get_by_label("Description", exact=True).fill("acme's receiver, with a token")
+    page.get_by_role("button", name="Save").click()  # the secret header left empty: kept
+    page.wait_for_url("**/ui/endpoints")
+    assert service.webhook("acme", a["id"])["secret_headers"] == {"Authorization": "[redacted]"}
+
+    page.goto(f"{service.url}/ui/endpoints/{a['id']}/edit")
+    page.get_by_text("More options").click()
+    page.get_by_label("Remove the secret headers").check()
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/ui/endpoints")
+    assert service.webhook("acme", a["id"])["secret_headers"] == {}
+    service.admin.patch(
+        f"/v1/webhooks/{a['id']}", params={"tenant_id": "acme"}, json={"description": "acme's receiver"}
+    )

@@ -109,6 +109,11 @@ def _fields(form: Any) -> dict[str, Any]:
         "channels": _split(text["channels"]) or None,
         "headers": _headers(text["headers"]),
     }
+    secret_text = str(form.get("secret_headers") or "")
+    if form.get("clear_secret_headers") == "true":
+        fields["secret_headers"] = {}
+    elif secret_text.strip():  # never shown again, nor put back in the form after an error
+        fields["secret_headers"] = _headers(secret_text)
     for name, kind in NUMBERS.items():
         raw = text[name].strip()
         if not raw:
