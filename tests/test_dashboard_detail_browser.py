@@ -352,3 +352,18 @@ def test_the_delivery_log_pages_with_its_cursor(service: Service, hooks: dict[st
     page.wait_for_url("**cursor=**")
     second_page = set(rows.evaluate_all("rows => rows.map(r => r.dataset.delivery)"))
     assert not first_page & second_page and len(first_page | second_page) == min(total, 50)
+
+
+def test_the_endpoints_list_shows_each_endpoints_success_over_the_day(
+    service: Service, hooks: dict[str, Any], page: Any
+) -> None:
+    _send(hooks, "message.received")
+    _until(lambda: [d for d in _deliveries(hooks, "ok", limit=5) if d["status"] == "succeeded"])
+    _send(hooks, "order.created")
+    _until(lambda: [d for d in _deliveries(hooks, "fail", limit=5) if d["status"] == "failed"])
+    page.goto(service.link("initech")["url"])
+    ok_row = page.locator(f"tr[data-endpoint='{hooks['ok']['id']}'] td.trend")
+    assert ok_row.locator("svg.sparkline polyline").get_attribute("points")
+    assert ok_row.inner_text().strip() == "100%"
+    failing = page.locator(f"tr[data-endpoint='{hooks['fail']['id']}'] td.trend").inner_text().strip()
+    assert failing == "0%"

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import Depends, Request
@@ -25,11 +28,51 @@ from hookline.dashboard.web import (
     tenant_query,
     validated,
 )
+from hookline.rollups import HOUR, span_start
+from hookline.store import rollups as rollup_rows
 from hookline.store.portal_links import MANAGE_ENDPOINTS, VIEW_SECRETS
 
 router = new_router()
+TREND_HOURS = 24
 
 # --- endpoints ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trend:
+    """An endpoint's success rate hour by hour over the last day, as a sparkline's points."""
+
+    rates: list[float | None]  # per hour, oldest first; None: no attempt that hour
+    overall: float | None  # over the day
+
+    def points(self, width: float = 96.0, height: float = 24.0) -> str:
+        """The SVG polyline's points (x from the left; the template mirrors nothing: time runs
+        left to right in both directions, as on the charts)."""
+        step = width / max(1, len(self.rates) - 1)
+        return " ".join(
+            f"{i * step:.1f},{height - 2 - rate * (height - 4):.1f}"
+            for i, rate in enumerate(self.rates)
+            if rate is not None
+        )
+
+
+async def _success_trends(services: Services, tenant_id: str, now: datetime) -> dict[int, Trend]:
+    """Every endpoint's last 24 hours from the statistics' rollups: one read for the whole tenant."""
+    until = span_start(now, HOUR) + timedelta(seconds=HOUR)
+    since = until - timedelta(hours=TREND_HOURS)
+    async with services.store.read() as conn:
+        rows = await rollup_rows.read(conn, since=since, until=until, bucket=HOUR, tenant_id=tenant_id)
+    hours: dict[int, dict[datetime, tuple[int, int]]] = defaultdict(dict)
+    for r in rollup_rows.fold(rows, HOUR):
+        hours[r.endpoint_id][r.start] = (r.attempts, r.outcomes.get("2xx", 0))
+    trends = {}
+    for endpoint_id, by_hour in hours.items():
+        slots = [by_hour.get(since + timedelta(hours=h)) for h in range(TREND_HOURS)]
+        rates = [ok / total if total else None for total, ok in (s or (0, 0) for s in slots)]
+        total = sum(s[0] for s in slots if s)
+        good = sum(s[1] for s in slots if s)
+        trends[endpoint_id] = Trend(rates, good / total if total else None)
+    return trends
 
 
 @router.get("/endpoints")
@@ -43,8 +86,15 @@ async def endpoints_page(request: Request, services: Services = Depends(get_serv
             )
         except ApiError as error:
             return await refused(request, services, error, viewer)
+        trends = await _success_trends(services, viewer.tenant_id or "", services.now())
         return render(
-            request, services, "endpoints.html", viewer, active="endpoints", endpoints=found["items"]
+            request,
+            services,
+            "endpoints.html",
+            viewer,
+            active="endpoints",
+            endpoints=found["items"],
+            trends=trends,
         )
 
     return await page(request, services, build)
