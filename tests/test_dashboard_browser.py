@@ -556,3 +556,48 @@ def test_secret_headers_are_set_kept_and_never_shown(
     service.admin.patch(
         f"/v1/webhooks/{a['id']}", params={"tenant_id": "acme"}, json={"description": "acme's receiver"}
     )
+
+
+def test_the_operator_makes_a_tenant_and_a_portal_link_and_revokes_it(service: Service, browser: Any) -> None:
+    """A new operator needs no API docs: tenant and portal link from the operator's view."""
+    operator = browser.new_context()
+    customer = browser.new_context()
+    try:
+        page = operator.new_page()
+        page.goto(f"{service.url}/ui/sign-in")
+        page.get_by_label("API key").fill(ADMIN_KEY)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/ui/operator")
+        page.get_by_text("New tenant").click()
+        page.get_by_label("Name").fill("Hooli")
+        page.get_by_label("ID (optional)").fill("hooli")
+        page.get_by_role("button", name="Create tenant").click()
+        page.wait_for_url("**/ui/operator")
+        assert service.admin.get("/v1/tenants/hooli").json()["data"]["name"] == "Hooli"
+
+        page.get_by_text("New portal link").click()
+        page.get_by_label("Tenant", exact=True).select_option("hooli")
+        page.get_by_label("Manage endpoints").check()
+        page.get_by_label("Language").select_option("ar")
+        page.get_by_label("Note").fill("in Hooli's settings page")
+        page.get_by_role("button", name="Make the link").click()
+        assert page.get_by_role("heading", level=1).inner_text() == "Portal link made"
+        url = page.get_by_label("Link").input_value()
+        assert "/ui/portal?token=" in url
+
+        seen = customer.new_page()
+        seen.goto(url)
+        assert seen.locator("html").get_attribute("dir") == "rtl"
+        assert seen.get_by_role("button", name="نقطة استقبال جديدة").count() == 1  # may manage endpoints
+
+        page.goto(f"{service.url}/ui/operator")
+        [link] = service.admin.get("/v1/tenants/hooli/portal-links").json()["data"]["items"]
+        assert link["capabilities"] == ["manage_endpoints"] and link["locale"] == "ar"
+        page.get_by_role("button", name=f"Revoke {link['id']}").click()
+        page.wait_for_url("**/ui/operator")
+        [link] = service.admin.get("/v1/tenants/hooli/portal-links").json()["data"]["items"]
+        assert link["revoked_at"] is not None
+        assert customer.new_page().goto(url).status == 403
+    finally:
+        operator.close()
+        customer.close()

@@ -4,6 +4,7 @@ the language switch; and the pages every viewer has: the event catalog and the o
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from fastapi import Depends, Request
 from starlette.responses import RedirectResponse, Response
@@ -12,6 +13,7 @@ from hookline.api.auth import principal_for
 from hookline.api.envelope import ApiError
 from hookline.api.key_policy import READ
 from hookline.api.routes import event_types, tenants
+from hookline.api.routes import portal_links as portal_links_api
 from hookline.api.services import Services, get_services
 from hookline.dashboard import i18n
 from hookline.dashboard.i18n import N_
@@ -40,6 +42,7 @@ from hookline.dashboard.web import (
     render,
     sign_in_redirect,
     tenant_query,
+    validated,
 )
 from hookline.signed_tokens import PORTAL_LINK, BadToken
 from hookline.store import overview, portal_links
@@ -206,7 +209,88 @@ async def operator_page(request: Request, services: Services = Depends(get_servi
             "queues": sorted(queues.queues, key=lambda q: -q.pending),
             "failing": failing,
             "capability_names": CAPABILITY_NAMES,
+            "lifetimes": LINK_LIFETIMES,
         }
         return render(request, services, "operator.html", viewer, active="operator", **page)
 
     return await page(request, services, build)
+
+
+# --- the operator's actions: tenants and portal links ------------------------------------------------------
+
+LINK_LIFETIMES = (3600, 86400, 7 * 86400)
+
+
+async def _operator_changing(request: Request, services: Services) -> tuple[Viewer, Any]:
+    viewer, form = await changing(request, services, None)
+    if viewer.kind != ADMIN:
+        raise ApiError(403, "only the operator (admin key) can do this")
+    return viewer, form
+
+
+@router.post("/operator/tenants")
+async def create_tenant(request: Request, services: Services = Depends(get_services)) -> Response:
+    try:
+        viewer, form = await _operator_changing(request, services)
+        name, ident = str(form.get("name") or "").strip(), str(form.get("id") or "").strip()
+        body = validated(tenants.TenantCreate, name=name, id=ident or None)
+        await call(tenants.create_tenant, body, services, viewer.principal, viewer.actor)
+    except SignedOut:
+        return sign_in_redirect()
+    except ApiError as error:
+        return await refused(request, services, error)
+    return RedirectResponse("/ui/operator", status_code=303)
+
+
+@router.post("/operator/portal-links")
+async def create_portal_link(request: Request, services: Services = Depends(get_services)) -> Response:
+    """The URL is shown on the page this answers, once (as the API shows it once)."""
+    try:
+        viewer, form = await _operator_changing(request, services)
+        tenant_id = str(form.get("tenant_id") or "")
+        chosen = [str(c) for c in form.getlist("capabilities")] or ["read_only"]
+        lifetime = str(form.get("expires_in") or LINK_LIFETIMES[0])
+        if lifetime not in {str(seconds) for seconds in LINK_LIFETIMES}:
+            raise ApiError(400, "'expires_in' must be one of the offered lifetimes")
+        locale = str(form.get("locale") or "") or None
+        fields = {"capabilities": chosen, "expires_in": int(lifetime), "locale": locale}
+        body = validated(portal_links_api.PortalLinkCreate, **fields, note=str(form.get("note") or ""))
+        made = await call(
+            portal_links_api.create_portal_link,
+            tenant_id,
+            body,
+            request,
+            services,
+            viewer.principal,
+            viewer.actor,
+        )
+    except SignedOut:
+        return sign_in_redirect()
+    except ApiError as error:
+        return await refused(request, services, error)
+    return render(
+        request,
+        services,
+        "portal_link_created.html",
+        viewer,
+        active="operator",
+        link=made,
+        names=CAPABILITY_NAMES,
+    )
+
+
+@router.post("/operator/portal-links/{link_id}/revoke")
+async def revoke_portal_link(
+    link_id: str, request: Request, services: Services = Depends(get_services)
+) -> Response:
+    try:
+        viewer, form = await _operator_changing(request, services)
+        tenant_id = str(form.get("tenant_id") or "")
+        await call(
+            portal_links_api.revoke_portal_link, tenant_id, link_id, services, viewer.principal, viewer.actor
+        )
+    except SignedOut:
+        return sign_in_redirect()
+    except ApiError as error:
+        return await refused(request, services, error)
+    return RedirectResponse("/ui/operator", status_code=303)
