@@ -90,7 +90,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/ui/sign-in"): DASHBOARD,
     ("POST", "/ui/sign-in"): DASHBOARD,
     ("POST", "/ui/sign-out"): DASHBOARD,
-    ("POST", "/ui/language"): DASHBOARD,
+    ("GET", "/ui/language"): DASHBOARD,
     ("GET", "/ui/portal"): DASHBOARD,
     ("GET", "/ui/endpoints"): DASHBOARD,
     ("POST", "/ui/endpoints/{webhook_id}/active"): DASHBOARD,

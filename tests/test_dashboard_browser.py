@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import html
+import http.server
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -308,6 +310,10 @@ def test_no_page_has_serious_accessibility_violations(
         screenshot(page, "endpoint-form-en")
         page.goto(f"{service.url}/ui/endpoints/{tenants['a']['id']}/edit")
         pages.append(("edit endpoint", _axe(page)))
+        page.get_by_role("button", name="Show the secret").click()
+        pages.append(("secret", _axe(page)))
+        page.goto(f"{service.url}/ui/endpoints/{tenants['a']['id']}/delete")
+        pages.append(("delete confirmation", _axe(page)))
         page.goto(f"{service.url}/ui/event-types")
         pages.append(("event types", _axe(page)))
         page.get_by_role("button", name="العربية").click()
@@ -325,6 +331,11 @@ def test_no_page_has_serious_accessibility_violations(
         page.wait_for_url("**/ui/operator")
         pages.append(("operator", _axe(page)))
         screenshot(page, "operator-en")
+        page.get_by_text("New portal link").click()
+        page.get_by_role("button", name="Make the link").click()
+        pages.append(("portal link made", _axe(page)))
+        page.goto(f"{service.url}/ui/portal?token=not-a-token")
+        pages.append(("refused link", _axe(page)))
     finally:
         context.close()
     found = {name: [(v["id"], v["impact"], v["help"]) for v in violations] for name, violations in pages}
@@ -601,3 +612,83 @@ def test_the_operator_makes_a_tenant_and_a_portal_link_and_revokes_it(service: S
     finally:
         operator.close()
         customer.close()
+
+
+# --- embedding ------------------------------------------------------------------------------------------
+
+
+class PlatformPage:
+    """A platform's own page on another site (``localhost``, not ``127.0.0.1``): it frames ``portal``."""
+
+    def __init__(self) -> None:
+        self.portal = "about:blank"
+        owner = self
+
+        class Page(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = (
+                    "<!doctype html><title>Platform</title><h1>Our app</h1>"
+                    f'<iframe src="{owner.portal}" width="1000" height="700" title="Webhooks"></iframe>'
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.origin = f"http://localhost:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_platform_embeds_the_portal_from_an_allowed_origin_only(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The link in a cross-site iframe: the session cookie (SameSite=None; Partitioned) works inside the
+    frame, forms too; a site not in HOOKLINE_PORTAL_FRAME_ANCESTORS gets nothing framed."""
+    directory = tmp_path_factory.mktemp("embedded")
+    procs = Processes(directory)
+    allowed, other = PlatformPage(), PlatformPage()
+    context = browser.new_context()
+    try:
+        env = base_env(
+            HOOKLINE_DATABASE_URL=f"sqlite:///{directory / 'hookline.db'}",
+            HOOKLINE_PORTAL_FRAME_ANCESTORS=allowed.origin,
+        )
+        _, url = start_api(procs, "serve", env, command="serve")
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+        ) as admin:
+            service = Service(url, directory / "hookline.db", admin)
+            _, hook = service.tenant("embedco", "https://embedco.example/hooks")
+            allowed.portal = service.link("embedco", capabilities=["manage_endpoints"])["url"]
+            other.portal = service.link("embedco", capabilities=["manage_endpoints"])["url"]
+
+            page = context.new_page()
+            page.goto(allowed.origin)
+            frame = page.frame_locator("iframe")
+            row = frame.locator(f"tr[data-endpoint='{hook['id']}']")
+            assert "https://embedco.example/hooks" in row.inner_text()
+            row.get_by_role("button", name="Disable").click()
+            frame.locator(f"tr[data-endpoint='{hook['id']}'] .badge.bad").wait_for()
+            assert service.webhook("embedco", hook["id"])["active"] is False
+
+            blocked = context.new_page()
+            blocked.goto(other.origin, wait_until="load")
+            blocked.wait_for_timeout(500)
+            [framed] = [f for f in blocked.frames if f != blocked.main_frame]
+            # Chromium refuses the framed page (frame-ancestors) and shows its own error page instead.
+            assert framed.url.startswith("chrome-error://"), framed.url
+            assert blocked.frame_locator("iframe").locator("tr[data-endpoint]").count() == 0
+    finally:
+        context.close()
+        allowed.close()
+        other.close()
+        procs.kill_all()

@@ -158,12 +158,12 @@ async def sign_out(request: Request, services: Services = Depends(get_services))
     return response
 
 
-@router.post("/language")
+@router.get("/language")
 async def choose_language(request: Request, services: Services = Depends(get_services)) -> Response:
-    """The language switch (no session needed: the sign-in page has it too)."""
-    form = await request.form()
-    locale = form.get("locale")
-    back = form.get("next")
+    """The language switch: a link, not a form (it changes nothing but the viewer's own preference
+    cookie, so it needs no CSRF token; no session needed: the sign-in page has it too)."""
+    locale = request.query_params.get("locale")
+    back = request.query_params.get("next")
     target = back if isinstance(back, str) and back.startswith("/ui") and "//" not in back else "/ui"
     response = RedirectResponse(target, status_code=303)
     if isinstance(locale, str) and locale in i18n.LANGUAGES:
