@@ -182,6 +182,8 @@ def test_a_failed_delivery_is_retried_and_its_attempts_shown(
     page.wait_for_url(f"**/ui/deliveries/{failed['id']}")
     attempts = page.locator("article.attempt")
     assert attempts.count() == 2
+    body = page.locator("pre.request-body").inner_text()  # the event as delivered
+    assert '"event": "order.created"' in body and f'"id": "{failed["event_id"]}"' in body
     assert attempts.first.locator(".status-code").inner_text() == "500"
     assert "receiver broke" in attempts.first.locator(".response-body").inner_text()
     attempts.first.get_by_text("Request headers").click()

@@ -15,7 +15,15 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from hookline.api.envelope import ApiError
-from hookline.api.routes import circuit_breaker, deliveries, event_types, stats, webhook_tests, webhooks
+from hookline.api.routes import (
+    circuit_breaker,
+    deliveries,
+    event_types,
+    events,
+    stats,
+    webhook_tests,
+    webhooks,
+)
 from hookline.api.services import Services, get_services
 from hookline.dashboard.i18n import N_
 from hookline.dashboard.viewer import ADMIN, SignedOut, Viewer
@@ -330,6 +338,22 @@ async def delivery_page(
         except ApiError as error:
             return await refused(request, services, error, viewer)
         attempts = [{**a, "headers_json": pretty(a["request_headers"] or {})} for a in found["attempt_log"]]
+        body = None
+        try:  # the request body: the event as delivered (its data is gone once retention prunes it)
+            event = await call(
+                events.get_event, found["event_id"], services, viewer.principal, acting_tenant(viewer)
+            )
+            if event.get("data") is not None:
+                body = pretty(
+                    {
+                        "id": event["id"],
+                        "event": event["event"],
+                        "timestamp": event["timestamp"],
+                        "data": event["data"],
+                    }
+                )
+        except ApiError:
+            body = None  # a test send's event is not kept as an event
         return render(
             request,
             services,
@@ -338,6 +362,7 @@ async def delivery_page(
             active="endpoints",
             delivery=found,
             attempts=attempts,
+            body=body,
             back=_url(viewer, f"/ui/endpoints/{found['webhook_id']}"),
             retried=bool(request.query_params.get("retried")),
             statuses_label=_STATUS_LABELS,
