@@ -692,3 +692,12 @@ def test_a_platform_embeds_the_portal_from_an_allowed_origin_only(
         allowed.close()
         other.close()
         procs.kill_all()
+
+
+def test_an_unknown_page_is_a_page_for_a_browser_and_json_for_the_api(service: Service, page: Any) -> None:
+    response = page.goto(f"{service.url}/ui/no-such-page")
+    assert response.status == 404 and response.headers["content-type"].startswith("text/html")
+    assert page.get_by_role("heading", level=1).inner_text() == "no such route: GET /ui/no-such-page"
+    as_api = httpx.get(f"{service.url}/ui/no-such-page", headers={"Accept": "application/json"})
+    assert as_api.status_code == 404 and as_api.json()["error"] == "no such route: GET /ui/no-such-page"
+    assert httpx.get(f"{service.url}/v1/nope", headers={"Accept": "text/html"}).json()["code"] == 404

@@ -1,17 +1,21 @@
 """Every failure becomes an error envelope with a specific message: never a stack trace, never a
-pydantic dump."""
+pydantic dump. A browser on the dashboard's pages (``/ui``, asking for HTML) gets the same message as a
+plain page instead (``_for_browsers``): the dashboard renders its own refusals; these are the rest (an
+unknown page, the database away, a crash)."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Match
 
 from hookline.api.envelope import ApiError, error
@@ -53,6 +57,18 @@ def describe_validation_error(err: dict[str, Any]) -> str:
     return f"{label}: {message[:1].lower()}{message[1:]}"
 
 
+def _for_browsers(request: Request, response: Response) -> Response:
+    if not request.url.path.startswith("/ui") or "text/html" not in request.headers.get("accept", ""):
+        return response
+    message = html.escape(orjson.loads(response.body)["error"])
+    page = (
+        '<!doctype html><html lang="en"><meta charset="utf-8"><title>hookline</title>'
+        f'<main><h1>{message}</h1><p><a href="/ui">hookline</a></p></main></html>'
+    )
+    headers = {k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "allow")}
+    return HTMLResponse(page, status_code=response.status_code, headers=headers)
+
+
 async def _api_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return error(exc.code, exc.error, exc.headers)
@@ -70,7 +86,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         # Starlette's Allow names only the first route on this path; list every method the path has.
         headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
-    return error(exc.status_code, text, headers)
+    return _for_browsers(request, error(exc.status_code, text, headers))
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -138,7 +154,9 @@ def database_unavailable(exc: BaseException) -> bool:
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("database unavailable", path=request.url.path, error=type(exc).__name__)
-    return error(503, "the database is unavailable; try again shortly", {"Retry-After": "5"})
+    return _for_browsers(
+        request, error(503, "the database is unavailable; try again shortly", {"Retry-After": "5"})
+    )
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:
@@ -152,13 +170,14 @@ async def _sealed(request: Request, exc: Exception) -> Response:
     was altered). The operator's to fix; the message names at most the key's id."""
     assert isinstance(exc, SealError)
     log.error("a stored secret could not be opened", path=request.url.path, error=str(exc))
-    return error(503, f"a stored secret cannot be read with this server's HOOKLINE_SECRET_KEY: {exc}")
+    message = f"a stored secret cannot be read with this server's HOOKLINE_SECRET_KEY: {exc}"
+    return _for_browsers(request, error(503, message))
 
 
 def _logged_500(request: Request) -> Response:
     # A WebSocket (whose refusals these handlers answer too) has no method.
     log.exception("unhandled error", path=request.url.path, method=getattr(request, "method", "WEBSOCKET"))
-    return error(500, "an unexpected error occurred; it has been logged")
+    return _for_browsers(request, error(500, "an unexpected error occurred; it has been logged"))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
