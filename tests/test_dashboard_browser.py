@@ -701,3 +701,14 @@ def test_an_unknown_page_is_a_page_for_a_browser_and_json_for_the_api(service: S
     as_api = httpx.get(f"{service.url}/ui/no-such-page", headers={"Accept": "application/json"})
     assert as_api.status_code == 404 and as_api.json()["error"] == "no such route: GET /ui/no-such-page"
     assert httpx.get(f"{service.url}/v1/nope", headers={"Accept": "text/html"}).json()["code"] == 404
+
+
+def test_signing_out_of_a_portal_links_session_ends_it(
+    service: Service, tenants: dict[str, Any], page: Any
+) -> None:
+    page.goto(service.link("acme", capabilities=["manage_endpoints"])["url"])
+    assert [c["name"] for c in page.context.cookies()] == ["hookline_session"]
+    page.get_by_role("button", name="Sign out").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "You have signed out."
+    assert page.context.cookies() == []  # the partitioned cookie deleted in its own partition
+    assert page.goto(f"{service.url}/ui/endpoints").url.endswith("/ui/sign-in")

@@ -154,7 +154,7 @@ async def sign_out(request: Request, services: Services = Depends(get_services))
         )
     else:
         response = sign_in_redirect()
-    close_session(response)
+    close_session(response, viewer)
     return response
 
 

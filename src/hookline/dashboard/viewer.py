@@ -42,7 +42,7 @@ from hookline.dashboard.i18n import N_
 from hookline.signed_tokens import SESSION, BadToken
 from hookline.store import portal_links
 from hookline.store.portal_links import CAPABILITIES, PortalLink
-from hookline.store.tenants import get_api_key, get_tenant
+from hookline.store.tenants import ApiKey, get_api_key, get_tenant
 
 COOKIE = "hookline_session"
 LOCALE_COOKIE = "hookline_locale"
@@ -113,22 +113,33 @@ def open_session(
         httponly=True,
         samesite="none" if linked else "lax",
     )
-    if linked:  # Python's http.cookies knows "Partitioned" only from 3.14: appended by hand
-        header, cookie = response.raw_headers[-1]
-        assert header == b"set-cookie"
-        response.raw_headers[-1] = (header, cookie + b"; Partitioned")
+    if linked:
+        _partitioned(response)
 
 
-def close_session(response: Response) -> None:
-    for samesite in ("lax",):
-        response.delete_cookie(COOKIE, path="/ui", secure=True, httponly=True, samesite=samesite)
+def _partitioned(response: Response) -> None:
+    """Mark the cookie just set ``Partitioned`` (Python's http.cookies knows it only from 3.14)."""
+    header, cookie = response.raw_headers[-1]
+    assert header == b"set-cookie"
+    response.raw_headers[-1] = (header, cookie + b"; Partitioned")
+
+
+def close_session(response: Response, viewer: Viewer) -> None:
+    """Delete the session cookie: with the attributes it was set with (a partitioned cookie is only
+    deleted by a partitioned deletion)."""
+    linked = viewer.kind == LINK
+    response.delete_cookie(
+        COOKIE, path="/ui", secure=True, httponly=True, samesite="none" if linked else "lax"
+    )
+    if linked:
+        _partitioned(response)
 
 
 class Sessions:
     """Reads a request's session into a ``Viewer`` (the rows behind it cached for a few seconds)."""
 
     def __init__(self) -> None:
-        self._keys: KeyCache[Any] = KeyCache(ttl=5.0)
+        self._keys: KeyCache[ApiKey] = KeyCache(ttl=5.0)
         self._links: KeyCache[PortalLink] = KeyCache(ttl=5.0)
         self._themes: KeyCache[dict[str, Any]] = KeyCache(ttl=5.0)
 
@@ -199,12 +210,6 @@ class Sessions:
             theme = merged(await self._theme(services, link.tenant_id), link.theme)
             return Viewer(LINK, principal, link.tenant_id, capabilities, csrf, actor, link, theme)
         raise SignedOut()
-
-    def forget_link(self, link_id: str) -> None:
-        self._links.clear()
-
-    def forget_key(self, key_id: str) -> None:
-        self._keys.clear()
 
 
 def expired_or_revoked(link: PortalLink, now: datetime) -> str:
