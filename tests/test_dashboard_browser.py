@@ -682,9 +682,12 @@ def test_a_platform_embeds_the_portal_from_an_allowed_origin_only(
 
             blocked = context.new_page()
             blocked.goto(other.origin, wait_until="load")
-            blocked.wait_for_timeout(500)
             [framed] = [f for f in blocked.frames if f != blocked.main_frame]
             # Chromium refuses the framed page (frame-ancestors) and shows its own error page instead.
+            for _ in range(100):
+                if framed.url.startswith("chrome-error://"):
+                    break
+                blocked.wait_for_timeout(100)
             assert framed.url.startswith("chrome-error://"), framed.url
             assert blocked.frame_locator("iframe").locator("tr[data-endpoint]").count() == 0
     finally:
