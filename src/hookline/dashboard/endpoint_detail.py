@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Depends, Request
-from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from hookline.api.envelope import ApiError
@@ -26,17 +25,16 @@ from hookline.api.routes import (
 )
 from hookline.api.services import Services, get_services
 from hookline.dashboard.i18n import N_
-from hookline.dashboard.viewer import ADMIN, SignedOut, Viewer
+from hookline.dashboard.viewer import ADMIN, Viewer
 from hookline.dashboard.web import (
+    act,
     acting_tenant,
     call,
-    changing,
     new_router,
     page,
     pretty,
-    refused,
     render,
-    sign_in_redirect,
+    validated,
 )
 from hookline.store.portal_links import MANAGE_ENDPOINTS, RETRY_REPLAY, SEND_TESTS
 
@@ -140,32 +138,29 @@ async def endpoint_page(
         cursor = q.get("cursor") or None
         tenant = acting_tenant(viewer)
         filter_error = None
+        hook = await call(webhooks.get_webhook, webhook_id, services, viewer.principal, tenant)
+        report = await call(
+            stats.webhook_stats, webhook_id, services, viewer.principal, None, None, window, None, tenant
+        )
+        breaker = await call(circuit_breaker.get_breaker, webhook_id, services, viewer.principal, tenant)
         try:
-            hook = await call(webhooks.get_webhook, webhook_id, services, viewer.principal, tenant)
-            report = await call(
-                stats.webhook_stats, webhook_id, services, viewer.principal, None, None, window, None, tenant
-            )
-            breaker = await call(circuit_breaker.get_breaker, webhook_id, services, viewer.principal, tenant)
-            try:
-                since = _moment(since_text, "since")
-            except ApiError as error:
-                filter_error, since = error.error, None
-            log = await call(
-                deliveries.list_deliveries,
-                webhook_id,
-                services,
-                viewer.principal,
-                PAGE_SIZE,
-                cursor,
-                status,
-                event,
-                since,
-                None,
-                tenant,
-            )
-            catalog = await _catalog(services, viewer) if viewer.can(SEND_TESTS) else []
+            since = _moment(since_text, "since")
         except ApiError as error:
-            return await refused(request, services, error, viewer)
+            filter_error, since = error.error, None
+        log = await call(
+            deliveries.list_deliveries,
+            webhook_id,
+            services,
+            viewer.principal,
+            PAGE_SIZE,
+            cursor,
+            status,
+            event,
+            since,
+            None,
+            tenant,
+        )
+        catalog = await _catalog(services, viewer) if viewer.can(SEND_TESTS) else []
         filters = {"status": status, "event": event, "since": since_text, "window": window}
         return render(
             request,
@@ -216,8 +211,7 @@ def _notice(q: Mapping[str, str]) -> dict[str, Any] | None:
 async def reset_endpoint_breaker(
     webhook_id: str, request: Request, services: Services = Depends(get_services)
 ) -> Response:
-    try:
-        viewer, _ = await changing(request, services, MANAGE_ENDPOINTS)
+    async def change(viewer: Viewer, _: Any) -> Response:
         await call(
             circuit_breaker.reset_breaker,
             webhook_id,
@@ -226,29 +220,22 @@ async def reset_endpoint_breaker(
             viewer.actor,
             acting_tenant(viewer),
         )
-    except SignedOut:
-        return sign_in_redirect()
-    except ApiError as error:
-        return await refused(request, services, error)
-    return RedirectResponse(_url(viewer, f"/ui/endpoints/{webhook_id}", reset=1), status_code=303)
+        return RedirectResponse(_url(viewer, f"/ui/endpoints/{webhook_id}", reset=1), status_code=303)
+
+    return await act(request, services, MANAGE_ENDPOINTS, change)
 
 
 @router.post("/endpoints/{webhook_id}/replay")
 async def replay_deliveries(
     webhook_id: str, request: Request, services: Services = Depends(get_services)
 ) -> Response:
-    try:
-        viewer, form = await changing(request, services, RETRY_REPLAY)
+    async def change(viewer: Viewer, form: Any) -> Response:
         status = str(form.get("status") or "") or None
         since = _moment(str(form.get("since") or ""), "since")
         if since is None:
             raise ApiError(400, "'since' is required: the replay starts from that time")
-        try:
-            body = deliveries.ReplayRequest(
-                since=since, until=_moment(str(form.get("until") or ""), "until"), status=status
-            )
-        except ValidationError as exc:
-            raise ApiError(400, "; ".join(str(e["msg"]) for e in exc.errors())) from None
+        until = _moment(str(form.get("until") or ""), "until")
+        body = validated(deliveries.ReplayRequest, since=since, until=until, status=status)
         done = await call(
             deliveries.replay,
             webhook_id,
@@ -258,21 +245,18 @@ async def replay_deliveries(
             viewer.actor,
             acting_tenant(viewer),
         )
-    except SignedOut:
-        return sign_in_redirect()
-    except ApiError as error:
-        return await refused(request, services, error)
-    return RedirectResponse(
-        _url(viewer, f"/ui/endpoints/{webhook_id}", queued=done["requeued"]), status_code=303
-    )
+        return RedirectResponse(
+            _url(viewer, f"/ui/endpoints/{webhook_id}", queued=done["requeued"]), status_code=303
+        )
+
+    return await act(request, services, RETRY_REPLAY, change)
 
 
 @router.post("/endpoints/{webhook_id}/test")
 async def send_test(
     webhook_id: str, request: Request, services: Services = Depends(get_services)
 ) -> Response:
-    try:
-        viewer, form = await changing(request, services, SEND_TESTS)
+    async def change(viewer: Viewer, form: Any) -> Response:
         tenant = acting_tenant(viewer)
         hook = await call(webhooks.get_webhook, webhook_id, services, viewer.principal, tenant)
         catalog = await _catalog(services, viewer)
@@ -291,10 +275,7 @@ async def send_test(
                     problem = {"kind": "object", "detail": ""}
         outcome = None
         if problem is None:
-            try:
-                body = webhook_tests.SendTest(event=event, data=data)
-            except ValidationError as exc:
-                raise ApiError(400, "; ".join(str(e["msg"]) for e in exc.errors())) from None
+            body = validated(webhook_tests.SendTest, event=event, data=data)
             try:
                 outcome = await call(
                     webhook_tests.test_webhook, webhook_id, services, viewer.principal, body, tenant
@@ -303,24 +284,22 @@ async def send_test(
                 if error.code == 404:
                     raise
                 problem = {"kind": "api", "detail": error.error}
-    except SignedOut:
-        return sign_in_redirect()
-    except ApiError as error:
-        return await refused(request, services, error)
-    return render(
-        request,
-        services,
-        "test_result.html",
-        viewer,
-        status=200 if problem is None else 400,
-        active="endpoints",
-        hook=hook,
-        outcome=outcome,
-        problem=problem,
-        catalog=catalog,
-        chosen=chosen,
-        back=_url(viewer, f"/ui/endpoints/{webhook_id}"),
-    )
+        return render(
+            request,
+            services,
+            "test_result.html",
+            viewer,
+            status=200 if problem is None else 400,
+            active="endpoints",
+            hook=hook,
+            outcome=outcome,
+            problem=problem,
+            catalog=catalog,
+            chosen=chosen,
+            back=_url(viewer, f"/ui/endpoints/{webhook_id}"),
+        )
+
+    return await act(request, services, SEND_TESTS, change)
 
 
 # --- one delivery ---------------------------------------------------------------------------------------
@@ -331,12 +310,9 @@ async def delivery_page(
     delivery_id: str, request: Request, services: Services = Depends(get_services)
 ) -> Response:
     async def build(viewer: Viewer) -> Response:
-        try:
-            found = await call(
-                deliveries.get_delivery, delivery_id, services, viewer.principal, acting_tenant(viewer)
-            )
-        except ApiError as error:
-            return await refused(request, services, error, viewer)
+        found = await call(
+            deliveries.get_delivery, delivery_id, services, viewer.principal, acting_tenant(viewer)
+        )
         attempts = [{**a, "headers_json": pretty(a["request_headers"] or {})} for a in found["attempt_log"]]
         body = None
         try:  # the request body: the event as delivered (its data is gone once retention prunes it)
@@ -373,8 +349,7 @@ async def delivery_page(
 
 @router.post("/deliveries/{delivery_id}/retry")
 async def retry(delivery_id: str, request: Request, services: Services = Depends(get_services)) -> Response:
-    try:
-        viewer, _ = await changing(request, services, RETRY_REPLAY)
+    async def change(viewer: Viewer, _: Any) -> Response:
         await call(
             deliveries.retry_delivery,
             delivery_id,
@@ -383,8 +358,6 @@ async def retry(delivery_id: str, request: Request, services: Services = Depends
             viewer.actor,
             acting_tenant(viewer),
         )
-    except SignedOut:
-        return sign_in_redirect()
-    except ApiError as error:
-        return await refused(request, services, error)
-    return RedirectResponse(_url(viewer, f"/ui/deliveries/{delivery_id}", retried=1), status_code=303)
+        return RedirectResponse(_url(viewer, f"/ui/deliveries/{delivery_id}", retried=1), status_code=303)
+
+    return await act(request, services, RETRY_REPLAY, change)

@@ -14,17 +14,14 @@ from starlette.responses import RedirectResponse, Response
 from hookline.api.envelope import ApiError
 from hookline.api.routes import event_types, webhooks
 from hookline.api.services import Services, get_services
-from hookline.dashboard.viewer import ADMIN, SignedOut, Viewer
+from hookline.dashboard.viewer import ADMIN, Viewer
 from hookline.dashboard.web import (
+    act,
     acting_tenant,
     call,
-    changing,
     new_router,
-    not_allowed,
     page,
-    refused,
     render,
-    sign_in_redirect,
     tenant_query,
     validated,
 )
@@ -80,12 +77,9 @@ async def endpoints_page(request: Request, services: Services = Depends(get_serv
     async def build(viewer: Viewer) -> Response:
         if viewer.kind == ADMIN and not viewer.tenant_id:
             return RedirectResponse("/ui/operator", status_code=303)
-        try:
-            found = await call(
-                webhooks.list_webhooks, services, viewer.principal, 250, None, acting_tenant(viewer)
-            )
-        except ApiError as error:
-            return await refused(request, services, error, viewer)
+        found = await call(
+            webhooks.list_webhooks, services, viewer.principal, 250, None, acting_tenant(viewer)
+        )
         trends = await _success_trends(services, viewer.tenant_id or "", services.now())
         return render(
             request,
@@ -104,10 +98,8 @@ async def endpoints_page(request: Request, services: Services = Depends(get_serv
 async def set_endpoint_active(
     webhook_id: str, request: Request, services: Services = Depends(get_services)
 ) -> Response:
-    try:
-        viewer, form = await changing(request, services, MANAGE_ENDPOINTS)
-        active = form.get("active") == "true"
-        body = webhooks.WebhookUpdate(active=active)
+    async def change(viewer: Viewer, form: Any) -> Response:
+        body = webhooks.WebhookUpdate(active=form.get("active") == "true")
         await call(
             webhooks.update_webhook,
             webhook_id,
@@ -117,11 +109,9 @@ async def set_endpoint_active(
             viewer.actor,
             acting_tenant(viewer),
         )
-    except SignedOut:
-        return sign_in_redirect()
-    except ApiError as error:
-        return await refused(request, services, error)
-    return RedirectResponse("/ui/endpoints" + tenant_query(viewer), status_code=303)
+        return RedirectResponse("/ui/endpoints" + tenant_query(viewer), status_code=303)
+
+    return await act(request, services, MANAGE_ENDPOINTS, change)
 
 
 # --- creating and editing -------------------------------------------------------------------------------
@@ -242,45 +232,40 @@ async def _webhook(services: Services, viewer: Viewer, webhook_id: str) -> dict[
 @router.get("/endpoints/new")
 async def new_endpoint_form(request: Request, services: Services = Depends(get_services)) -> Response:
     async def build(viewer: Viewer) -> Response:
-        if not viewer.can(MANAGE_ENDPOINTS):
-            return await refused(request, services, not_allowed(viewer), viewer)
         return await _show_form(request, services, viewer, endpoint=None, values=_form_values(None))
 
-    return await page(request, services, build)
+    return await page(request, services, build, MANAGE_ENDPOINTS)
 
 
 @router.post("/endpoints/new")
 async def create_endpoint(request: Request, services: Services = Depends(get_services)) -> Response:
-    try:
-        viewer, form = await changing(request, services, MANAGE_ENDPOINTS)
-    except SignedOut:
-        return sign_in_redirect()
-    except ApiError as error:
-        return await refused(request, services, error)
-    try:
-        fields = _fields(form)
-        body = validated(webhooks.WebhookCreate, **fields, tenant_id=acting_tenant(viewer))
-        created = await call(webhooks.create_webhook, body, services, viewer.principal, viewer.actor)
-    except ApiError as error:
-        return await _show_form(
+    async def change(viewer: Viewer, form: Any) -> Response:
+        try:
+            fields = _fields(form)
+            body = validated(webhooks.WebhookCreate, **fields, tenant_id=acting_tenant(viewer))
+            created = await call(webhooks.create_webhook, body, services, viewer.principal, viewer.actor)
+        except ApiError as error:  # the form again, with what was typed and the API's words
+            return await _show_form(
+                request,
+                services,
+                viewer,
+                endpoint=None,
+                values=_typed(form),
+                error=error.error,
+                status=error.code,
+            )
+        secret = created["secret"] if viewer.can(VIEW_SECRETS) else None
+        return render(
             request,
             services,
+            "endpoint_created.html",
             viewer,
-            endpoint=None,
-            values=_typed(form),
-            error=error.error,
-            status=error.code,
+            active="endpoints",
+            endpoint=created,
+            secret=secret,
         )
-    secret = created["secret"] if viewer.can(VIEW_SECRETS) else None
-    return render(
-        request,
-        services,
-        "endpoint_created.html",
-        viewer,
-        active="endpoints",
-        endpoint=created,
-        secret=secret,
-    )
+
+    return await act(request, services, MANAGE_ENDPOINTS, change)
 
 
 @router.get("/endpoints/{webhook_id}/edit")
@@ -288,53 +273,45 @@ async def edit_endpoint_form(
     webhook_id: str, request: Request, services: Services = Depends(get_services)
 ) -> Response:
     async def build(viewer: Viewer) -> Response:
-        if not viewer.can(MANAGE_ENDPOINTS):
-            return await refused(request, services, not_allowed(viewer), viewer)
-        try:
-            endpoint = await _webhook(services, viewer, webhook_id)
-        except ApiError as error:
-            return await refused(request, services, error, viewer)
+        endpoint = await _webhook(services, viewer, webhook_id)
         return await _show_form(request, services, viewer, endpoint=endpoint, values=_form_values(endpoint))
 
-    return await page(request, services, build)
+    return await page(request, services, build, MANAGE_ENDPOINTS)
 
 
 @router.post("/endpoints/{webhook_id}/edit")
 async def update_endpoint(
     webhook_id: str, request: Request, services: Services = Depends(get_services)
 ) -> Response:
-    try:
-        viewer, form = await changing(request, services, MANAGE_ENDPOINTS)
+    async def change(viewer: Viewer, form: Any) -> Response:
         endpoint = await _webhook(services, viewer, webhook_id)
-    except SignedOut:
-        return sign_in_redirect()
-    except ApiError as error:
-        return await refused(request, services, error)
-    try:
-        fields = _fields(form)
-        if fields["events"] is None:
-            raise ApiError(400, "choose at least one event type (or * for all of them)")
-        body = validated(webhooks.WebhookUpdate, **fields)
-        await call(
-            webhooks.update_webhook,
-            webhook_id,
-            body,
-            services,
-            viewer.principal,
-            viewer.actor,
-            acting_tenant(viewer),
-        )
-    except ApiError as error:
-        return await _show_form(
-            request,
-            services,
-            viewer,
-            endpoint=endpoint,
-            values=_typed(form),
-            error=error.error,
-            status=error.code,
-        )
-    return RedirectResponse("/ui/endpoints" + tenant_query(viewer), status_code=303)
+        try:
+            fields = _fields(form)
+            if fields["events"] is None:
+                raise ApiError(400, "choose at least one event type (or * for all of them)")
+            body = validated(webhooks.WebhookUpdate, **fields)
+            await call(
+                webhooks.update_webhook,
+                webhook_id,
+                body,
+                services,
+                viewer.principal,
+                viewer.actor,
+                acting_tenant(viewer),
+            )
+        except ApiError as error:  # the form again, with what was typed and the API's words
+            return await _show_form(
+                request,
+                services,
+                viewer,
+                endpoint=endpoint,
+                values=_typed(form),
+                error=error.error,
+                status=error.code,
+            )
+        return RedirectResponse("/ui/endpoints" + tenant_query(viewer), status_code=303)
+
+    return await act(request, services, MANAGE_ENDPOINTS, change)
 
 
 # --- secrets, verification, deletion --------------------------------------------------------------------
@@ -346,11 +323,11 @@ async def reveal_secret(
 ) -> Response:
     """Shown on its own page after a POST (never in a GET's page, which a browser may keep), and
     recorded in the audit log by the API's operation."""
-    try:
-        viewer, form = await changing(request, services, VIEW_SECRETS)
-        if form.get("rotate") == "true":
-            grace = _grace(form.get("grace_period_seconds"))
-            body = webhooks.SecretRotation(grace_period_seconds=grace)
+
+    async def change(viewer: Viewer, form: Any) -> Response:
+        rotated = form.get("rotate") == "true"
+        if rotated:
+            body = webhooks.SecretRotation(grace_period_seconds=_grace(form.get("grace_period_seconds")))
             shown = await call(
                 webhooks.rotate_secret,
                 webhook_id,
@@ -370,21 +347,18 @@ async def reveal_secret(
                 acting_tenant(viewer),
             )
         endpoint = await _webhook(services, viewer, webhook_id)
-    except SignedOut:
-        return sign_in_redirect()
-    except ApiError as error:
-        return await refused(request, services, error)
-    rotated = form.get("rotate") == "true"
-    return render(
-        request,
-        services,
-        "secret.html",
-        viewer,
-        active="endpoints",
-        endpoint=endpoint,
-        shown=shown,
-        rotated=rotated,
-    )
+        return render(
+            request,
+            services,
+            "secret.html",
+            viewer,
+            active="endpoints",
+            endpoint=endpoint,
+            shown=shown,
+            rotated=rotated,
+        )
+
+    return await act(request, services, VIEW_SECRETS, change)
 
 
 def _grace(value: Any) -> int:
@@ -399,8 +373,7 @@ def _grace(value: Any) -> int:
 async def verify_endpoint(
     webhook_id: str, request: Request, services: Services = Depends(get_services)
 ) -> Response:
-    try:
-        viewer, _ = await changing(request, services, MANAGE_ENDPOINTS)
+    async def change(viewer: Viewer, _: Any) -> Response:
         outcome = await call(
             webhooks.verify_webhook,
             webhook_id,
@@ -410,13 +383,11 @@ async def verify_endpoint(
             acting_tenant(viewer),
         )
         endpoint = await _webhook(services, viewer, webhook_id)
-    except SignedOut:
-        return sign_in_redirect()
-    except ApiError as error:
-        return await refused(request, services, error)
-    return render(
-        request, services, "verified.html", viewer, active="endpoints", endpoint=endpoint, outcome=outcome
-    )
+        return render(
+            request, services, "verified.html", viewer, active="endpoints", endpoint=endpoint, outcome=outcome
+        )
+
+    return await act(request, services, MANAGE_ENDPOINTS, change)
 
 
 @router.get("/endpoints/{webhook_id}/delete")
@@ -424,25 +395,19 @@ async def confirm_delete(
     webhook_id: str, request: Request, services: Services = Depends(get_services)
 ) -> Response:
     async def build(viewer: Viewer) -> Response:
-        if not viewer.can(MANAGE_ENDPOINTS):
-            return await refused(request, services, not_allowed(viewer), viewer)
-        try:
-            endpoint = await _webhook(services, viewer, webhook_id)
-        except ApiError as error:
-            return await refused(request, services, error, viewer)
+        endpoint = await _webhook(services, viewer, webhook_id)
         return render(
             request, services, "endpoint_delete.html", viewer, active="endpoints", endpoint=endpoint
         )
 
-    return await page(request, services, build)
+    return await page(request, services, build, MANAGE_ENDPOINTS)
 
 
 @router.post("/endpoints/{webhook_id}/delete")
 async def delete_endpoint(
     webhook_id: str, request: Request, services: Services = Depends(get_services)
 ) -> Response:
-    try:
-        viewer, _ = await changing(request, services, MANAGE_ENDPOINTS)
+    async def change(viewer: Viewer, _: Any) -> Response:
         await call(
             webhooks.delete_webhook,
             webhook_id,
@@ -451,8 +416,6 @@ async def delete_endpoint(
             viewer.actor,
             acting_tenant(viewer),
         )
-    except SignedOut:
-        return sign_in_redirect()
-    except ApiError as error:
-        return await refused(request, services, error)
-    return RedirectResponse("/ui/endpoints" + tenant_query(viewer), status_code=303)
+        return RedirectResponse("/ui/endpoints" + tenant_query(viewer), status_code=303)
+
+    return await act(request, services, MANAGE_ENDPOINTS, change)

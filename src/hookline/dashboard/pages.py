@@ -24,7 +24,6 @@ from hookline.dashboard.viewer import (
     LINK,
     LOCALE_COOKIE,
     SIGN_IN_CSRF_COOKIE,
-    SignedOut,
     Viewer,
     admin_fingerprint,
     close_session,
@@ -33,12 +32,11 @@ from hookline.dashboard.viewer import (
     open_session,
 )
 from hookline.dashboard.web import (
+    act,
     call,
-    changing,
     new_router,
     page,
     pretty,
-    refused,
     render,
     sign_in_redirect,
     tenant_query,
@@ -142,20 +140,17 @@ async def open_portal_link(request: Request, services: Services = Depends(get_se
 
 @router.post("/sign-out")
 async def sign_out(request: Request, services: Services = Depends(get_services)) -> Response:
-    try:
-        viewer, _ = await changing(request, services, None)
-    except SignedOut:
-        return sign_in_redirect()
-    except ApiError as error:
-        return await refused(request, services, error)
-    if viewer.kind == LINK:
-        response: Response = render(
-            request, services, "message.html", title=N_("You have signed out."), detail=None
-        )
-    else:
-        response = sign_in_redirect()
-    close_session(response, viewer)
-    return response
+    async def change(viewer: Viewer, _: Any) -> Response:
+        if viewer.kind == LINK:
+            response: Response = render(
+                request, services, "message.html", title=N_("You have signed out."), detail=None
+            )
+        else:
+            response = sign_in_redirect()
+        close_session(response, viewer)
+        return response
+
+    return await act(request, services, None, change)
 
 
 @router.get("/language")
@@ -193,9 +188,7 @@ async def catalog_page(request: Request, services: Services = Depends(get_servic
 async def operator_page(request: Request, services: Services = Depends(get_services)) -> Response:
     async def build(viewer: Viewer) -> Response:
         if viewer.kind != ADMIN:
-            return await refused(
-                request, services, ApiError(403, "only the operator (admin key) sees this page"), viewer
-            )
+            raise ApiError(403, "only the operator (admin key) sees this page")
         found = await call(tenants.list_tenants, services, viewer.principal, 250, None)
         now = services.now()
         async with services.store.read() as conn:
@@ -221,32 +214,29 @@ async def operator_page(request: Request, services: Services = Depends(get_servi
 LINK_LIFETIMES = (3600, 86400, 7 * 86400)
 
 
-async def _operator_changing(request: Request, services: Services) -> tuple[Viewer, Any]:
-    viewer, form = await changing(request, services, None)
+def _operator_only(viewer: Viewer) -> None:
     if viewer.kind != ADMIN:
         raise ApiError(403, "only the operator (admin key) can do this")
-    return viewer, form
 
 
 @router.post("/operator/tenants")
 async def create_tenant(request: Request, services: Services = Depends(get_services)) -> Response:
-    try:
-        viewer, form = await _operator_changing(request, services)
+    async def change(viewer: Viewer, form: Any) -> Response:
+        _operator_only(viewer)
         name, ident = str(form.get("name") or "").strip(), str(form.get("id") or "").strip()
         body = validated(tenants.TenantCreate, name=name, id=ident or None)
         await call(tenants.create_tenant, body, services, viewer.principal, viewer.actor)
-    except SignedOut:
-        return sign_in_redirect()
-    except ApiError as error:
-        return await refused(request, services, error)
-    return RedirectResponse("/ui/operator", status_code=303)
+        return RedirectResponse("/ui/operator", status_code=303)
+
+    return await act(request, services, None, change)
 
 
 @router.post("/operator/portal-links")
 async def create_portal_link(request: Request, services: Services = Depends(get_services)) -> Response:
     """The URL is shown on the page this answers, once (as the API shows it once)."""
-    try:
-        viewer, form = await _operator_changing(request, services)
+
+    async def change(viewer: Viewer, form: Any) -> Response:
+        _operator_only(viewer)
         tenant_id = str(form.get("tenant_id") or "")
         chosen = [str(c) for c in form.getlist("capabilities")] or ["read_only"]
         lifetime = str(form.get("expires_in") or LINK_LIFETIMES[0])
@@ -264,33 +254,29 @@ async def create_portal_link(request: Request, services: Services = Depends(get_
             viewer.principal,
             viewer.actor,
         )
-    except SignedOut:
-        return sign_in_redirect()
-    except ApiError as error:
-        return await refused(request, services, error)
-    return render(
-        request,
-        services,
-        "portal_link_created.html",
-        viewer,
-        active="operator",
-        link=made,
-        names=CAPABILITY_NAMES,
-    )
+        return render(
+            request,
+            services,
+            "portal_link_created.html",
+            viewer,
+            active="operator",
+            link=made,
+            names=CAPABILITY_NAMES,
+        )
+
+    return await act(request, services, None, change)
 
 
 @router.post("/operator/portal-links/{link_id}/revoke")
 async def revoke_portal_link(
     link_id: str, request: Request, services: Services = Depends(get_services)
 ) -> Response:
-    try:
-        viewer, form = await _operator_changing(request, services)
+    async def change(viewer: Viewer, form: Any) -> Response:
+        _operator_only(viewer)
         tenant_id = str(form.get("tenant_id") or "")
         await call(
             portal_links_api.revoke_portal_link, tenant_id, link_id, services, viewer.principal, viewer.actor
         )
-    except SignedOut:
-        return sign_in_redirect()
-    except ApiError as error:
-        return await refused(request, services, error)
-    return RedirectResponse("/ui/operator", status_code=303)
+        return RedirectResponse("/ui/operator", status_code=303)
+
+    return await act(request, services, None, change)

@@ -162,17 +162,43 @@ def sign_in_redirect(reason: str | None = None) -> RedirectResponse:
 
 
 async def page(
-    request: Request, services: Services, build: Callable[[Viewer], Awaitable[Response]]
+    request: Request,
+    services: Services,
+    build: Callable[[Viewer], Awaitable[Response]],
+    capability: str | None = None,
 ) -> Response:
-    """A page for a signed-in viewer; anyone else goes to the sign-in page (a portal link's ended
-    session sees why, and no sign-in form: its way back is a new link)."""
+    """A page for a signed-in viewer (holding ``capability``, if one is named); anyone else goes to the
+    sign-in page (a portal link's ended session sees why, and no sign-in form: its way back is a new
+    link). A refusal ``build`` meets (the API's, say a 404) is the page, as the API words it."""
     try:
         viewer = await viewer_of(request, services)
     except SignedOut as out:
         if out.portal:
             return render(request, services, "message.html", status=403, title=out.reason, detail=None)
         return sign_in_redirect(out.reason)
-    return await build(viewer)
+    if capability is not None and not viewer.can(capability):
+        return await refused(request, services, not_allowed(viewer), viewer)
+    try:
+        return await build(viewer)
+    except ApiError as error:
+        return await refused(request, services, error, viewer)
+
+
+async def act(
+    request: Request,
+    services: Services,
+    capability: str | None,
+    change: Callable[[Viewer, Any], Awaitable[Response]],
+) -> Response:
+    """A POST: the CSRF token and ``capability`` checked (``changing``), then ``change(viewer, form)``.
+    A session that is gone goes to the sign-in page; a refusal (ours or the API's) is the page."""
+    try:
+        viewer, form = await changing(request, services, capability)
+        return await change(viewer, form)
+    except SignedOut:
+        return sign_in_redirect()
+    except ApiError as error:
+        return await refused(request, services, error)
 
 
 async def changing(request: Request, services: Services, capability: str | None) -> tuple[Viewer, Any]:
