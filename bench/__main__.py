@@ -193,7 +193,7 @@ def run_all(bench: Bench, selected: list[str], errors: list[str]) -> None:
             try:
                 with deployed(bench, backend, "main") as deploy:
                     deploy.add_endpoints("f", 10, shared_channel=True)
-                    deploy.add_endpoints("s", 1)
+                    deploy.add_endpoints("s", 1, max_in_flight=scenarios.SINGLE_IN_FLIGHT)
                     deploy.add_endpoints("i", 10)
                     deploy.add_endpoints("l", 10)
                     deploy.add_endpoints("b", 10)
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick:
             print(SMOKE_NOTE, flush=True)
         info["sizes"] = sizes.name
-        bench = Bench(sizes, args.quick, tuple(backends), procs, dbs, Sink(port))
+        bench = Bench(sizes, args.quick, tuple(backends), procs, dbs, Sink(port), sink_proc)
         run_all(bench, args.scenarios, errors)
     except KeyboardInterrupt:
         interrupted = True

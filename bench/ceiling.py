@@ -4,14 +4,18 @@ queue, no retry bookkeeping: what one Python process with the same HTTP client c
     python -m bench.ceiling --sink-port P --deliveries N --endpoints K --client aiohttp|pyreqwest --out F
 
 Payloads and their signature headers (``hookline.signing.signature_headers``, the same two schemes hookline
-sends) are built before the clock starts. One session, ``--concurrency`` requests in flight. The result
-file holds ``{"start", "end", "sent", "errors"}`` (unix times around the sending).
+sends) are built before the clock starts. One session, ``--concurrency`` requests in flight. Before the
+clock, ``--warmup`` requests to the sink's ``/warm`` path open the connections (hookline's deployments
+are warmed the same way, by events delivered before the measured load). The result file holds
+``{"start", "end", "sent", "errors", "cpu"}``: unix times around the sending, and the process's CPU
+seconds (user + system) spent in that window alone, the sender's own cost per request.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -44,7 +48,19 @@ def build_jobs(sink_port: int, deliveries: int, endpoints: int, data: dict[str, 
     return jobs
 
 
-async def run(jobs: list[Job], send: Send, concurrency: int) -> tuple[float, float, int, int]:
+Result = tuple[float, float, int, int, float]
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def run(jobs: list[Job], send: Send, concurrency: int, warmup: int) -> Result:
+    if warmup:
+        url, body, headers = jobs[0]
+        warm = url[: url.index("/ok/")] + "/warm/0"
+        await asyncio.gather(*(send(warm, body, headers) for _ in range(warmup)))
     position = 0
     errors = 0
 
@@ -61,12 +77,13 @@ async def run(jobs: list[Job], send: Send, concurrency: int) -> tuple[float, flo
             if status != 200:
                 errors += 1
 
+    cpu = _cpu()
     start = time.time()
     await asyncio.gather(*(lane() for _ in range(concurrency)))
-    return start, time.time(), len(jobs) - errors, errors
+    return start, time.time(), len(jobs) - errors, errors, _cpu() - cpu
 
 
-async def with_aiohttp(jobs: list[Job], concurrency: int) -> tuple[float, float, int, int]:
+async def with_aiohttp(jobs: list[Job], concurrency: int, warmup: int) -> Result:
     import aiohttp
 
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, keepalive_timeout=30)
@@ -79,10 +96,10 @@ async def with_aiohttp(jobs: list[Job], concurrency: int) -> tuple[float, float,
                 await response.read()
                 return response.status
 
-        return await run(jobs, send, concurrency)
+        return await run(jobs, send, concurrency, warmup)
 
 
-async def with_pyreqwest(jobs: list[Job], concurrency: int) -> tuple[float, float, int, int]:
+async def with_pyreqwest(jobs: list[Job], concurrency: int, warmup: int) -> Result:
     from pyreqwest.client import ClientBuilder
 
     client = ClientBuilder().max_connections(concurrency).follow_redirects(False).build()
@@ -93,14 +110,15 @@ async def with_pyreqwest(jobs: list[Job], concurrency: int) -> tuple[float, floa
             await response.bytes()
             return response.status
 
-        return await run(jobs, send, concurrency)
+        return await run(jobs, send, concurrency, warmup)
 
 
 def main(args: argparse.Namespace) -> None:
     jobs = build_jobs(args.sink_port, args.deliveries, args.endpoints, orjson.loads(args.data))
     runner = with_aiohttp if args.client == "aiohttp" else with_pyreqwest
-    start, end, sent, errors = uvloop.run(runner(jobs, args.concurrency))
-    Path(args.out).write_bytes(orjson.dumps({"start": start, "end": end, "sent": sent, "errors": errors}))
+    start, end, sent, errors, cpu = uvloop.run(runner(jobs, args.concurrency, args.warmup))
+    result = {"start": start, "end": end, "sent": sent, "errors": errors, "cpu": cpu}
+    Path(args.out).write_bytes(orjson.dumps(result))
 
 
 if __name__ == "__main__":
@@ -110,6 +128,7 @@ if __name__ == "__main__":
     parser.add_argument("--endpoints", type=int, default=1)
     parser.add_argument("--client", choices=("aiohttp", "pyreqwest"), default="aiohttp")
     parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--warmup", type=int, default=0, help="requests to /warm before the clock")
     parser.add_argument("--data", default="{}")
     parser.add_argument("--out", required=True)
     main(parser.parse_args())

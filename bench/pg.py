@@ -75,3 +75,63 @@ class Databases:
                 self.drop(_with_database(self.server_url, name))
             except Exception as exc:
                 print(f"bench: could not drop database {name}: {exc}", flush=True)
+
+
+# --- the server's own CPU -----------------------------------------------------------------------------------
+
+
+def _own_cpu(pid: int) -> tuple[float, float]:
+    """(utime + stime, cutime + cstime) of one process, in seconds; zeros when it is gone."""
+    from bench.procs import CLOCK_TICKS
+
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return 0.0, 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    return (utime + stime) / CLOCK_TICKS, (cutime + cstime) / CLOCK_TICKS
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+class ServerCpu:
+    """CPU time of the local PostgreSQL server, read from ``/proc`` (the server must run on this machine):
+    every process of it, split by who it worked for. A connection counts for the role its
+    ``application_name`` names ("hookline api", "hookline worker", ...); background processes (WAL writer,
+    checkpointer, autovacuum) and connections that ended in the window (their time lands in the
+    postmaster's children's time) count as "server". ``snapshot()`` before, ``since(before)`` after."""
+
+    def __init__(self, url: str = SERVER_URL) -> None:
+        self.url = url
+        rows = query(url, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+        self.postmaster = _parent(int(rows[0]["pid"])) if rows else None
+
+    def snapshot(self) -> dict[int, tuple[str, float]]:
+        """pid -> (role, CPU seconds so far); the postmaster (with its ended children) as pid 0."""
+        rows = query(self.url, "SELECT pid, application_name, backend_type FROM pg_stat_activity")
+        found: dict[int, tuple[str, float]] = {}
+        for row in rows:
+            name = str(row["application_name"] or "")
+            role = name.removeprefix("hookline ") if name.startswith("hookline ") else "server"
+            found[int(row["pid"])] = (role, _own_cpu(int(row["pid"]))[0])
+        if self.postmaster is not None:
+            own, children = _own_cpu(self.postmaster)
+            found[0] = ("server", own + children)
+        return found
+
+    def since(self, before: dict[int, tuple[str, float]]) -> dict[str, float]:
+        """CPU seconds per role since ``before``. A process gone since then had its whole life's time
+        added to the postmaster's; what it had used before the window is taken off again."""
+        after = self.snapshot()
+        spent: dict[str, float] = {}
+        for pid, (role, seconds) in after.items():
+            spent[role] = spent.get(role, 0.0) + seconds - before.get(pid, (role, 0.0))[1]
+        gone = sum(seconds for pid, (_role, seconds) in before.items() if pid not in after)
+        spent["server"] = spent.get("server", 0.0) - gone
+        return spent

@@ -24,14 +24,15 @@ class SchemaOutOfDate(RuntimeError):
 log = structlog.get_logger("hookline")
 
 
-def open_store(settings: Settings, *, sealing: bool = False) -> Store:
+def open_store(settings: Settings, *, sealing: bool = False, role: str = "") -> Store:
     """The store the settings name. Only the default data directory is created on the way; the
     directory of an explicit ``sqlite:///`` URL must exist (a typo must not create a tree of folders).
     ``sealing``: with the keys that seal credentials (``hookline.secret_key``; raises
-    ``MissingSecretKey`` without them), for the commands that read or write endpoints."""
+    ``MissingSecretKey`` without them), for the commands that read or write endpoints. ``role``: the
+    process's role, which PostgreSQL shows as its connections' ``application_name``."""
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store.from_url(settings.effective_database_url)
+    store = Store.from_url(settings.effective_database_url, role=role)
     if sealing:
         store.keyring = load_keyring(settings)  # nothing is connected yet: no engine to dispose of
     return store
@@ -72,14 +73,14 @@ async def _prepare(store: Store, settings: Settings, *, create_admin_key: bool) 
 
 
 async def open_services(
-    settings: Settings, *, auto_migrate: bool, create_admin_key: bool = True
+    settings: Settings, *, auto_migrate: bool, create_admin_key: bool = True, role: str = ""
 ) -> tuple[Services, str | None]:
     """Returns the services and, on the very first start without HOOKLINE_ADMIN_KEY, the new admin key
     (to be printed once; only with ``create_admin_key``, else the services hold whatever is stored, or
     no admin key at all: "" matches no key's hash). Raises ``hookline.secret_key.MissingSecretKey``
     without a secret key and ``hookline.store.credentials.WrongSecretKey`` with one that cannot open
     the stored secrets."""
-    store = open_store(settings, sealing=True)
+    store = open_store(settings, sealing=True, role=role)
     try:
         if auto_migrate:
             await migrate.upgrade(store)

@@ -130,13 +130,13 @@ def _key_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-async def _open_services(settings: Settings, *, api: bool, auto_migrate: bool) -> Services:
+async def _open_services(settings: Settings, *, api: bool, auto_migrate: bool, role: str) -> Services:
     from hookline.runtime import SchemaOutOfDate, open_services
 
     try:
         with _database_errors(settings), _key_errors():
             services, new_admin_key = await open_services(
-                settings, auto_migrate=auto_migrate, create_admin_key=api
+                settings, auto_migrate=auto_migrate, create_admin_key=api, role=role
             )
     except SchemaOutOfDate as exc:
         typer.echo(f"hookline: {exc}", err=True)
@@ -195,7 +195,8 @@ async def _run_roles(
         log_dev_mode(settings)
     bound = [_bind(settings.host, settings.port)] if api and sockets is None else []
     try:
-        services = await _open_services(settings, api=api, auto_migrate=auto_migrate)
+        role = "serve" if api and worker else "api" if api else "worker"
+        services = await _open_services(settings, api=api, auto_migrate=auto_migrate, role=role)
     except BaseException:
         for sock in bound:
             sock.close()
@@ -349,7 +350,7 @@ def _serve_api_processes(settings: Settings, overrides: dict[str, Any]) -> None:
     from multiprocessing.connection import wait
 
     async def check() -> None:  # schema and admin key once, before any process is started
-        services = await _open_services(settings, api=True, auto_migrate=False)
+        services = await _open_services(settings, api=True, auto_migrate=False, role="api")
         await services.store.close()
 
     sock = _bind(settings.host, settings.port)
@@ -427,7 +428,7 @@ def migrate(database_url: DbOpt = None) -> None:
     async def run() -> None:
         new_key = None
         with _database_errors(settings), _key_errors():
-            store = open_store(settings, sealing=True)
+            store = open_store(settings, sealing=True, role="migrate")
             try:
                 await migrations.upgrade(store)
                 await credentials.check_key(store, datetime.now(UTC))

@@ -115,7 +115,12 @@ class Store:
                 return
 
     @classmethod
-    def from_url(cls, url: str, keyring: Keyring | None = None, **engine_options: Any) -> Store:
+    def from_url(
+        cls, url: str, keyring: Keyring | None = None, *, role: str = "", **engine_options: Any
+    ) -> Store:
+        """``role`` names the process to PostgreSQL (``application_name`` "hookline api", "hookline
+        worker", ...), so ``pg_stat_activity`` and the server's logs tell which process a connection
+        serves."""
         target = async_url(url)
         if target.get_backend_name() == "sqlite":
             _prepare_sqlite(target)
@@ -130,7 +135,9 @@ class Store:
             options = {
                 "pool_size": 10,
                 "max_overflow": 10,
-                "connect_args": {"server_settings": {"jit": "off"}},
+                "connect_args": {
+                    "server_settings": {"jit": "off", "application_name": f"hookline {role}".strip()}
+                },
                 **engine_options,
             }
             engine = create_async_engine(target, **options)

@@ -1,0 +1,136 @@
+"""What the benchmark's figures rest on: the sink answers every request it is sent, however the bytes
+arrive, and counts only what it should; the PostgreSQL server's CPU is attributed to the role that
+spent it (issue 16: a bench that reports what a user would see)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+from bench import pg, sink
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import PG_SERVER_URL
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def request(path: str, webhook_id: str, body: bytes, upper: bool) -> bytes:
+    names = ("Content-Length", "Webhook-Id") if upper else ("content-length", "webhook-id")
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{names[1]}: {webhook_id}\r\n"
+        f"content-type: application/json\r\n{names[0]}: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+requests = st.lists(
+    st.tuples(
+        st.sampled_from(["/ok/a", "/ok/b", "/warm/0", "/fail/x"]),
+        st.from_regex(r"msg_[a-z0-9]{1,12}", fullmatch=True),
+        st.binary(max_size=300).filter(lambda b: b"\r\n\r\n" not in b),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(requests, st.data())
+def test_the_sink_answers_each_request_however_the_bytes_are_split(
+    sent: list[tuple[str, str, bytes, bool]], data: st.DataObject
+) -> None:
+    _fresh_sink().answer(b"/_reset", b"")  # the counts are module-wide
+    stream = b"".join(request(*r) for r in sent)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
+    protocol = _fresh_sink()
+    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        protocol.data_received(stream[start:end])
+    transport = protocol.transport
+    assert isinstance(transport, Transport) and not transport.closed
+    expected = [sink.FAIL if path.startswith("/fail") else sink.OK for path, *_ in sent]
+    assert transport.written == expected
+    oks = [(path, webhook_id) for path, webhook_id, *_ in sent if path.startswith("/ok")]
+    assert len(oks) == sink.COUNT
+    assert set(sink.RECEIVED) == {webhook_id.encode() for _, webhook_id in oks}
+    assert sink.OTHER["fail"] == sum(path.startswith("/fail") for path, *_ in sent)
+
+
+def _fresh_sink() -> Any:
+    protocol = sink.SinkProtocol()
+    protocol.connection_made(Transport())  # type: ignore[arg-type]
+    return protocol
+
+
+def test_a_request_line_that_is_not_http_closes_the_connection() -> None:
+    protocol = _fresh_sink()
+    protocol.data_received(b"garbage\r\n\r\n")
+    assert protocol.transport.closed
+
+
+def _burn(application_name: str) -> None:
+    """About a second of the server's CPU on one connection named ``application_name``, then closed."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(
+            PG_SERVER_URL, server_settings={"application_name": application_name}, timeout=10
+        )
+        try:
+            await conn.execute("SELECT count(*) FROM generate_series(1, 20000000)")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.usefixtures("pg_url")  # the server is there (else skipped, or failed in CI)
+def test_server_cpu_counts_a_closed_connection_and_names_an_open_one() -> None:
+    server = pg.ServerCpu(PG_SERVER_URL)
+    assert server.postmaster is not None
+    before = server.snapshot()
+    _burn("hookline api")  # closed by now: its time is in the postmaster's children's
+    spent = server.since(before)
+    assert sum(spent.values()) >= 0.3, spent
+    assert spent.get("api", 0.0) < 0.1  # a connection gone is the server's, not guessed
+
+    async def held() -> dict[str, float]:
+        conn = await asyncpg.connect(
+            PG_SERVER_URL, server_settings={"application_name": "hookline worker"}, timeout=10
+        )
+        try:
+            start = await asyncio.to_thread(server.snapshot)
+            await conn.execute("SELECT count(*) FROM generate_series(1, 20000000)")
+            return await asyncio.to_thread(server.since, start)
+        finally:
+            await conn.close()
+
+    spent = asyncio.run(held())
+    assert spent.get("worker", 0.0) >= 0.3, spent
+
+
+def test_a_store_names_its_role_to_postgresql(pg_url: str) -> None:
+    """Operators (and the bench's CPU split) tell hookline's connections apart in pg_stat_activity."""
+    from hookline.store.engine import Store
+
+    async def run() -> str:
+        store = Store.from_url(pg_url, role="worker")
+        try:
+            async with store.read() as conn:
+                return str((await conn.exec_driver_sql("SHOW application_name")).scalar_one())
+        finally:
+            await store.close()
+
+    assert asyncio.run(run()) == "hookline worker"
