@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import endpoint_scenarios, pg, retention_scenario, scenarios, stats_scenario
+from bench import budget, endpoint_scenarios, pg, retention_scenario, scaleout, scenarios, stats_scenario
 from bench.api import Sink
 from bench.deploy import BACKENDS
 from bench.procs import Processes, free_port, port_open, wait_until
@@ -218,6 +218,8 @@ def run_all(bench: Bench, selected: list[str], errors: list[str]) -> None:
         attempt("stats", backend, lambda: stats_scenario.stats(bench, backend))  # noqa: B023
         if backend == "postgresql":
             attempt("retention", backend, lambda: retention_scenario.retention_scenario(bench, backend))  # noqa: B023
+            attempt("budget", backend, lambda: budget.budget(bench, backend))  # noqa: B023
+            attempt("scaleout", backend, lambda: scaleout.scaleout(bench, backend))  # noqa: B023
     scenarios.ratios(bench)
 
 

@@ -155,6 +155,8 @@ SCENARIOS = (
     "ratelimit",
     "stats",
     "retention",
+    "budget",
+    "scaleout",
 )
 
 

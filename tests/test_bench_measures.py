@@ -134,3 +134,38 @@ def test_a_store_names_its_role_to_postgresql(pg_url: str) -> None:
             await store.close()
 
     assert asyncio.run(run()) == "hookline worker"
+
+
+def test_every_claim_and_record_statement_is_told_apart_even_cut_at_a_kilobyte() -> None:
+    """pg_stat_activity shows a statement's first kilobyte (track_activity_query_size): the budget still
+    has to know whether the server's CPU went to a claim or to recording results."""
+    from bench.budget import CLAIM_STATEMENTS, RECORD_STATEMENTS, statement_kind
+
+    for kind, statements in (("claim", CLAIM_STATEMENTS), ("record", RECORD_STATEMENTS)):
+        for statement in statements:
+            assert statement_kind(statement) == kind
+            assert statement_kind(statement[:1023]) == kind
+    assert statement_kind("COMMIT") == "other"
+    assert statement_kind("SELECT 1") == "other"
+
+
+def test_a_sampled_stack_counts_for_its_innermost_stage(tmp_path: Any) -> None:
+    from bench.budget import LOOP, stage_shares
+
+    frame = "{} (/x/hookline/dispatch/{}.py:1)".format
+    attempt = ";".join([frame("Worker._attempt", "worker"), frame("HttpSender.send", "sender")])
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        "\n".join(
+            [
+                f"{frame('Runner.run', 'runners')};{attempt};{frame('signature_headers', 'signing')} 2",
+                f"{frame('Runner.run', 'runners')};{attempt} 3",
+                f"{frame('Runner.run', 'runners')};{frame('Worker._attempt', 'worker')};"
+                f"{frame('Worker._finish', 'worker')} 1",
+                f"{frame('Runner.run', 'runners')};{frame('Worker.claim', 'worker')} 3",
+                f"{frame('Runner.run', 'runners')} 1",
+            ]
+        )
+    )
+    shares = stage_shares(raw)
+    assert shares == {"sign": 0.2, "send": 0.3, "record": 0.1, "claim": 0.3, LOOP: 0.1}

@@ -370,8 +370,10 @@ _PG_SAVE = (
 )
 # A claim's save and its next due time in one round trip: the rows just written report their new due_at
 # (RETURNING sees the generated column), the others are read as they were.
+# The leading comments tell the two statements apart in pg_stat_activity, which shows a statement's first
+# kilobyte only: the claim's and the recorder's begin with the same save.
 _PG_SAVE_AND_NEXT_DUE = (
-    "WITH saved AS (" + _PG_SAVE + " RETURNING s.endpoint_id, s.due_at) SELECT least("
+    "/* claim */ WITH saved AS (" + _PG_SAVE + " RETURNING s.endpoint_id, s.due_at) SELECT least("
     "(SELECT min(due_at) FROM saved WHERE due_at > $1), "
     "(SELECT min(due_at) FROM endpoint_state WHERE due_at > $1 "
     "AND endpoint_id NOT IN (SELECT endpoint_id FROM saved)))"
@@ -393,7 +395,7 @@ def _shifted(statement: str, by: int) -> str:
 
 
 # A batch's states and statistics rows in one statement (one round trip fewer per batch of answers).
-_PG_SAVE_AND_APPEND = f"WITH saved AS ({_PG_SAVE}) " + _shifted(
+_PG_SAVE_AND_APPEND = f"/* record */ WITH saved AS ({_PG_SAVE}) " + _shifted(
     rollup_rows.PG_APPEND.strip(), 2 + len(MUTABLE)
 )
 
