@@ -818,7 +818,11 @@ class Worker:
         while not self._stopping.is_set():
             lost = asyncio.Event()
             try:
-                conn = await asyncpg.connect(dsn.render_as_string(hide_password=False), timeout=10)
+                conn = await asyncpg.connect(
+                    dsn.render_as_string(hide_password=False),
+                    timeout=10,
+                    server_settings={"application_name": "hookline worker"},  # as the pool's
+                )
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("LISTEN connection failed; polling meanwhile", error=type(exc).__name__)
                 await self._wait(self._stopping, 2.0)
