@@ -94,6 +94,14 @@ def _own_cpu(pid: int) -> tuple[float, float]:
     return (utime + stime) / CLOCK_TICKS, (cutime + cstime) / CLOCK_TICKS
 
 
+def _is_postgres(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip() in ("postgres", "postmaster")
+    except OSError:
+        return False
+
+
 def _parent(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         stat = f.read()
@@ -110,7 +118,14 @@ class ServerCpu:
     def __init__(self, url: str = SERVER_URL) -> None:
         self.url = url
         rows = query(url, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
-        self.postmaster = _parent(int(rows[0]["pid"])) if rows else None
+        self.postmaster: int | None = None
+        if rows and _is_postgres(pid := int(rows[0]["pid"])):  # else: the server is not on this machine
+            self.postmaster = _parent(pid)
+
+    @property
+    def local(self) -> bool:
+        """Whether the server runs on this machine, so that its processes can be read."""
+        return self.postmaster is not None
 
     def snapshot(self) -> dict[int, tuple[str, float]]:
         """pid -> (role, CPU seconds so far); the postmaster (with its ended children) as pid 0."""

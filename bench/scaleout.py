@@ -44,10 +44,10 @@ def scaleout(bench: Bench, backend: str) -> None:
             ):
                 run = _shape(bench, deploy, prefix, channels, events, fan)
                 base.setdefault(key, run["rate"])
+                database = "n/a" if run["pg_cpu_ms"] is None else f"{run['pg_cpu_ms']:.3f}"
                 note = (
                     f"{run['rate'] / base[key]:.2f}x one worker; hookline {run['cpu_ms']:.3f} + PostgreSQL "
-                    f"{run['pg_cpu_ms']:.3f} CPU ms per delivery; runs: "
-                    + ", ".join(f"{r:,.0f}" for r in run["rates"])
+                    f"{database} CPU ms per delivery; runs: " + ", ".join(f"{r:,.0f}" for r in run["rates"])
                 )
                 bench.add(
                     "scaleout",

@@ -188,9 +188,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-# The throughput shapes: (key, endpoint prefix, endpoints, the concurrency hookline may use for it, which is
-# the concurrency its ceiling runs at). Fan-out: 10 endpoints at the default 20 in flight each; single: one
-# endpoint created with max_in_flight 64.
+# The concurrency hookline may use for each throughput shape, which is what its ceiling runs at. Fan-out:
+# 10 endpoints at the default 20 in flight each; single: one endpoint created with max_in_flight 64.
 FANOUT_IN_FLIGHT = 200
 SINGLE_IN_FLIGHT = 64
 CEILING_CONCURRENCY = (FANOUT_IN_FLIGHT, SINGLE_IN_FLIGHT)
@@ -332,6 +331,7 @@ class Bench:
         roles = deploy.hookline_procs()
         before = {role: proc.cpu_seconds() for role, proc in roles.items()}
         server = self.server_cpu() if deploy.backend == "postgresql" else None
+        server = server if server is not None and server.local else None  # a remote server: not counted
         server_before = server.snapshot() if server is not None else {}
         sink_before = self.sink_cpu()
         load = self.loadgen(
@@ -586,7 +586,7 @@ def throughput(bench: Bench, deploy: Deployment) -> None:
             + f"; the sink's: {statistics.median(r['sink_cpu_ms'] for r in runs):.3f} ms",
             key=f"cpu:{key}:{backend}",
         )
-        if backend == "postgresql":
+        if all(r["pg_cpu_ms"] is not None for r in runs) and backend == "postgresql":
             by_role = _median_roles([r["pg_cpu_ms_by_role"] for r in runs])
             bench.add(
                 "throughput",
