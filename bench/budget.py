@@ -32,7 +32,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.procs import CLOCK_TICKS
+from bench.procs import cpu_times
 from bench.scenarios import Bench, deployed
 from hookline.store import notices, queue
 from hookline.store import rollups as rollup_rows
@@ -70,13 +70,20 @@ def _squeeze(sql: str) -> str:
     return re.sub(r"\s+", " ", sql).strip()
 
 
+_KNOWN = (
+    ("claim", tuple(_squeeze(s) for s in CLAIM_STATEMENTS)),
+    ("record", tuple(_squeeze(s) for s in RECORD_STATEMENTS)),
+)
+
+
 def statement_kind(sql: str) -> str:
     """ "claim", "record" or "other" (BEGIN, COMMIT, housekeeping) for a statement's text as
     ``pg_stat_activity`` shows it (possibly cut at ``track_activity_query_size``)."""
     text = _squeeze(sql)
-    for kind, known in (("claim", CLAIM_STATEMENTS), ("record", RECORD_STATEMENTS)):
-        if len(text) >= 20 and any(_squeeze(statement).startswith(text) for statement in known):
-            return kind
+    if len(text) >= 20:
+        for kind, known in _KNOWN:
+            if any(statement.startswith(text) for statement in known):
+                return kind
     return "other"
 
 
@@ -85,9 +92,7 @@ def thread_cpu(pid: int) -> dict[int, float]:
     found = {}
     with contextlib.suppress(OSError):
         for tid in os.listdir(f"/proc/{pid}/task"):
-            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-                found[int(tid)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            found[int(tid)] = cpu_times(f"/proc/{pid}/task/{tid}/stat")[0]
     return found
 
 

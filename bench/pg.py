@@ -82,16 +82,9 @@ class Databases:
 
 def _own_cpu(pid: int) -> tuple[float, float]:
     """(utime + stime, cutime + cstime) of one process, in seconds; zeros when it is gone."""
-    from bench.procs import CLOCK_TICKS
+    from bench.procs import cpu_times
 
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return 0.0, 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
-    return (utime + stime) / CLOCK_TICKS, (cutime + cstime) / CLOCK_TICKS
+    return cpu_times(f"/proc/{pid}/stat")
 
 
 def _is_postgres(pid: int) -> bool:
@@ -102,10 +95,11 @@ def _is_postgres(pid: int) -> bool:
         return False
 
 
-def _parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        stat = f.read()
-    return int(stat[stat.rindex(")") + 2 :].split()[1])
+def _parent(pid: int) -> int | None:
+    from bench.procs import stat_fields
+
+    fields = stat_fields(f"/proc/{pid}/stat")
+    return int(fields[1]) if fields is not None else None
 
 
 class ServerCpu:

@@ -54,16 +54,30 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds_of(pid: int) -> float:
-    """utime + stime of ``pid`` plus those of its reaped children (cutime + cstime), in seconds."""
+def stat_fields(path: str) -> list[str] | None:
+    """The fields of a ``/proc/<pid>/stat`` (or ``/proc/<pid>/task/<tid>/stat``) after the command name,
+    so that field 4 (the parent) is ``[1]`` and utime ``[11]``; None when the process is gone."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(path) as f:
             stat = f.read()
     except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
+        return None
+    return stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
+
+
+def cpu_times(path: str) -> tuple[float, float]:
+    """(utime + stime, cutime + cstime) in seconds from a stat file: the process's (or thread's) own
+    time and that of its reaped children; zeros when it is gone."""
+    fields = stat_fields(path)
+    if fields is None:
+        return 0.0, 0.0
     utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
-    return (utime + stime + cutime + cstime) / CLOCK_TICKS
+    return (utime + stime) / CLOCK_TICKS, (cutime + cstime) / CLOCK_TICKS
+
+
+def cpu_seconds_of(pid: int) -> float:
+    """utime + stime of ``pid`` plus those of its reaped children (cutime + cstime), in seconds."""
+    return sum(cpu_times(f"/proc/{pid}/stat"))
 
 
 def _status_kb(pid: int, key: str) -> int:
