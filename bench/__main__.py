@@ -14,7 +14,9 @@ row with a target says 'smoke', as its sizes are too small for a verdict).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import functools
 import os
 import platform
 import shutil
@@ -29,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bench import before as earlier_code
 from bench import budget, endpoint_scenarios, pg, retention_scenario, scaleout, scenarios, stats_scenario
 from bench.api import Sink
 from bench.deploy import BACKENDS
@@ -46,6 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma list of sqlite, postgresql")
     parser.add_argument("--markdown", type=Path, help="also write the results as a markdown file")
     parser.add_argument("--keep-logs", action="store_true", help="keep the work directory (process logs)")
+    parser.add_argument(
+        "--before",
+        metavar="REF",
+        help="also run the throughput shapes on this earlier commit's code, turn about with the working "
+        "tree's, and show the change (a git ref: a hash, a tag, main~3)",
+    )
     args = parser.parse_args(argv)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -191,16 +200,26 @@ def run_all(bench: Bench, selected: list[str], errors: list[str]) -> None:
     for backend in bench.backends:
         if main_scenarios:
             try:
-                with deployed(bench, backend, "main") as deploy:
+                with contextlib.ExitStack() as stack:
+                    deploy = stack.enter_context(deployed(bench, backend, "main"))
                     deploy.add_endpoints("f", 10, shared_channel=True)
                     deploy.add_endpoints("s", 1, max_in_flight=scenarios.SINGLE_IN_FLIGHT)
                     deploy.add_endpoints("i", 10)
                     deploy.add_endpoints("l", 10)
                     deploy.add_endpoints("b", 10)
-                    attempt("throughput", backend, lambda: scenarios.throughput(bench, deploy))
-                    attempt("ingest", backend, lambda: scenarios.ingest(bench, deploy))
-                    attempt("latency", backend, lambda: scenarios.latency(bench, deploy))
-                    attempt("burst", backend, lambda: scenarios.burst(bench, deploy))
+                    earlier = None
+                    if bench.before is not None and "throughput" in selected:
+                        label, env = f"before-{bench.before.commit}", bench.before.env
+                        earlier = stack.enter_context(deployed(bench, backend, label, env))
+                        earlier.add_endpoints("f", 10, shared_channel=True)
+                        earlier.add_endpoints("s", 1, max_in_flight=scenarios.SINGLE_IN_FLIGHT)
+                    run = functools.partial(scenarios.throughput, bench, deploy, earlier)
+                    attempt("throughput", backend, run)
+                    if earlier is not None:  # idle, but its worker polls: not beside the other scenarios
+                        earlier.close()
+                    attempt("ingest", backend, functools.partial(scenarios.ingest, bench, deploy))
+                    attempt("latency", backend, functools.partial(scenarios.latency, bench, deploy))
+                    attempt("burst", backend, functools.partial(scenarios.burst, bench, deploy))
             except KeyboardInterrupt:
                 raise
             except Exception as exc:
@@ -261,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
             print(SMOKE_NOTE, flush=True)
         info["sizes"] = sizes.name
         bench = Bench(sizes, args.quick, tuple(backends), procs, dbs, Sink(port), sink_proc)
+        if args.before:
+            before = bench.before = earlier_code.check_out(args.before, workdir)
+            info["before"] = f"{before.commit} (--before {args.before}), beside the working tree"
         run_all(bench, args.scenarios, errors)
     except KeyboardInterrupt:
         interrupted = True
@@ -273,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         procs.stop_all()
         dbs.drop_all()
+        if bench is not None and bench.before is not None:
+            earlier_code.remove(bench.before)
         if args.keep_logs:
             print(f"bench: logs kept in {workdir}", flush=True)
         else:

@@ -217,3 +217,4 @@ class Deployment:
         self.more_workers = []
         if self.backend == "postgresql" and self.database_url:
             self.dbs.drop(self.database_url)
+            self.database_url = ""  # closed: a second close drops nothing

@@ -25,6 +25,7 @@ import orjson
 
 from bench import pg
 from bench.api import Sink, wait_delivered
+from bench.before import Before
 from bench.deploy import TENANT, Deployment
 from bench.procs import Proc, Processes, Usage
 
@@ -208,6 +209,11 @@ class Bench:
     values: dict[str, float] = field(default_factory=dict)  # keyed figures, for ratios
     _runs: Iterator[int] = field(default_factory=itertools.count)
     _server_cpu: pg.ServerCpu | None = None
+    before: Before | None = None  # --before: an earlier commit's code, run beside the working tree's
+
+    @property
+    def before_label(self) -> str:
+        return self.before.label if self.before is not None else ""
 
     def server_cpu(self) -> pg.ServerCpu:
         """The local PostgreSQL server's CPU, per role (read from /proc)."""
@@ -548,56 +554,89 @@ def celery(bench: Bench, data: dict[str, Any]) -> None:
 # --- 1. throughput (+ 9. memory) ---------------------------------------------------------------------------
 
 
-def throughput(bench: Bench, deploy: Deployment) -> None:
+def throughput(bench: Bench, deploy: Deployment, earlier: Deployment | None = None) -> None:
+    """Each shape, ``repeats`` times (the median counts). With ``earlier`` (``--before``: the same
+    endpoints, served by an earlier commit's code) the two take turns run by run, which one goes first
+    alternating, so that the machine's drift falls on both alike; then a row per figure for each, and
+    the change."""
     backend = deploy.backend
     deploy.reset_peak_rss()
     shapes = (
         ("fanout", "f", bench.sizes.fanout_events, 10),
         ("single", "s", bench.sizes.single_events, 1),
     )
+    sides = [deploy] if earlier is None else [deploy, earlier]
     for key, prefix, events, fan in shapes:
         label = f"{events:,}x{fan}"
-        # Unmeasured first: the connections to these endpoints open, as the ceiling's warm-up opens its.
-        bench.pipeline_rate(deploy, prefix, 1, max(events // 10, 10), max(events // 10, 10) * fan)
-        runs = [
-            bench.pipeline_rate(deploy, prefix, 1, events, events * fan) for _ in range(bench.sizes.repeats)
-        ]
-        rates = [r["rate"] for r in runs]
-        notes = [r["note"] for r in runs if r["note"]]
-        if len(runs) > 1:
-            notes.append(f"median of {len(runs)}: {', '.join(f'{r:,.0f}' for r in rates)}")
-        bench.add(
-            "throughput",
-            backend,
-            f"{label}: deliveries/s",
-            statistics.median(rates),
-            "deliveries/s",
-            note="; ".join(notes),
-            key=f"throughput:{key}:{backend}",
-        )
-        by_role = _median_roles([r["cpu_ms_by_role"] for r in runs])
-        bench.add(
-            "throughput",
-            backend,
-            f"{label}: hookline CPU ms / delivery",
-            statistics.median(r["cpu_ms"] for r in runs),
-            "CPU ms",
-            note=", ".join(f"{role} {v:.3f}" for role, v in by_role.items())
-            + f"; the sink's: {statistics.median(r['sink_cpu_ms'] for r in runs):.3f} ms",
-            key=f"cpu:{key}:{backend}",
-        )
-        if all(r["pg_cpu_ms"] is not None for r in runs) and backend == "postgresql":
-            by_role = _median_roles([r["pg_cpu_ms_by_role"] for r in runs])
-            bench.add(
-                "throughput",
-                backend,
-                f"{label}: PostgreSQL CPU ms / delivery",
-                statistics.median(r["pg_cpu_ms"] for r in runs),
-                "CPU ms",
-                note="for " + ", ".join(f"{role} {v:.3f}" for role, v in by_role.items()),
-                key=f"pg-cpu:{key}:{backend}",
-            )
+        for side in sides:
+            # Unmeasured first: the connections to these endpoints open, as the ceiling's warm-up opens its.
+            bench.pipeline_rate(side, prefix, 1, max(events // 10, 10), max(events // 10, 10) * fan)
+        runs: dict[str, list[dict[str, Any]]] = {side.label: [] for side in sides}
+        for n in range(bench.sizes.repeats):
+            for side in sides if n % 2 == 0 else sides[::-1]:
+                runs[side.label].append(bench.pipeline_rate(side, prefix, 1, events, events * fan))
+        for side in sides:
+            name = label if side is deploy else f"{label} {bench.before_label}"
+            suffix = "" if side is deploy else ":before"
+            _throughput_rows(bench, backend, key + suffix, name, runs[side.label])
+        if earlier is not None:
+            _change_rows(bench, backend, key, label)
     bench.memory("throughput", deploy)
+
+
+def _throughput_rows(bench: Bench, backend: str, key: str, label: str, runs: list[dict[str, Any]]) -> None:
+    rates = [r["rate"] for r in runs]
+    notes = [r["note"] for r in runs if r["note"]]
+    if len(runs) > 1:
+        notes.append(f"median of {len(runs)}: {', '.join(f'{r:,.0f}' for r in rates)}")
+    bench.add(
+        "throughput",
+        backend,
+        f"{label}: deliveries/s",
+        statistics.median(rates),
+        "deliveries/s",
+        note="; ".join(notes),
+        key=f"throughput:{key}:{backend}",
+    )
+    by_role = _median_roles([r["cpu_ms_by_role"] for r in runs])
+    bench.add(
+        "throughput",
+        backend,
+        f"{label}: hookline CPU ms / delivery",
+        statistics.median(r["cpu_ms"] for r in runs),
+        "CPU ms",
+        note=", ".join(f"{role} {v:.3f}" for role, v in by_role.items())
+        + f"; the sink's: {statistics.median(r['sink_cpu_ms'] for r in runs):.3f} ms",
+        key=f"cpu:{key}:{backend}",
+    )
+    if all(r["pg_cpu_ms"] is not None for r in runs) and backend == "postgresql":
+        by_role = _median_roles([r["pg_cpu_ms_by_role"] for r in runs])
+        bench.add(
+            "throughput",
+            backend,
+            f"{label}: PostgreSQL CPU ms / delivery",
+            statistics.median(r["pg_cpu_ms"] for r in runs),
+            "CPU ms",
+            note="for " + ", ".join(f"{role} {v:.3f}" for role, v in by_role.items()),
+            key=f"pg-cpu:{key}:{backend}",
+        )
+
+
+def _change_rows(bench: Bench, backend: str, key: str, label: str) -> None:
+    """The working tree against the earlier commit, figure by figure: after / before."""
+    for kind, unit in (("throughput", "deliveries/s"), ("cpu", "hookline CPU"), ("pg-cpu", "PostgreSQL CPU")):
+        now = bench.values.get(f"{kind}:{key}:{backend}")
+        then = bench.values.get(f"{kind}:{key}:before:{backend}")
+        if now is None or not then:
+            continue
+        bench.add(
+            "change",
+            backend,
+            f"{label}: {unit}, now / {bench.before_label}",
+            now / then,
+            "x",
+            note=f"{then:,.3f} -> {now:,.3f}" if kind != "throughput" else f"{then:,.0f} -> {now:,.0f}",
+        )
 
 
 def _median_roles(runs: list[dict[str, float]]) -> dict[str, float]:
