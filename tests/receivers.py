@@ -9,9 +9,10 @@ every request and answers each one as told.
 
 Unplanned requests answer 200 with a small body. A ``hang`` reply never answers (until the receiver
 closes); ``delay`` answers after a pause; ``trickle`` sends the status and headers, then one byte now
-and then, forever; ``endless`` streams a body as fast as the client reads it, forever; ``redirect``
-answers 302 with a Location; ``echo_challenge`` answers (with its status) ``{"challenge": ...}`` holding
-the request's own JSON ``challenge`` (a verification handshake done right). ``peak_in_flight(path)`` is
+and then, forever; ``endless`` streams a body as fast as the client reads it, forever; ``parts``
+sends a body of a known length in pieces, a pause between them; ``redirect`` answers 302 with a
+Location; ``echo_challenge`` answers (with its status) ``{"challenge": ...}`` holding the request's own
+JSON ``challenge`` (a verification handshake done right). ``peak_in_flight(path)`` is
 the most requests to ``path`` the receiver was answering at once. ``Receiver(ssl_context=...)`` serves
 HTTPS (``tests/certs.py`` makes the context); each request records the ``peer`` it came from.
 """
@@ -41,6 +42,8 @@ class Reply:
     redirect: str | None = None
     delay: float = 0.0  # seconds to wait before answering
     echo_challenge: bool = False  # answer {"challenge": <the request's "challenge">}
+    # The body in these parts, a pause between them, under a Content-Length of the whole.
+    parts: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,16 @@ class Receiver:
                                 await self._closing.wait()
                     else:
                         await response.write(b"x" * 16384)
+            return response
+        if reply.parts:
+            response = web.StreamResponse(status=reply.status, headers=reply.headers)
+            response.content_length = sum(len(part) for part in reply.parts)
+            await response.prepare(request)
+            for n, part in enumerate(reply.parts):
+                if n:
+                    await asyncio.sleep(0.05)
+                await response.write(part)
+            await response.write_eof()
             return response
         if reply.echo_challenge:
             return web.json_response(

@@ -499,6 +499,27 @@ async def test_response_body_is_truncated_to_the_limit(
 
 
 @SENDERS
+async def test_a_body_of_announced_length_sent_in_parts_is_recorded_whole(
+    api: Api, services: Services, rx: Receiver, sender: str
+) -> None:
+    """A Content-Length body is read until that length has come (the sender stops there without waiting
+    for the end of the stream), however it is split, and cut at the limit like any other."""
+    _, auth = await api.tenant()
+    short = await hook(api, auth, rx.url("/short"), max_in_flight=1)
+    long = await hook(api, auth, rx.url("/long"))
+    rx.always("/short", Reply(200, parts=(b"first half, ", b"second half")))
+    rx.always("/long", Reply(200, parts=(b"a" * (BODY_LIMIT - 10), b"b" * 100)))
+    async with running(services, sender=sender):
+        event_ids = [await post(api, auth) for _ in range(2)]
+        found = [await settled(api, auth, await delivery_id(api, auth, e, short["id"])) for e in event_ids]
+        found_long = await settled(api, auth, await delivery_id(api, auth, event_ids[0], long["id"]))
+    for each in found:
+        assert each["status"] == "succeeded"
+        assert each["attempt_log"][0]["response_body"] == "first half, second half"
+    assert found_long["attempt_log"][0]["response_body"] == "a" * (BODY_LIMIT - 10) + "b" * 10
+
+
+@SENDERS
 async def test_response_body_with_nul_bytes_is_recorded(
     api: Api, services: Services, rx: Receiver, sender: str
 ) -> None:

@@ -33,7 +33,7 @@ MAX_RETRIES = 50
 MAX_IN_FLIGHT = 10_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per delivery, never changed: not frozen for the cost (see ``queue.Job``)
 class Checked:
     job: Job  # options replaced by usable values (None where the service default applies), and
     # ``notes`` saying, in words, which ones were replaced

@@ -52,7 +52,7 @@ class RequestError(ValueError):
 SenderKind = Literal["pyreqwest", "aiohttp"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per attempt, never changed: not frozen for the cost (see ``queue.Job``)
 class Request:
     url: str
     event_id: str
@@ -64,7 +64,7 @@ class Request:
     signing_keys: Sequence[str] = ()  # ed25519 ``whsk_`` keys (v1a), for endpoints that opted in
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per attempt, never changed: not frozen for the cost (see ``queue.Job``)
 class AttemptResult:
     started_at: float  # unix time
     duration_ms: int

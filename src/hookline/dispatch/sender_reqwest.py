@@ -205,20 +205,32 @@ class ReqwestSender(HttpSender):
         async with builder.build_streamed() as response:
             reply.status = response.status
             reply.retry_after = response.get_header("retry-after")
-            reply.text = clean_body(await self._read_capped(response.body_reader))
+            length = _length(response.get_header("content-length"))
+            reply.text = clean_body(await self._read_capped(response.body_reader, length))
 
     def _describe(self, exc: BaseException) -> str:
         return _describe(exc)
 
-    async def _read_capped(self, reader: ResponseBodyReader) -> bytes:
+    async def _read_capped(self, reader: ResponseBodyReader, length: int | None) -> bytes:
         """Up to ``body_limit`` bytes. What is left unread is dropped with the connection, which hyper then
-        does not reuse."""
+        does not reuse. A body whose ``length`` was announced ends when that much has come, without one
+        more read to see its end (an await per attempt less; hyper keeps the connection: the body it
+        framed by Content-Length is complete)."""
         chunks: list[bytes] = []
         size = 0
-        while size < self._body_limit:
-            chunk = await reader.read(self._body_limit - size)
+        limit = self._body_limit if length is None else min(self._body_limit, length)
+        while size < limit:
+            chunk = await reader.read(limit - size)
             if chunk is None:
                 break
             chunks.append(bytes(chunk))
             size += len(chunk)
         return b"".join(chunks)
+
+
+def _length(value: str | None) -> int | None:
+    """A response's Content-Length as a number of bytes; None when absent or not a plain number (hyper
+    rejects a malformed one before the response reaches us)."""
+    if value is None or not (value.isascii() and value.isdigit()):
+        return None
+    return int(value)

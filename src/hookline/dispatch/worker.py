@@ -422,19 +422,22 @@ class Worker:
 
     async def _attempt(self, job: Job) -> None:
         try:
+            previous = job.previous_secrets
+            # The clock only decides which of a rotation's previous secrets (and keys) still sign.
+            now = _now() if previous else None
             request = Request(
                 url=job.url,
                 event_id=job.event_id,
                 event_type=job.event_type,
                 body=job.payload,
-                secrets=options.signing_secrets(job.secret, job.previous_secrets, _now()),
+                secrets=options.signing_secrets(job.secret, previous, now) if now else [job.secret],
                 custom_headers=job.headers,
                 timeout=self._timeout(job),
                 signing_keys=(
-                    options.signing_keys(job.signing_key, job.previous_secrets, _now())
-                    if job.signing_key
-                    else ()
-                ),
+                    options.signing_keys(job.signing_key, previous, now) if now else [job.signing_key]
+                )
+                if job.signing_key
+                else (),
             )
             result = await self.sender.send(request)
         except asyncio.CancelledError:
@@ -474,7 +477,6 @@ class Worker:
                 retry_after=result.retry_after,
                 schedule=tuple(job.retry_schedule) if job.retry_schedule else None,
             )
-            status = {Verdict.SUCCEEDED: "succeeded", Verdict.FAILED: "failed", Verdict.RETRY: "pending"}
             error = "; ".join(p for p in (result.error, *job.notes) if p) or None
             outcome = Outcome(
                 delivery_id=job.delivery_id,
@@ -487,7 +489,7 @@ class Worker:
                 response_body=result.response_body,
                 error=error,
                 request_headers=result.request_headers,
-                status=status[decision.verdict],
+                status=_STATUS[decision.verdict],
                 next_attempt_at=now + timedelta(seconds=decision.wait)
                 if decision.verdict is Verdict.RETRY
                 else None,
@@ -498,7 +500,7 @@ class Worker:
             )
         self._outcomes.append(outcome)
         self._record_needed.set()
-        self._count(job, outcome, result)
+        self._count(job, outcome, result, now)
         if _pauses(outcome):
             # Nothing more for this endpoint until its breaker has seen this answer: the next ones
             # wait here for the answer to be written, and are handed back if it stopped the endpoint.
@@ -508,7 +510,7 @@ class Worker:
         elif self._log_successes:  # checked here: building the line's fields costs even when filtered
             log.debug("delivery attempt succeeded", **_ids(outcome), status_code=outcome.status_code)
 
-    def _count(self, job: Job, outcome: Outcome, result: AttemptResult | None) -> None:
+    def _count(self, job: Job, outcome: Outcome, result: AttemptResult | None, now: datetime) -> None:
         """The metrics of one attempt (``hookline.metrics``), published with the batch it is written in."""
         if result is None:
             kind = "not_sent"
@@ -520,7 +522,7 @@ class Worker:
             metrics.endpoint_attempts.labels(job.tenant_id, str(job.endpoint_id), kind).inc()
         if outcome.status == "succeeded":
             accepted = job.accepted_at
-            self._tally.finished("succeeded", (_now() - accepted).total_seconds() if accepted else None)
+            self._tally.finished("succeeded", (now - accepted).total_seconds() if accepted else None)
         elif outcome.status == "failed":
             self._tally.finished("failed", None)
         if tracing.enabled() and result is not None:
@@ -835,6 +837,9 @@ class Worker:
             finally:
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=2)
+
+
+_STATUS = {Verdict.SUCCEEDED: "succeeded", Verdict.FAILED: "failed", Verdict.RETRY: "pending"}
 
 
 def _pauses(outcome: Outcome) -> bool:

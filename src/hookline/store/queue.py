@@ -44,7 +44,10 @@ from hookline.store.notices import Notice
 from hookline.store.schema import attempts, deliveries, endpoint_state, endpoint_wakes, endpoints, events
 
 
-@dataclass(frozen=True, slots=True)
+# Job and Outcome are made once per delivery and never changed (``dataclasses.replace`` makes a new one):
+# not frozen only because a frozen dataclass's __init__ sets each field through object.__setattr__, about
+# five times the cost of a plain one (4.6 us more per instance on the bench machine, per delivery).
+@dataclass(slots=True)
 class Job:
     """A claimed delivery and what sending it needs. The endpoint's options are as stored: a row written
     by an older version (or by hand) may hold anything, so the worker checks them before use. Its
@@ -74,7 +77,7 @@ class Job:
     signing_key: str | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """What a worker learned from one attempt, ready to be written."""
 
