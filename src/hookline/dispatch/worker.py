@@ -328,14 +328,12 @@ class Worker:
     def _let_go(self, jobs: Sequence[Job | Outcome]) -> None:
         """These are written (or handed back): this worker no longer holds them. An endpoint paused by
         a failed answer among them goes on (unless the answer stopped it: see ``_stop_sending``)."""
-        endpoints = set()
         for job in jobs:
-            endpoints.add(job.endpoint_id)
             self._hold(job.endpoint_id, -1)
             if isinstance(job, Outcome) and _pauses(job):
                 self._queue.resume(job.endpoint_id)
         self._pump()
-        if any(self._runs_low(endpoint_id) for endpoint_id in endpoints):
+        if any(self._runs_low(job.endpoint_id) for job in jobs):
             self._wake.set()
 
     def _runs_low(self, endpoint_id: int) -> bool:

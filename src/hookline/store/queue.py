@@ -650,34 +650,29 @@ _UPDATE_DELIVERY = (
 
 
 # Deliveries first, and only those still there for the endpoint and tenant they were claimed for; then
-# the attempts of exactly the rows updated (those sent: a delivery given up without a request has no
-# attempt). The UPDATE locks those rows until the commit, so a concurrent DELETE of the webhook (or
-# tenant) either waits for this statement or has already removed them, and the attempts' foreign key
-# always holds. Still one statement, one round trip, and each outcome's values passed once (an array
-# element costs asyncpg about a microsecond to encode; the delivery and its attempt share most of them).
+# the attempts of exactly the rows updated. The UPDATE locks those rows until the commit, so a concurrent
+# DELETE of the webhook (or tenant) either waits for this statement or has already removed them, and the
+# attempts' foreign key always holds. Still one statement, one round trip.
 _RECORD_PG = """
-WITH u AS (
-    SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::int[], $6::text[], $7::timestamptz[],
-                         $8::int[], $9::text[], $10::bool[], $11::timestamptz[], $12::int[], $13::text[],
-                         $14::jsonb[])
-        AS u(id, endpoint_id, tenant_id, attempt, status, next_attempt_at, code, error, sent, started_at,
-             duration_ms, response_body, request_headers)
-), updated AS (
+WITH updated AS (
     UPDATE deliveries AS d
-    SET status = u.status, attempts = u.attempt, next_attempt_at = u.next_attempt_at, lease_until = NULL,
+    SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_attempt_at, lease_until = NULL,
         leased_by = NULL,
-        last_status_code = u.code, last_error = u.error, updated_at = $1::timestamptz,
-        completed_at = CASE WHEN u.status = 'pending' THEN NULL ELSE $1::timestamptz END
-    FROM u
+        last_status_code = u.code, last_error = u.error, updated_at = $10::timestamptz,
+        completed_at = CASE WHEN u.status = 'pending' THEN NULL ELSE $10::timestamptz END
+    FROM unnest($11::bigint[], $12::text[], $13::int[], $14::timestamptz[], $15::int[], $16::text[],
+                $17::bigint[], $18::text[])
+         AS u(id, status, attempts, next_attempt_at, code, error, endpoint_id, tenant_id)
     WHERE d.id = u.id AND d.endpoint_id = u.endpoint_id AND d.tenant_id = u.tenant_id
     RETURNING d.id
 ), inserted AS (
     INSERT INTO attempts (delivery_id, endpoint_id, attempt, started_at, duration_ms, status_code,
                           response_body, error, request_headers)
-    SELECT u.id, u.endpoint_id, u.attempt, u.started_at, u.duration_ms, u.code, u.response_body, u.error,
-           u.request_headers
-    FROM u
-    WHERE u.sent AND u.id IN (SELECT id FROM updated)
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::timestamptz[], $5::int[], $6::int[],
+                         $7::text[], $8::text[], $9::jsonb[])
+        AS a(delivery_id, endpoint_id, attempt, started_at, duration_ms, status_code, response_body, error,
+             request_headers)
+    WHERE a.delivery_id IN (SELECT id FROM updated)
 )
 SELECT id FROM updated
 """
@@ -753,22 +748,27 @@ class _PgRecording(Recording):
     async def deliveries(self, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
         if not outcomes:
             return set()
+        sent = [o for o in outcomes if o.sent]
         rows = await self._conn.fetch(
             _RECORD_PG,
+            [o.delivery_id for o in sent],
+            [o.endpoint_id for o in sent],
+            [o.attempt for o in sent],
+            [o.started_at for o in sent],
+            [o.duration_ms for o in sent],
+            [o.status_code for o in sent],
+            [o.response_body for o in sent],
+            [o.error for o in sent],
+            [orjson.dumps(o.request_headers).decode() for o in sent],
             now,
             [o.delivery_id for o in outcomes],
-            [o.endpoint_id for o in outcomes],
-            [o.tenant_id for o in outcomes],
-            [o.attempt for o in outcomes],
             [o.status for o in outcomes],
+            [o.attempt for o in outcomes],
             [o.next_attempt_at or now for o in outcomes],
             [o.status_code for o in outcomes],
             [o.error for o in outcomes],
-            [o.sent for o in outcomes],
-            [o.started_at for o in outcomes],
-            [o.duration_ms for o in outcomes],
-            [o.response_body for o in outcomes],
-            [orjson.dumps(o.request_headers).decode() for o in outcomes],
+            [o.endpoint_id for o in outcomes],
+            [o.tenant_id for o in outcomes],
         )
         return {r[0] for r in rows}
 
