@@ -581,7 +581,42 @@ def throughput(bench: Bench, deploy: Deployment, earlier: Deployment | None = No
             _throughput_rows(bench, backend, key + suffix, name, runs[side.label])
         if earlier is not None:
             _change_rows(bench, backend, key, label)
+            _paired_rows(bench, deploy, earlier, prefix, events, fan, label)
     bench.memory("throughput", deploy)
+
+
+def _paired_rows(
+    bench: Bench, deploy: Deployment, earlier: Deployment, prefix: str, events: int, fan: int, label: str
+) -> None:
+    """Both deployments take the same load at the same moment, ``repeats`` rounds: each one's hookline CPU
+    per delivery over the same window, so that the machine's drift (which moves a series run after run
+    by a fifth and more on a shared host) falls on both alike. The row is the median of the rounds'
+    ratios, now / before; rates are not compared here (the two share the machine)."""
+    ratios = []
+    for _ in range(bench.sizes.repeats):
+        bench.sink.reset()
+        sides = (deploy, earlier)
+        before = [{role: p.cpu_seconds() for role, p in side.hookline_procs().items()} for side in sides]
+        loads = [
+            bench.loadgen(side, prefix, 1, "count", "--events", str(events), batch=1000, concurrency=2)
+            for side in sides
+        ]
+        wait_delivered(bench.sink, events * fan * 2, [p for s in sides for p in s.hookline_procs().values()])
+        for load in loads:
+            bench.loadgen_result(load)
+        now, then = (
+            sum(p.cpu_seconds() - start[role] for role, p in side.hookline_procs().items())
+            for side, start in zip(sides, before, strict=True)
+        )
+        ratios.append(now / max(then, 1e-9))
+    bench.add(
+        "change",
+        deploy.backend,
+        f"{label}: hookline CPU, both at once, now / {bench.before_label}",
+        statistics.median(ratios),
+        "x",
+        note="the same load on both at the same moment; per round: " + ", ".join(f"{r:.3f}" for r in ratios),
+    )
 
 
 def _throughput_rows(bench: Bench, backend: str, key: str, label: str, runs: list[dict[str, Any]]) -> None:

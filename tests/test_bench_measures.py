@@ -5,11 +5,14 @@ spent it (issue 16: a bench that reports what a user would see)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from bench import pg, sink
+from bench import before, pg, sink
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -169,3 +172,33 @@ def test_a_sampled_stack_counts_for_its_innermost_stage(tmp_path: Any) -> None:
     )
     shares = stage_shares(raw)
     assert shares == {"sign": 0.2, "send": 0.3, "record": 0.1, "claim": 0.3, LOOP: 0.1}
+
+
+def test_an_earlier_commit_runs_from_its_own_checkout(tmp_path: Path) -> None:
+    """``--before REF``: the commit is checked out under the run's directory, a process started with its
+    environment imports hookline from there (not the installed working tree), and the checkout is gone
+    after ``remove``, git's record of it too."""
+    earlier = before.check_out("HEAD", tmp_path)
+    try:
+        assert earlier.checkout.parent == tmp_path
+        found = subprocess.run(
+            [sys.executable, "-c", "import hookline; print(hookline.__file__)"],
+            env={"PATH": "/usr/bin:/bin", **earlier.env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert Path(found).is_relative_to(earlier.checkout / "src")
+    finally:
+        before.remove(earlier)
+    assert not earlier.checkout.exists()
+    listed = subprocess.run(
+        ["git", "-C", str(before.ROOT), "worktree", "list"], capture_output=True, text=True, check=True
+    ).stdout
+    assert str(earlier.checkout) not in listed
+
+
+def test_an_unknown_ref_is_refused_with_gits_reason(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="rev-parse"):
+        before.check_out("no-such-ref-anywhere", tmp_path)
+    assert list(tmp_path.iterdir()) == []
