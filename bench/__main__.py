@@ -3,6 +3,7 @@
     python -m bench                         # the full run at the sizes (about 22 minutes on 2 cores)
     python -m bench --quick                 # a smoke run, under two minutes: rows say 'smoke', no verdicts
     python -m bench --scenarios throughput,latency --backends postgresql --markdown out.md
+    python -m bench --scenarios ceiling,throughput --before main~3   # an earlier commit beside this tree
 
 Everything runs on loopback: the sink, hookline (PostgreSQL: ``api`` + ``worker`` on a throwaway
 database; SQLite: ``serve`` in a temporary directory), the load generator, the baselines. Every child
@@ -52,8 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--before",
         metavar="REF",
-        help="also run the throughput shapes on this earlier commit's code, turn about with the working "
-        "tree's, and show the change (a git ref: a hash, a tag, main~3)",
+        help="also run the throughput shapes on this earlier commit's code, in turn with the working tree's "
+        "and both at the same moment, and show the change (a git ref: a hash, a tag, main~3)",
     )
     args = parser.parse_args(argv)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
