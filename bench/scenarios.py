@@ -593,10 +593,10 @@ def _paired_rows(
     by a fifth and more on a shared host) falls on both alike. The row is the median of the rounds'
     ratios, now / before; rates are not compared here (the two share the machine)."""
     ratios = []
+    sides = (deploy, earlier)
     for _ in range(bench.sizes.repeats):
         bench.sink.reset()
-        sides = (deploy, earlier)
-        before = [{role: p.cpu_seconds() for role, p in side.hookline_procs().items()} for side in sides]
+        before = [side.cpu_seconds() for side in sides]
         loads = [
             bench.loadgen(side, prefix, 1, "count", "--events", str(events), batch=1000, concurrency=2)
             for side in sides
@@ -604,10 +604,7 @@ def _paired_rows(
         wait_delivered(bench.sink, events * fan * 2, [p for s in sides for p in s.hookline_procs().values()])
         for load in loads:
             bench.loadgen_result(load)
-        now, then = (
-            sum(p.cpu_seconds() - start[role] for role, p in side.hookline_procs().items())
-            for side, start in zip(sides, before, strict=True)
-        )
+        now, then = (side.cpu_seconds() - start for side, start in zip(sides, before, strict=True))
         ratios.append(now / max(then, 1e-9))
     bench.add(
         "change",

@@ -422,22 +422,22 @@ class Worker:
 
     async def _attempt(self, job: Job) -> None:
         try:
-            previous = job.previous_secrets
-            # The clock only decides which of a rotation's previous secrets (and keys) still sign.
-            now = _now() if previous else None
+            secrets: Sequence[str] = [job.secret]
+            keys: Sequence[str] = [job.signing_key] if job.signing_key else ()
+            if job.previous_secrets:  # only a rotation's grace periods need the clock
+                now = _now()
+                secrets = options.signing_secrets(job.secret, job.previous_secrets, now)
+                if job.signing_key:
+                    keys = options.signing_keys(job.signing_key, job.previous_secrets, now)
             request = Request(
                 url=job.url,
                 event_id=job.event_id,
                 event_type=job.event_type,
                 body=job.payload,
-                secrets=options.signing_secrets(job.secret, previous, now) if now else [job.secret],
+                secrets=secrets,
                 custom_headers=job.headers,
                 timeout=self._timeout(job),
-                signing_keys=(
-                    options.signing_keys(job.signing_key, previous, now) if now else [job.signing_key]
-                )
-                if job.signing_key
-                else (),
+                signing_keys=keys,
             )
             result = await self.sender.send(request)
         except asyncio.CancelledError:
