@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--before",
         metavar="REF",
         help="also run the throughput shapes on this earlier commit's code, in turn with the working tree's "
-        "and both at the same moment, and show the change (a git ref: a hash, a tag, main~3)",
+        "and both at the same moment, and issue 4's scenarios after the working tree's, and show the change "
+        "(a git ref: a hash, a tag, main~3)",
     )
     args = parser.parse_args(argv)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -195,6 +196,32 @@ def run_all(bench: Bench, selected: list[str], errors: list[str]) -> None:
             bench.add(name, backend, "ERROR", None, "", note=f"{type(exc).__name__}: {str(exc)[:200]}")
         print(f"   ({time.monotonic() - started:.0f} s)", flush=True)
 
+    def before_too(backend: str, names: tuple[str, ...], step: Callable[[], None]) -> None:
+        """--before: scenarios again on the earlier commit's code (each after the working tree's run, on
+        deployments of its own), then a change row per figure with a target."""
+        if bench.before is None or not any(name in selected for name in names):
+            return
+        with bench.running_before():
+            try:
+                step()
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                errors.append(f"{', '.join(names)} ({backend}, {bench.code}): {type(exc).__name__}: {exc}")
+                traceback.print_exc()
+                bench.add(
+                    "deploy", backend, "ERROR", None, "", note=f"{type(exc).__name__}: {str(exc)[:200]}"
+                )
+        scenarios.before_rows(bench, backend, *names)
+
+    def on_one_deployment(backend: str) -> None:
+        """ingest, latency and burst on one deployment of the earlier code, as on the working tree's."""
+        with deployed(bench, backend, "main") as earlier:
+            for prefix in ("i", "l", "b"):
+                earlier.add_endpoints(prefix, 10)
+            for name in ("ingest", "latency", "burst"):
+                attempt(name, backend, functools.partial(getattr(scenarios, name), bench, earlier))
+
     attempt("ceiling", "-", lambda: scenarios.ceiling(bench, data))
     attempt("celery", "-", lambda: scenarios.celery(bench, data))
     main_scenarios = [s for s in ("throughput", "ingest", "latency", "burst") if s in selected]
@@ -229,10 +256,26 @@ def run_all(bench: Bench, selected: list[str], errors: list[str]) -> None:
                 bench.add(
                     "deploy", backend, "ERROR", None, "", note=f"{type(exc).__name__}: {str(exc)[:200]}"
                 )
-        attempt("noisy", backend, lambda: scenarios.noisy(bench, backend))  # noqa: B023 - called at once
+        before_too(
+            backend, ("ingest", "drain", "latency", "burst"), functools.partial(on_one_deployment, backend)
+        )
+        # Issue 4's other scenarios and the noisy tenant (fairness), each then on --before's code.
+        noisy = functools.partial(
+            attempt, "noisy", backend, functools.partial(scenarios.noisy, bench, backend)
+        )
+        noisy()
+        before_too(backend, ("noisy",), noisy)
         if backend == "postgresql":
-            attempt("backlog", backend, lambda: scenarios.backlog(bench, backend))  # noqa: B023
-        attempt("fairness", backend, lambda: endpoint_scenarios.fairness(bench, backend))  # noqa: B023
+            backlog = functools.partial(
+                attempt, "backlog", backend, functools.partial(scenarios.backlog, bench, backend)
+            )
+            backlog()
+            before_too(backend, ("backlog",), backlog)
+        fairness = functools.partial(
+            attempt, "fairness", backend, functools.partial(endpoint_scenarios.fairness, bench, backend)
+        )
+        fairness()
+        before_too(backend, ("fairness",), fairness)
         attempt("breaker", backend, lambda: endpoint_scenarios.breaker(bench, backend))  # noqa: B023
         attempt("ratelimit", backend, lambda: endpoint_scenarios.ratelimit(bench, backend))  # noqa: B023
         attempt("stats", backend, lambda: stats_scenario.stats(bench, backend))  # noqa: B023

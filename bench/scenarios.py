@@ -179,6 +179,10 @@ class Figure:
     target: str = ""
     verdict: str = ""  # PASS, MISS, "smoke" (a --quick run: too small for a verdict), or empty
     note: str = ""
+    code: str = ""  # "" for the working tree's code; ``Before.label`` for --before's run of a scenario
+    measure: str = (
+        ""  # the name without the code's label: what a figure and its twin from the other code share
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -210,10 +214,23 @@ class Bench:
     _runs: Iterator[int] = field(default_factory=itertools.count)
     _server_cpu: pg.ServerCpu | None = None
     before: Before | None = None  # --before: an earlier commit's code, run beside the working tree's
+    code: str = (
+        ""  # while a scenario runs on --before's code (``running_before``): its label, added to each row
+    )
 
     @property
     def before_label(self) -> str:
         return self.before.label if self.before is not None else ""
+
+    @contextlib.contextmanager
+    def running_before(self) -> Iterator[Before]:
+        """While a scenario runs again on --before's code: its rows are named and keyed as that code's."""
+        assert self.before is not None
+        self.code = self.before.label
+        try:
+            yield self.before
+        finally:
+            self.code = ""
 
     def server_cpu(self) -> pg.ServerCpu:
         """The local PostgreSQL server's CPU, per role (read from /proc)."""
@@ -259,7 +276,12 @@ class Bench:
             verdict = "PASS" if passed and holds else "MISS"
             if self.quick:  # the smoke run's sizes are far too small for a figure to mean anything
                 verdict = "smoke"
-        self.figures.append(Figure(scenario, backend, name, value, unit, target, verdict, note))
+        measure = name
+        if self.code:
+            name, key = f"{name} [{self.code}]", (f"{key}:{self.code}" if key is not None else None)
+        self.figures.append(
+            Figure(scenario, backend, name, value, unit, target, verdict, note, self.code, measure)
+        )
         if key is not None and value is not None:
             self.values[key] = value
         shown = fmt(value, unit) if value is not None else "n/a"
@@ -271,6 +293,10 @@ class Bench:
     def deployment(
         self, backend: str, label: str, env: dict[str, str] | None = None, workers: int = 1
     ) -> Deployment:
+        if (
+            self.code and self.before is not None
+        ):  # inside running_before: the scenario's deployment runs that code
+            label, env = f"{label}-{self.before.commit}", {**(env or {}), **self.before.env}
         deploy = Deployment(backend, label, self.procs, self.dbs, self.sink, self.workdir, env, workers)
         deploy.warmup_events = self.sizes.warmup_events
         return deploy.start()
@@ -668,6 +694,32 @@ def _change_rows(bench: Bench, backend: str, key: str, label: str) -> None:
             now / then,
             "x",
             note=f"{then:,.3f} -> {now:,.3f}" if kind != "throughput" else f"{then:,.0f} -> {now:,.0f}",
+        )
+
+
+def before_rows(bench: Bench, backend: str, *scenarios: str) -> None:
+    """A ``change`` row for each figure with a target that ``scenarios`` gave on both codes: now / before.
+    No verdict: which way is better depends on the figure, and on a host that drifts a single pair of
+    runs taken one after the other tells only a large change."""
+    if bench.before is None:
+        return
+    label = bench.before.label
+    earlier: dict[tuple[str, str], list[Figure]] = {}  # in order: a scenario may give a figure once per phase
+    for f in bench.figures:
+        if f.backend == backend and f.code == label and f.scenario in scenarios:
+            earlier.setdefault((f.scenario, f.measure), []).append(f)
+    for now in [f for f in bench.figures if f.backend == backend and not f.code and f.scenario in scenarios]:
+        twins = earlier.get((now.scenario, now.measure))
+        then = twins.pop(0) if twins else None
+        if not now.target or then is None or now.value is None or not then.value:
+            continue
+        bench.add(
+            "change",
+            backend,
+            f"{now.scenario} {now.measure}, now / {label}",
+            now.value / then.value,
+            "x",
+            note=f"now {fmt(now.value, now.unit)}, before {fmt(then.value, then.unit)}",
         )
 
 

@@ -5,6 +5,7 @@ spent it (issue 16: a bench that reports what a user would see)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from bench import before, pg, sink
+from bench import before, pg, scenarios, sink
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -202,3 +203,32 @@ def test_an_unknown_ref_is_refused_with_gits_reason(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="rev-parse"):
         before.check_out("no-such-ref-anywhere", tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_scenario_run_on_the_earlier_code_is_told_apart_and_compared_in_order(tmp_path: Path) -> None:
+    """--before runs issue 4's scenarios twice: the earlier code's rows carry its label (and keys of their
+    own, so a ratio never reads them as the working tree's), and each figure with a target gets a change
+    row against its twin, the n-th of a name against the n-th (a scenario gives peak RSS once per phase)."""
+    bench = scenarios.Bench(scenarios.QUICK, False, ("postgresql",), None, None, None)  # type: ignore[arg-type]
+    bench.before = before.Before("abc1234", tmp_path)
+    for code, values in (("now", (40.0, 80.0, 150.0)), ("before", (50.0, 200.0, 160.0))):
+        with bench.running_before() if code == "before" else contextlib.nullcontext():
+            bench.add("latency", "postgresql", "p99", values[0], "ms", at_most=50)
+            bench.add("latency", "postgresql", "p50", 1.0, "ms")  # no target: no change row
+            bench.add("latency", "postgresql", "p99", values[1], "ms", at_most=50, key="p99:postgresql")
+            bench.add("burst", "postgresql", "peak RSS", values[2], "MB", at_most=250)
+    assert bench.code == ""
+    names = [f.name for f in bench.figures if f.code]
+    assert names == [
+        "p99 [before abc1234]",
+        "p50 [before abc1234]",
+        "p99 [before abc1234]",
+        "peak RSS [before abc1234]",
+    ]
+    assert bench.values == {"p99:postgresql": 80.0, "p99:postgresql:before abc1234": 200.0}
+    scenarios.before_rows(bench, "postgresql", "latency")
+    changes = [(f.name, f.value) for f in bench.figures if f.scenario == "change"]
+    assert changes == [("latency p99, now / before abc1234", 0.8), ("latency p99, now / before abc1234", 0.4)]
+    scenarios.before_rows(bench, "postgresql", "burst")
+    assert bench.figures[-1].name == "burst peak RSS, now / before abc1234"
+    assert bench.figures[-1].value == pytest.approx(150 / 160)
