@@ -1,6 +1,6 @@
 """``python -m bench``: hookline against the ceiling and Celery, side by side in one run.
 
-    python -m bench                         # the full run at the issue's sizes (about 22 minutes on 2 cores)
+    python -m bench                         # the full run at the issues' sizes (about 40 minutes on 2 cores)
     python -m bench --quick                 # a smoke run, under two minutes: rows say 'smoke', no verdicts
     python -m bench --scenarios throughput,latency --backends postgresql --markdown out.md
     python -m bench --scenarios ceiling,throughput --before main~3   # an earlier commit beside this tree

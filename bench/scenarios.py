@@ -69,7 +69,7 @@ class Sizes:
 CELERY_POOLS = (("prefork", 8), ("threads", 32))
 
 # The default run: the sizes (10,000 events x 10 endpoints and 100,000 x 1, a 100,000-delivery
-# ceiling, ...), about 22 minutes on 2 cores (the fairness, breaker and ratelimit
+# ceiling, ...), about 40 minutes on 2 cores (the fairness, breaker and ratelimit
 # scenarios about 10 of them).
 FULL = Sizes(
     name="full",
