@@ -422,13 +422,16 @@ def kept(outcomes: list[Outcome], level: int, now: datetime, retention: timedelt
     return [o for o in outcomes if span_start(o.started_at, level) >= since]
 
 
+@pytest.mark.parametrize("rows_a_step", [rollup_rows.COMPACT_BATCH, 37])
 async def test_compaction_adds_every_batch_to_every_level_once(
-    api: Api, services: Services, rx: Receiver
+    api: Api, services: Services, rx: Receiver, monkeypatch: pytest.MonkeyPatch, rows_a_step: int
 ) -> None:
-    """Rows of 20 days, several per minute as batches write them, compacted as if it were 20 days later:
-    no batch's row is left, each level counts every attempt of the periods it keeps exactly once (one
-    summary per endpoint and period), a second run changes nothing, and a shorter retention then drops
-    the days older than it."""
+    """Rows of 20 days, several per minute as batches write them, compacted as if it were 20 days later
+    (in steps of ``COMPACT_BATCH`` rows, which the 1,030 rows here take two or 28 of): no batch's row is
+    left, each level counts every attempt of the periods it keeps exactly once (one summary per endpoint
+    and period, however many steps grew it), a second run changes nothing, and a shorter retention then
+    drops the days older than it."""
+    monkeypatch.setattr(rollup_rows, "COMPACT_BATCH", rows_a_step)
     _, auth = await api.tenant()
     endpoint = (await hook(api, auth, rx.url("/c")))["id"]
     tenant = (await stats(api, auth, f"/v1/webhooks/{endpoint}/stats"))["tenant_id"]

@@ -37,7 +37,7 @@ from hookline.store.schema import attempt_rollups, endpoints
 
 MINUTES_KEPT = timedelta(hours=3)  # minute summaries: then only hours and days count them
 HOURS_KEPT = timedelta(days=3)  # hour summaries: then only days count them
-COMPACT_BATCH = 20_000  # batches' rows added per compaction transaction
+COMPACT_BATCH = 1_000  # batches' rows added per compaction transaction (see the note at ``compact``)
 _LOCK_KEY = 7_310_472_551  # PostgreSQL advisory lock: one compaction at a time across workers
 
 _COLUMNS = (
@@ -314,7 +314,13 @@ async def _locked(conn: AsyncConnection, store: Store) -> bool:
 
 async def compact(store: Store, now: datetime, *, retention: timedelta) -> int:
     """One compaction run; returns how many batches' rows it added. Safe to call from every worker: on
-    PostgreSQL a run that finds another one going does nothing. Each step is one transaction."""
+    PostgreSQL a run that finds another one going does nothing. Each step is one transaction.
+
+    A step's rows are decoded, folded and merged in Python on the worker's event loop, so nothing is
+    sent, claimed or recorded while it runs: steps of ``COMPACT_BATCH`` rows keep each pause short.
+    With 20,000 rows a step (and as many bind parameters in its delete) the worker stopped for
+    100-350 ms every 30 s, the slowest 1 % of deliveries at 500 events/s (measured: 202-to-receipt max
+    265-352 ms, p99 29-91 ms over 60 s; with 1,000 rows a step, max 103-105 ms, p99 36-51 ms)."""
     total = 0
     while True:
         async with store.write() as conn:
