@@ -319,8 +319,9 @@ async def compact(store: Store, now: datetime, *, retention: timedelta) -> int:
     A step's rows are decoded, folded and merged in Python on the worker's event loop, so nothing is
     sent, claimed or recorded while it runs: steps of ``COMPACT_BATCH`` rows keep each pause short.
     With 20,000 rows a step (and as many bind parameters in its delete) the worker stopped for
-    100-350 ms every 30 s, the slowest 1 % of deliveries at 500 events/s (measured: 202-to-receipt max
-    265-352 ms, p99 29-91 ms over 60 s; with 1,000 rows a step, max 103-105 ms, p99 36-51 ms)."""
+    100-350 ms every 30 s, the slowest 1 % of deliveries at 500 events/s (measured, 202-to-receipt over
+    60 s: max 265-352 ms, p99 29-91 ms in three runs; with 1,000 rows a step, max 103-105 ms, p99
+    36-51 ms in two)."""
     total = 0
     while True:
         async with store.write() as conn:
