@@ -427,6 +427,25 @@ async def test_listen_without_a_local_app_prints_and_answers_200(server: Server,
 
 
 @ONE_BACKEND
+async def test_ctrl_c_leaves_soon_when_the_server_does_not_answer(server: Server, tenant_key: str) -> None:
+    """The API process stopped (SIGSTOP: its socket open, nothing answered), Ctrl-C still ends ``listen``
+    within a few seconds: the close waits ``CLOSE_TIMEOUT`` (2 s) for the server, not the library's 10."""
+    async with hookline.AsyncClient(server.url, tenant_key) as client:
+        listen = await ListenProcess.start(server, tenant_key, "--keep")
+        await listen.next("session")
+        await client.events.post("message.received", MESSAGE)
+        await listen.next("delivery")
+    [api] = [p for p in server.procs.started if p.name == "api" and p.alive()]
+    os.kill(api.popen.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        assert await listen.stop() == 0
+        assert time.monotonic() - started < 8
+    finally:
+        os.kill(api.popen.pid, signal.SIGCONT)
+
+
+@ONE_BACKEND
 async def test_listen_refusals_exit_with_one_line(server: Server, tenant_key: str) -> None:
     for key, args, code, text in (
         ("hk_wrong", (), 1, "invalid or revoked API key"),

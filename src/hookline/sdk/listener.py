@@ -33,6 +33,9 @@ from hookline.sdk.errors import HooklineConnectionError, HooklineError, error_fo
 TAKEN_OVER = 4409
 SESSION_GONE = 4404
 MAX_MESSAGE = 16 * 1024 * 1024
+# How long closing waits for the server's answer to the close before it drops the connection: Ctrl-C on
+# ``hookline listen`` waited the library's 10 s when the server was busy or gone.
+CLOSE_TIMEOUT = 2.0
 
 
 class SessionTakenOver(HooklineError):
@@ -173,7 +176,13 @@ class Listener:
     async def _connect(self) -> None:
         headers = {"Authorization": f"Bearer {self._api_key}"}
         try:
-            ws = await connect(self.url(), additional_headers=headers, max_size=MAX_MESSAGE, open_timeout=10)
+            ws = await connect(
+                self.url(),
+                additional_headers=headers,
+                max_size=MAX_MESSAGE,
+                open_timeout=10,
+                close_timeout=CLOSE_TIMEOUT,
+            )
         except InvalidStatus as exc:
             raise self._refusal(exc) from None
         except (OSError, TimeoutError, InvalidURI, WebSocketException) as exc:
