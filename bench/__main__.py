@@ -181,6 +181,12 @@ def run_all(bench: Bench, selected: list[str], errors: list[str]) -> None:
 
     data: dict[str, Any] = next(t.example for t in load_default_catalog() if t.name == "message.sent")
 
+    def failed(row: str, what: str, backend: str, exc: Exception) -> None:
+        """A scenario or a deployment raised: said on the console, in the errors and as an ERROR row."""
+        errors.append(f"{what} ({backend}): {type(exc).__name__}: {exc}")
+        traceback.print_exc()
+        bench.add(row, backend, "ERROR", None, "", note=f"{type(exc).__name__}: {str(exc)[:200]}")
+
     def attempt(name: str, backend: str, step: Callable[[], None]) -> None:
         if name not in selected:
             return
@@ -191,9 +197,7 @@ def run_all(bench: Bench, selected: list[str], errors: list[str]) -> None:
         except KeyboardInterrupt:
             raise
         except Exception as exc:
-            errors.append(f"{name} ({backend}): {type(exc).__name__}: {exc}")
-            traceback.print_exc()
-            bench.add(name, backend, "ERROR", None, "", note=f"{type(exc).__name__}: {str(exc)[:200]}")
+            failed(name, name, backend, exc)
         print(f"   ({time.monotonic() - started:.0f} s)", flush=True)
 
     def before_too(backend: str, names: tuple[str, ...], step: Callable[[], None]) -> None:
@@ -207,11 +211,7 @@ def run_all(bench: Bench, selected: list[str], errors: list[str]) -> None:
             except KeyboardInterrupt:
                 raise
             except Exception as exc:
-                errors.append(f"{', '.join(names)} ({backend}, {bench.code}): {type(exc).__name__}: {exc}")
-                traceback.print_exc()
-                bench.add(
-                    "deploy", backend, "ERROR", None, "", note=f"{type(exc).__name__}: {str(exc)[:200]}"
-                )
+                failed("deploy", f"{', '.join(names)} on {bench.code}", backend, exc)
         scenarios.before_rows(bench, backend, *names)
 
     def on_one_deployment(backend: str) -> None:
@@ -251,11 +251,7 @@ def run_all(bench: Bench, selected: list[str], errors: list[str]) -> None:
             except KeyboardInterrupt:
                 raise
             except Exception as exc:
-                errors.append(f"deployment ({backend}): {type(exc).__name__}: {exc}")
-                traceback.print_exc()
-                bench.add(
-                    "deploy", backend, "ERROR", None, "", note=f"{type(exc).__name__}: {str(exc)[:200]}"
-                )
+                failed("deploy", "deployment", backend, exc)
         before_too(
             backend, ("ingest", "drain", "latency", "burst"), functools.partial(on_one_deployment, backend)
         )
