@@ -309,6 +309,10 @@ async def test_refusals_are_the_api_errors(server: Server, tenant_key: str) -> N
 ONE_BACKEND = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
+def _sigint_as_from_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class ListenProcess:
     """``hookline listen ... --json`` as a real process, its JSON lines read as they come."""
 
@@ -332,6 +336,11 @@ class ListenProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")},
+            # A suite started in the background (``&``, ``nohup``) ignores SIGINT, and a child inherits
+            # that: its Ctrl-C below would do nothing. The CLI gets SIGINT as from a terminal.
+            preexec_fn=_sigint_as_from_a_terminal
+            if signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            else None,
         )
         return cls(proc)
 
