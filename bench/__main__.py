@@ -256,22 +256,16 @@ def run_all(bench: Bench, selected: list[str], errors: list[str]) -> None:
             backend, ("ingest", "drain", "latency", "burst"), functools.partial(on_one_deployment, backend)
         )
         # Issue 4's other scenarios and the noisy tenant (fairness), each then on --before's code.
-        noisy = functools.partial(
-            attempt, "noisy", backend, functools.partial(scenarios.noisy, bench, backend)
-        )
-        noisy()
-        before_too(backend, ("noisy",), noisy)
-        if backend == "postgresql":
-            backlog = functools.partial(
-                attempt, "backlog", backend, functools.partial(scenarios.backlog, bench, backend)
-            )
-            backlog()
-            before_too(backend, ("backlog",), backlog)
-        fairness = functools.partial(
-            attempt, "fairness", backend, functools.partial(endpoint_scenarios.fairness, bench, backend)
-        )
-        fairness()
-        before_too(backend, ("fairness",), fairness)
+        for name, scenario in (
+            ("noisy", scenarios.noisy),
+            ("backlog", scenarios.backlog),
+            ("fairness", endpoint_scenarios.fairness),
+        ):
+            if name == "backlog" and backend != "postgresql":
+                continue
+            run = functools.partial(attempt, name, backend, functools.partial(scenario, bench, backend))
+            run()
+            before_too(backend, (name,), run)
         attempt("breaker", backend, lambda: endpoint_scenarios.breaker(bench, backend))  # noqa: B023
         attempt("ratelimit", backend, lambda: endpoint_scenarios.ratelimit(bench, backend))  # noqa: B023
         attempt("stats", backend, lambda: stats_scenario.stats(bench, backend))  # noqa: B023

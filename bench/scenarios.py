@@ -180,9 +180,8 @@ class Figure:
     verdict: str = ""  # PASS, MISS, "smoke" (a --quick run: too small for a verdict), or empty
     note: str = ""
     code: str = ""  # "" for the working tree's code; ``Before.label`` for --before's run of a scenario
-    measure: str = (
-        ""  # the name without the code's label: what a figure and its twin from the other code share
-    )
+    # The name without the code's label: what a figure and its twin from the other code share.
+    measure: str = ""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -214,9 +213,8 @@ class Bench:
     _runs: Iterator[int] = field(default_factory=itertools.count)
     _server_cpu: pg.ServerCpu | None = None
     before: Before | None = None  # --before: an earlier commit's code, run beside the working tree's
-    code: str = (
-        ""  # while a scenario runs on --before's code (``running_before``): its label, added to each row
-    )
+    # While a scenario runs on --before's code (``running_before``): its label, added to each row.
+    code: str = ""
 
     @property
     def before_label(self) -> str:
@@ -293,9 +291,7 @@ class Bench:
     def deployment(
         self, backend: str, label: str, env: dict[str, str] | None = None, workers: int = 1
     ) -> Deployment:
-        if (
-            self.code and self.before is not None
-        ):  # inside running_before: the scenario's deployment runs that code
+        if self.code and self.before is not None:  # inside running_before: the deployment runs that code
             label, env = f"{label}-{self.before.commit}", {**(env or {}), **self.before.env}
         deploy = Deployment(backend, label, self.procs, self.dbs, self.sink, self.workdir, env, workers)
         deploy.warmup_events = self.sizes.warmup_events
